@@ -1,0 +1,19 @@
+"""DELETE /products/{productId}: archive a product (admin); orders keep their copy."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction
+from funcmart.services import catalog
+
+deps = build()
+app = HttpFunction(deps.settings.max_body_bytes)
+
+
+@app.delete("/products/<productId>")
+def archive_product(productId: str) -> Response[None]:
+    catalog.archive_product(deps.products, deps.cache, deps.clock, app.principal(), productId)
+    return Response(status_code=204)
+
+
+handler = app.handler

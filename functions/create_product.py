@@ -1,0 +1,22 @@
+"""POST /products: add a product to the catalog (admin)."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.api.catalog import NewProduct, ProductOut
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.services import catalog
+
+deps = build()
+app = HttpFunction(deps.settings.max_body_bytes)
+
+
+@app.post("/products")
+def create_product(body: NewProduct) -> Response[ProductOut]:
+    product = catalog.create_product(
+        deps.products, deps.clock, deps.ids, app.principal(), **body.command()
+    )
+    return json_response(product.to_dict(), 201, {"Location": f"/products/{product.id}"})
+
+
+handler = app.handler

@@ -1,0 +1,1 @@
+"""DynamoDB through pynamodb: the single table and the repositories over it."""

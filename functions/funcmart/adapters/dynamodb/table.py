@@ -1,0 +1,127 @@
+"""The single table's item types as pynamodb models, bound to a table at cold start.
+
+`bind(...)` builds model classes for one table name and endpoint, so nothing global is
+mutated and tests can bind the same models to DynamoDB Local, moto or AWS side by side.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.connection import Connection
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
+
+from funcmart.domain.errors import InvalidRequest
+
+
+class _Gsi1(GlobalSecondaryIndex["_Item"]):
+    class Meta:
+        index_name = "gsi1"
+        projection = AllProjection()
+
+    gsi1pk = UnicodeAttribute(hash_key=True)
+    gsi1sk = UnicodeAttribute(range_key=True)
+
+
+class _Gsi2(GlobalSecondaryIndex["_Item"]):
+    class Meta:
+        index_name = "gsi2"
+        projection = AllProjection()
+
+    gsi2pk = UnicodeAttribute(hash_key=True)
+    gsi2sk = UnicodeAttribute(range_key=True)
+
+
+class _Item(Model):
+    """Key attributes every item of the table has."""
+
+    pk = UnicodeAttribute(hash_key=True)
+    sk = UnicodeAttribute(range_key=True)
+    # Set on the items an index lists; absent (sparse) otherwise.
+    gsi1pk = UnicodeAttribute(null=True)
+    gsi1sk = UnicodeAttribute(null=True)
+    gsi2pk = UnicodeAttribute(null=True)
+    gsi2sk = UnicodeAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # epoch seconds; the table's TTL attribute
+    gsi1 = _Gsi1()
+    gsi2 = _Gsi2()
+
+
+class ProductItem(_Item):
+    """PRODUCT#<id> / PRODUCT."""
+
+    name = UnicodeAttribute()
+    description = UnicodeAttribute(default="")
+    category = UnicodeAttribute()
+    price_amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    stock = NumberAttribute()
+    status = UnicodeAttribute()
+    version = NumberAttribute()
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+
+
+@dataclass(frozen=True)
+class Tables:
+    """Model classes bound to one table and endpoint, plus a connection for transactions."""
+
+    table_name: str
+    connection: Connection
+    Product: type[ProductItem]
+
+
+def bind(table_name: str, region: str, host: str | None) -> Tables:
+    def model(base: type[_Item]) -> Any:
+        meta = type(
+            "Meta",
+            (),
+            {
+                "table_name": table_name,
+                "region": region,
+                "host": host,
+                "connect_timeout_seconds": 2,
+                "read_timeout_seconds": 5,
+                "max_retry_attempts": 2,
+            },
+        )
+        return type(base.__name__, (base,), {"Meta": meta, "__module__": __name__})
+
+    return Tables(
+        table_name=table_name,
+        connection=Connection(region=region, host=host),
+        Product=model(ProductItem),
+    )
+
+
+def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
+    """An opaque, URL-safe page cursor from DynamoDB's LastEvaluatedKey."""
+    if not last_evaluated_key:
+        return None
+    plain = {k: next(iter(v.values())) for k, v in last_evaluated_key.items()}
+    raw = json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None, expected_keys: set[str]) -> dict[str, Any] | None:
+    """The LastEvaluatedKey a cursor stands for; InvalidRequest for anything we did not issue."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise InvalidRequest("cursor is not one this API issued", field="cursor") from exc
+    if (
+        not isinstance(plain, dict)
+        or set(plain) != expected_keys
+        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in plain.values())
+    ):
+        raise InvalidRequest("cursor is not one this API issued", field="cursor")
+    return {k: {"S": v} for k, v in plain.items()}

@@ -1,0 +1,1 @@
+"""The HTTP contract: request and response schemas (pydantic), shared by every platform."""

@@ -1,0 +1,89 @@
+"""Catalog request and response schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from funcmart.domain.catalog import CATEGORY_PATTERN, MAX_STOCK, Product, ProductChanges
+from funcmart.domain.money import Money
+
+Category = Annotated[StrictStr, Field(pattern=CATEGORY_PATTERN, examples=["books"])]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MoneyIn(Strict):
+    amount: Annotated[StrictInt, Field(ge=0, le=10_000_000_000, description="minor units")]
+    currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
+
+    def money(self) -> Money:
+        return Money(self.amount, self.currency)
+
+
+class NewProduct(Strict):
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    description: Annotated[StrictStr, Field(max_length=4000)] = ""
+    category: Category
+    price: MoneyIn
+    stock: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] = 0
+
+    def command(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "category": self.category,
+            "price": self.price.money(),
+            "stock": self.stock,
+        }
+
+
+class ProductPatch(Strict):
+    version: Annotated[StrictInt, Field(ge=1, description="the version you read")]
+    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    description: Annotated[StrictStr, Field(max_length=4000)] | None = None
+    category: Category | None = None
+    price: MoneyIn | None = None
+
+    def changes(self) -> ProductChanges:
+        return ProductChanges(
+            name=self.name,
+            description=self.description,
+            category=self.category,
+            price=self.price.money() if self.price else None,
+        )
+
+
+class StockUpdate(Strict):
+    set: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] | None = None
+    adjust: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+
+
+class MoneyOut(BaseModel):
+    amount: int
+    currency: str
+
+
+class ProductOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    category: str
+    price: MoneyOut
+    stock: int
+    status: str
+    version: int
+    createdAt: str
+    updatedAt: str
+
+    @classmethod
+    def of(cls, p: Product) -> ProductOut:
+        return cls.model_validate(p.to_dict())
+
+
+class ProductPage(BaseModel):
+    items: list[ProductOut]
+    nextCursor: str | None = None

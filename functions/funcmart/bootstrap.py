@@ -1,0 +1,85 @@
+"""The composition root: wires adapters into the ports the services use.
+
+Each handler module calls `build()` at module scope (cold start) and reuses the result while
+warm. Adapters are built on first use, so a function pays only for the clients it touches.
+Tests call `build(...)` with fakes or with clients pointed at DynamoDB Local and a real Redis.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from funcmart.settings import Settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from funcmart.adapters.dynamodb.table import Tables
+    from funcmart.adapters.redis_store import RedisGuard
+    from funcmart.ports import Clock, IdGenerator, ProductCache, ProductRepository
+
+
+class Container:
+    """The adapters one function instance uses, built lazily and kept while warm."""
+
+    def __init__(self, settings: Settings, **overrides: Any) -> None:
+        self.settings = settings
+        # Any port can be replaced (tests pass fakes or pre-built clients).
+        for name, value in overrides.items():
+            if name not in _OVERRIDABLE:
+                raise TypeError(f"unknown dependency {name!r}")
+            self.__dict__[name] = value
+
+    @cached_property
+    def tables(self) -> Tables:
+        from funcmart.adapters.dynamodb.table import bind
+
+        s = self.settings
+        return bind(s.table_name, s.aws_region, s.dynamodb_endpoint)
+
+    @cached_property
+    def redis_client(self) -> redis.Redis:
+        from funcmart.adapters.redis_store import connect
+
+        return connect(self.settings.redis_url, self.settings.redis_socket_timeout_seconds)
+
+    @cached_property
+    def redis(self) -> RedisGuard:
+        from funcmart.adapters.redis_store import Breaker, RedisGuard
+
+        return RedisGuard(self.redis_client, Breaker(self.settings.redis_retry_after_seconds))
+
+    @cached_property
+    def products(self) -> ProductRepository:
+        from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
+
+        return DynamoProductRepository(self.tables)
+
+    @cached_property
+    def cache(self) -> ProductCache:
+        from funcmart.adapters.redis_store import RedisProductCache
+
+        return RedisProductCache(self.redis, self.settings.cache_ttl_seconds)
+
+    @cached_property
+    def clock(self) -> Clock:
+        from funcmart.adapters.system import SystemClock
+
+        return SystemClock()
+
+    @cached_property
+    def ids(self) -> IdGenerator:
+        from funcmart.adapters.system import UuidGenerator
+
+        return UuidGenerator()
+
+
+_OVERRIDABLE = {
+    name for name, value in vars(Container).items() if isinstance(value, cached_property)
+}
+
+
+def build(settings: Settings | None = None, **overrides: Any) -> Container:
+    """The container for this process: settings from the environment unless given."""
+    return Container(settings or Settings.load(), **overrides)

@@ -1,0 +1,1 @@
+"""The domain: rules and state transitions. Standard library only."""

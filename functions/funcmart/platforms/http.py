@@ -1,0 +1,239 @@
+"""The HTTP side of every function: one resolver per function, errors mapped once.
+
+A handler module builds its app with `http_function(...)`, declares its one route, and
+exports `handler = app.handler`. Every platform delivers an API Gateway HTTP API (payload v2)
+event, so this module is the same on Lambda, Knative and the local platform.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from http import HTTPStatus
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+
+from funcmart.domain import errors
+from funcmart.domain.identity import Principal, require
+
+PROBLEM_JSON = "application/problem+json"
+logger = Logger(service="funcmart")
+
+_STATUS: list[tuple[type[errors.DomainError], int]] = [
+    (errors.InvalidRequest, 400),
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.RequestInProgress, 409),
+    (errors.Conflict, 409),
+    (errors.IdempotencyKeyReused, 422),
+    (errors.DependencyUnavailable, 503),
+    (errors.TransientFailure, 503),
+]
+
+
+def status_of(exc: errors.DomainError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
+def _slug(title: str) -> str:
+    return "-".join(title.lower().replace(",", "").split())
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[Any]:
+    """An RFC 9457 problem+json response."""
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=problem_body(status, title, detail, request_id, **extra),
+        headers=headers or {},
+    )
+
+
+def problem_body(
+    status: int, title: str, detail: str, request_id: str | None = None, **extra: Any
+) -> str:
+    body: dict[str, Any] = {
+        "type": f"urn:funcmart:problem:{_slug(title)}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if request_id:
+        body["requestId"] = request_id
+    body.update({k: v for k, v in extra.items() if v is not None})
+    return json.dumps(body, separators=(",", ":"))
+
+
+def parse_groups(raw: Any) -> frozenset[str]:
+    """Groups from a JWT claim: a list, or API Gateway's flattened string form "[a b]"."""
+    if raw is None:
+        return frozenset()
+    if isinstance(raw, list | tuple):
+        return frozenset(str(g) for g in raw)
+    text = str(raw).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return frozenset(g.strip().strip('"') for g in text.replace(",", " ").split() if g.strip())
+
+
+def principal_from_claims(claims: dict[str, Any] | None) -> Principal | None:
+    if not claims or not claims.get("sub"):
+        return None
+    groups = claims.get("cognito:groups", claims.get("groups"))
+    return Principal(subject=str(claims["sub"]), groups=parse_groups(groups))
+
+
+def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return 400, "the request body is not valid JSON", []
+    issues = []
+    for e in errs:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
+    summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
+    return 400, f"the request is not valid: {summary}", issues
+
+
+class HttpFunction(APIGatewayHttpResolver):
+    """A Powertools resolver with funcmart's error mapping, auth helpers and body limit."""
+
+    def __init__(self, max_body_bytes: int = 65536) -> None:
+        super().__init__(enable_validation=True, response_validation_error_http_code=500)
+        self.max_body_bytes = max_body_bytes
+        self.exception_handler(errors.DomainError)(self._domain_error)
+        self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(NotFoundError)(self._not_found)
+        self.exception_handler(Exception)(self._unexpected)
+
+    # -- request helpers -------------------------------------------------------------
+    @property
+    def request_id(self) -> str | None:
+        ctx = self.current_event.get("requestContext") or {}
+        rid = ctx.get("requestId")
+        return str(rid) if rid else None
+
+    def principal(self) -> Principal:
+        """The verified caller; 401 when the request carries no verified claims."""
+        return require(self.optional_principal())
+
+    def optional_principal(self) -> Principal | None:
+        authorizer = (self.current_event.get("requestContext") or {}).get("authorizer") or {}
+        claims = (authorizer.get("jwt") or {}).get("claims")
+        return principal_from_claims(claims if isinstance(claims, dict) else None)
+
+    def header(self, name: str) -> str | None:
+        headers = self.current_event.get("headers") or {}
+        lowered = name.lower()
+        return next((str(v) for k, v in headers.items() if k.lower() == lowered), None)
+
+    # -- error mapping ------------------------------------------------------------------
+    def _domain_error(self, exc: errors.DomainError) -> Response[Any]:
+        status = status_of(exc)
+        headers = {}
+        if isinstance(exc, errors.DependencyUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+            logger.warning("dependency unavailable", extra={"detail": exc.detail})
+        return problem(status, exc.title, exc.detail, self.request_id, headers, **exc.extra)
+
+    def _validation_error(self, exc: RequestValidationError) -> Response[Any]:
+        status, detail, issues = _validation_detail(list(exc.errors()))
+        title = "Malformed request" if not issues else "Invalid request"
+        return problem(status, title, detail, self.request_id, errors=issues or None)
+
+    def _not_found(self, exc: NotFoundError) -> Response[Any]:
+        path = self.current_event.get("rawPath", "")
+        return problem(404, "Not found", f"no route for {path}", self.request_id)
+
+    def _unexpected(self, exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return problem(
+            500,
+            "Internal error",
+            "an unexpected error occurred; it has been logged",
+            self.request_id,
+        )
+
+    # -- entry point --------------------------------------------------------------------
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The Lambda handler: body limit and content type first, then the route."""
+        rejected = self._reject_early(event)
+        if rejected is not None:
+            return rejected
+        logger.set_correlation_id(_correlation_id(event))
+        return self.resolve(event, context)
+
+    def _reject_early(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        if not isinstance(event, dict) or "requestContext" not in event:
+            return _raw_problem(400, "Malformed event", "not an API Gateway HTTP API event", None)
+        rid = (event.get("requestContext") or {}).get("requestId")
+        body = event.get("body")
+        if body is None:
+            return None
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        if size > self.max_body_bytes:
+            return _raw_problem(
+                413,
+                "Payload too large",
+                f"the body is {size} bytes; the limit is {self.max_body_bytes}",
+                rid,
+            )
+        if event.get("isBase64Encoded"):
+            try:
+                event["body"] = base64.b64decode(body).decode("utf-8")
+                event["isBase64Encoded"] = False
+            except (ValueError, UnicodeDecodeError):
+                return _raw_problem(400, "Malformed request", "the body is not UTF-8", rid)
+        content_type = _header(event, "content-type")
+        if event["body"] and content_type and "json" not in content_type.lower():
+            return _raw_problem(
+                415,
+                "Unsupported media type",
+                f"send application/json, not {content_type}",
+                rid,
+            )
+        return None
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if k.lower() == name), None)
+
+
+def _correlation_id(event: dict[str, Any]) -> str | None:
+    supplied = _header(event, "x-correlation-id")
+    if supplied and len(supplied) <= 128 and supplied.isprintable():
+        return supplied
+    rid = (event.get("requestContext") or {}).get("requestId")
+    return str(rid) if rid else None
+
+
+def _raw_problem(status: int, title: str, detail: str, request_id: str | None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": problem_body(status, title, detail, request_id),
+        "isBase64Encoded": False,
+    }
+
+
+def json_response(
+    body: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        status_code=int(status),
+        content_type="application/json",
+        body=body,
+        headers=headers or {},
+    )

@@ -1,0 +1,248 @@
+"""Reads template.yaml, the one description of every function, queue, schedule and the table.
+
+The local platform, `make invoke` and the tests all take their routes, environments, event
+sources and the table definition from here, so that nothing about the AWS shape is written twice.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[4]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+class _Tag:
+    """A CloudFormation intrinsic function (!Ref, !GetAtt, !Sub ...) kept as data."""
+
+    def __init__(self, name: str, value: Any) -> None:
+        self.name = name
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"!{self.name} {self.value!r}"
+
+
+class _Loader(yaml.SafeLoader):
+    pass
+
+
+def _construct(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> _Tag:
+    value: Any
+    if isinstance(node, yaml.ScalarNode):
+        value = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return _Tag(suffix, value)
+
+
+_Loader.add_multi_constructor("!", _construct)
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a CloudFormation YAML file, keeping intrinsic functions as `_Tag` objects."""
+    with path.open() as fh:
+        return yaml.load(fh, Loader=_Loader)
+
+
+@dataclass(frozen=True)
+class HttpRoute:
+    method: str
+    path: str
+    public: bool
+
+
+@dataclass(frozen=True)
+class QueueSource:
+    queue: str  # logical id of the AWS::SQS::Queue
+    batch_size: int
+    batch_window_seconds: int
+    report_batch_item_failures: bool
+
+
+@dataclass(frozen=True)
+class Schedule:
+    expression: str  # rate(...) or cron(...)
+
+    @property
+    def every_seconds(self) -> float:
+        m = re.fullmatch(r"rate\((\d+)\s+(minute|minutes|hour|hours|day|days)\)", self.expression)
+        if not m:
+            raise ValueError(f"unsupported schedule expression {self.expression!r}")
+        unit = {"minute": 60, "hour": 3600, "day": 86400}[m.group(2).rstrip("s")]
+        return int(m.group(1)) * unit
+
+
+@dataclass(frozen=True)
+class Function:
+    logical_id: str
+    handler: str  # "<module>.<attribute>"
+    code_uri: str
+    timeout: int
+    environment: dict[str, Any]
+    routes: tuple[HttpRoute, ...] = ()
+    queues: tuple[QueueSource, ...] = ()
+    schedules: tuple[Schedule, ...] = ()
+
+    @property
+    def module(self) -> str:
+        return self.handler.rsplit(".", 1)[0]
+
+    @property
+    def attribute(self) -> str:
+        return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class Queue:
+    logical_id: str
+    properties: dict[str, Any]
+    dead_letter_target: str | None
+    max_receive_count: int | None
+
+
+@dataclass
+class Template:
+    raw: dict[str, Any]
+    functions: dict[str, Function] = field(default_factory=dict)
+    queues: dict[str, Queue] = field(default_factory=dict)
+
+    def parameter_default(self, name: str) -> Any:
+        return self.raw.get("Parameters", {}).get(name, {}).get("Default")
+
+    def resource(self, logical_id: str) -> dict[str, Any]:
+        res: dict[str, Any] = self.raw["Resources"][logical_id]
+        return res
+
+    def table_properties(self, logical_id: str = "Table") -> dict[str, Any]:
+        props: dict[str, Any] = self.resource(logical_id)["Properties"]
+        return props
+
+    def create_table_kwargs(self, table_name: str, logical_id: str = "Table") -> dict[str, Any]:
+        """Arguments for boto3 `create_table` that build the table exactly as the template does."""
+        props = self.table_properties(logical_id)
+        kwargs: dict[str, Any] = {
+            "TableName": table_name,
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "KeySchema": props["KeySchema"],
+            "BillingMode": props.get("BillingMode", "PAY_PER_REQUEST"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if props.get("StreamSpecification"):
+            spec = dict(props["StreamSpecification"])
+            spec["StreamEnabled"] = True
+            kwargs["StreamSpecification"] = spec
+        return kwargs
+
+    def ttl_attribute(self, logical_id: str = "Table") -> str | None:
+        ttl = self.table_properties(logical_id).get("TimeToLiveSpecification") or {}
+        return ttl.get("AttributeName") if ttl.get("Enabled") else None
+
+
+def _routes(events: dict[str, Any], default_public: bool) -> tuple[HttpRoute, ...]:
+    out = []
+    for ev in events.values():
+        if ev.get("Type") != "HttpApi":
+            continue
+        p = ev.get("Properties", {})
+        auth = (p.get("Auth") or {}).get("Authorizer")
+        public = default_public if auth is None else auth == "NONE"
+        out.append(HttpRoute(method=p["Method"].upper(), path=p["Path"], public=public))
+    return tuple(out)
+
+
+def _ref_target(value: Any) -> str:
+    if isinstance(value, _Tag):
+        if value.name == "GetAtt":
+            target = value.value if isinstance(value.value, str) else ".".join(value.value)
+            return str(target).split(".")[0]
+        return str(value.value)
+    return str(value)
+
+
+def _queues(events: dict[str, Any]) -> tuple[QueueSource, ...]:
+    out = []
+    for ev in events.values():
+        if ev.get("Type") != "SQS":
+            continue
+        p = ev.get("Properties", {})
+        out.append(
+            QueueSource(
+                queue=_ref_target(p["Queue"]),
+                batch_size=int(p.get("BatchSize", 10)),
+                batch_window_seconds=int(p.get("MaximumBatchingWindowInSeconds", 0)),
+                report_batch_item_failures="ReportBatchItemFailures"
+                in (p.get("FunctionResponseTypes") or []),
+            )
+        )
+    return tuple(out)
+
+
+def _schedules(events: dict[str, Any]) -> tuple[Schedule, ...]:
+    return tuple(
+        Schedule(expression=ev["Properties"]["Schedule"])
+        for ev in events.values()
+        if ev.get("Type") in ("Schedule", "ScheduleV2")
+    )
+
+
+def parse(raw: dict[str, Any]) -> Template:
+    tpl = Template(raw=raw)
+    glob = (raw.get("Globals") or {}).get("Function") or {}
+    glob_env = ((glob.get("Environment") or {}).get("Variables")) or {}
+    api_default_public = True
+    for res in raw["Resources"].values():
+        if res.get("Type") == "AWS::Serverless::HttpApi":
+            auth = (res.get("Properties") or {}).get("Auth") or {}
+            api_default_public = not auth.get("DefaultAuthorizer")
+    for lid, res in raw["Resources"].items():
+        props = res.get("Properties") or {}
+        if res.get("Type") == "AWS::Serverless::Function":
+            env = dict(glob_env)
+            env.update(((props.get("Environment") or {}).get("Variables")) or {})
+            events = props.get("Events") or {}
+            tpl.functions[lid] = Function(
+                logical_id=lid,
+                handler=str(props.get("Handler", glob.get("Handler"))),
+                code_uri=props.get("CodeUri", glob.get("CodeUri", ".")),
+                timeout=int(props.get("Timeout", glob.get("Timeout", 3))),
+                environment=env,
+                routes=_routes(events, api_default_public),
+                queues=_queues(events),
+                schedules=_schedules(events),
+            )
+        elif res.get("Type") == "AWS::SQS::Queue":
+            redrive = props.get("RedrivePolicy") or {}
+            tpl.queues[lid] = Queue(
+                logical_id=lid,
+                properties=props,
+                dead_letter_target=_ref_target(redrive["deadLetterTargetArn"]) if redrive else None,
+                max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+            )
+    return tpl
+
+
+def load(path: Path = TEMPLATE_PATH) -> Template:
+    return parse(load_yaml(path))
+
+
+def resolve(value: Any, refs: dict[str, str]) -> str:
+    """Resolve an environment value against local stand-ins for !Ref, !GetAtt and !Sub."""
+    if not isinstance(value, _Tag):
+        return str(value)
+    if value.name == "Ref":
+        return refs[str(value.value)]
+    if value.name == "GetAtt":
+        target = value.value if isinstance(value.value, str) else ".".join(value.value)
+        return refs[str(target)]
+    if value.name == "Sub" and isinstance(value.value, str):
+        return re.sub(r"\$\{([^}]+)\}", lambda m: refs[m.group(1)], value.value)
+    raise ValueError(f"cannot resolve {value!r} locally")

@@ -1,0 +1,1 @@
+"""Use cases: one function each, over ports. No transport, no vendor."""

@@ -1,0 +1,122 @@
+"""Catalog use cases."""
+
+from __future__ import annotations
+
+from funcmart.domain import catalog
+from funcmart.domain.catalog import Product, ProductChanges, StockChange
+from funcmart.domain.errors import NotFound, VersionConflict
+from funcmart.domain.identity import Principal
+from funcmart.domain.money import Money
+from funcmart.ports import Clock, IdGenerator, Page, ProductCache, ProductRepository
+
+MAX_PAGE = 100
+
+
+def list_products(
+    products: ProductRepository, category: str | None, limit: int, cursor: str | None
+) -> Page[Product]:
+    """One page of active products, by category or across the catalog, ordered by name."""
+    if category is not None:
+        catalog.validate_category(category)
+    return products.list(category, max(1, min(limit, MAX_PAGE)), cursor)
+
+
+def get_product(
+    products: ProductRepository,
+    cache: ProductCache,
+    product_id: str,
+    principal: Principal | None = None,
+) -> tuple[Product, bool]:
+    """The product and whether it came from the cache; archived ones only for admins."""
+    cached = cache.get(product_id)
+    if cached is not None:
+        product = Product.from_dict(cached)
+        hit = True
+    else:
+        found = products.get(product_id)
+        if found is None:
+            raise NotFound(f"product {product_id} does not exist")
+        product, hit = found, False
+        cache.put(product_id, product.to_dict())
+    if not product.active and not (principal and principal.is_admin):
+        raise NotFound(f"product {product_id} does not exist")
+    return product, hit
+
+
+def create_product(
+    products: ProductRepository,
+    clock: Clock,
+    ids: IdGenerator,
+    principal: Principal,
+    *,
+    name: str,
+    description: str,
+    category: str,
+    price: Money,
+    stock: int,
+) -> Product:
+    """Add a product to the catalog (admin)."""
+    principal.require_admin()
+    product = catalog.new_product(
+        ids.new_id(), name, description, category, price, stock, clock.now()
+    )
+    products.add(product)
+    return product
+
+
+def update_product(
+    products: ProductRepository,
+    cache: ProductCache,
+    clock: Clock,
+    principal: Principal,
+    product_id: str,
+    expected_version: int,
+    changes: ProductChanges,
+) -> Product:
+    """Change catalog fields if nobody else changed the product since `expected_version`."""
+    principal.require_admin()
+    current = products.get(product_id)
+    if current is None:
+        raise NotFound(f"product {product_id} does not exist")
+    if current.version != expected_version:
+        raise VersionConflict(
+            f"product {product_id} is at version {current.version}, not {expected_version}",
+            currentVersion=current.version,
+        )
+    updated = catalog.apply_changes(current, changes, clock.now())
+    products.save(updated, expected_version)
+    cache.invalidate(product_id)
+    return updated
+
+
+def archive_product(
+    products: ProductRepository,
+    cache: ProductCache,
+    clock: Clock,
+    principal: Principal,
+    product_id: str,
+) -> Product:
+    """Take a product out of the catalog; orders that name it keep their copy."""
+    principal.require_admin()
+    current = products.get(product_id)
+    if current is None:
+        raise NotFound(f"product {product_id} does not exist")
+    archived = catalog.archive(current, clock.now())
+    products.save(archived, current.version)
+    cache.invalidate(product_id)
+    return archived
+
+
+def set_stock(
+    products: ProductRepository,
+    cache: ProductCache,
+    clock: Clock,
+    principal: Principal,
+    product_id: str,
+    change: StockChange,
+) -> Product:
+    """Set or adjust stock atomically (admin); it never goes below zero."""
+    principal.require_admin()
+    product = products.change_stock(product_id, change, clock.now())
+    cache.invalidate(product_id)
+    return product

@@ -1,0 +1,73 @@
+"""Typed settings, read once at cold start: explicit argument, then environment, then default."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; raised at cold start, never per request."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    table_name: str
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    aws_region: str = "us-east-1"
+    dynamodb_endpoint: str | None = None
+    sqs_endpoint: str | None = None
+    max_body_bytes: int = 65536
+    cache_ttl_seconds: int = 300
+    # How long a Redis outage is remembered before the next attempt (a small circuit breaker).
+    redis_retry_after_seconds: float = 5.0
+    redis_socket_timeout_seconds: float = 0.25
+
+    _ENV: ClassVar[dict[str, str]] = {
+        "table_name": "TABLE_NAME",
+        "redis_url": "REDIS_URL",
+        "aws_region": "AWS_REGION",
+        "dynamodb_endpoint": "AWS_ENDPOINT_URL_DYNAMODB",
+        "sqs_endpoint": "AWS_ENDPOINT_URL_SQS",
+        "max_body_bytes": "MAX_BODY_BYTES",
+        "cache_ttl_seconds": "CACHE_TTL_SECONDS",
+        "redis_retry_after_seconds": "REDIS_RETRY_AFTER_SECONDS",
+        "redis_socket_timeout_seconds": "REDIS_SOCKET_TIMEOUT_SECONDS",
+    }
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from overrides, then `environ` (default os.environ), then defaults."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name in overrides:
+                values[f.name] = overrides[f.name]
+                continue
+            raw = env.get(cls._ENV[f.name])
+            if f.name == "aws_region" and not raw:
+                raw = env.get("AWS_DEFAULT_REGION")
+            if f.name == "dynamodb_endpoint" and not raw:
+                raw = env.get("AWS_ENDPOINT_URL")
+            if f.name == "sqs_endpoint" and not raw:
+                raw = env.get("AWS_ENDPOINT_URL")
+            if raw in (None, ""):
+                continue
+            values[f.name] = _coerce(f.name, f.type, raw)
+        if "table_name" not in values:
+            raise SettingsError("TABLE_NAME is not set: the function does not know its table")
+        return cls(**values)
+
+
+def _coerce(name: str, type_: Any, raw: str) -> Any:
+    kind = str(type_)
+    try:
+        if kind.startswith("int"):
+            return int(raw)
+        if kind.startswith("float"):
+            return float(raw)
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    return raw

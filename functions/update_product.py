@@ -1,0 +1,28 @@
+"""PATCH /products/{productId}: change catalog fields (admin); a stale version gives 409."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.api.catalog import ProductOut, ProductPatch
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.services import catalog
+
+deps = build()
+app = HttpFunction(deps.settings.max_body_bytes)
+
+
+@app.patch("/products/<productId>")
+def update_product(productId: str, body: ProductPatch) -> Response[ProductOut]:
+    product = catalog.update_product(
+        deps.products,
+        deps.cache,
+        deps.clock,
+        app.principal(),
+        productId,
+        body.version,
+        body.changes(),
+    )
+    return json_response(product.to_dict())
+
+
+handler = app.handler
