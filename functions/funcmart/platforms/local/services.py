@@ -160,9 +160,9 @@ def start_redis_server(port: int | None = None) -> Process:
         )
     port = port or free_port()
     workdir = Path(tempfile.mkdtemp(prefix="funcmart-redis-"))
+    args = ["--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no"]
     proc = subprocess.Popen(
-        [binary, "--bind", LOOPBACK, "--port", str(port), "--save", "", "--appendonly", "no"]
-        + ["--dir", str(workdir)],
+        [binary, *args, "--dir", str(workdir)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
