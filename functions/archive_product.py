@@ -7,7 +7,7 @@ from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps.settings.max_body_bytes)
+app = HttpFunction(deps)
 
 
 @app.delete("/products/<productId>")

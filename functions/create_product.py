@@ -8,7 +8,7 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps.settings.max_body_bytes)
+app = HttpFunction(deps)
 
 
 @app.post("/products")

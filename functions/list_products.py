@@ -10,7 +10,7 @@ from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps.settings.max_body_bytes)
+app = HttpFunction(deps)
 
 
 @app.get("/products")

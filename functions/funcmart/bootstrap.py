@@ -17,7 +17,17 @@ if TYPE_CHECKING:
 
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
-    from funcmart.ports import Clock, IdGenerator, ProductCache, ProductRepository
+    from funcmart.ports import (
+        Clock,
+        IdGenerator,
+        Metrics,
+        OrderRepository,
+        PaymentGateway,
+        ProductCache,
+        ProductRepository,
+        Publisher,
+    )
+    from funcmart.services.orders import OrderPorts, ReconcilePolicy
 
 
 class Container:
@@ -73,6 +83,68 @@ class Container:
         from funcmart.adapters.system import UuidGenerator
 
         return UuidGenerator()
+
+    @cached_property
+    def orders(self) -> OrderRepository:
+        from funcmart.adapters.dynamodb.orders import DynamoOrderRepository
+
+        return DynamoOrderRepository(self.tables)
+
+    @cached_property
+    def payments(self) -> PaymentGateway:
+        from funcmart.adapters.payments import SimulatedPaymentGateway
+
+        return SimulatedPaymentGateway(self.tables, self.clock, self.settings.payment_slow_seconds)
+
+    @cached_property
+    def sqs_client(self) -> Any:
+        import boto3
+
+        return boto3.client(
+            "sqs", region_name=self.settings.aws_region, endpoint_url=self.settings.sqs_endpoint
+        )
+
+    @cached_property
+    def publisher(self) -> Publisher:
+        from funcmart.adapters.sqs import SqsPublisher
+
+        s = self.settings
+        urls = {"OrderPlaced": s.order_placed_queue_url, "OrderPaid": s.order_paid_queue_url}
+        return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v})
+
+    @cached_property
+    def metrics(self) -> Metrics:
+        from funcmart.adapters.metrics import REGISTRY, EmfMetrics
+
+        if self.settings.metrics_backend == "emf":
+            return EmfMetrics()
+        return REGISTRY
+
+    @cached_property
+    def order_ports(self) -> OrderPorts:
+        from funcmart.services.orders import OrderPorts
+
+        return OrderPorts(
+            orders=self.orders,
+            payments=self.payments,
+            publisher=self.publisher,
+            cache=self.cache,
+            clock=self.clock,
+            ids=self.ids,
+            metrics=self.metrics,
+            idempotency_ttl_seconds=self.settings.idempotency_ttl_seconds,
+        )
+
+    @cached_property
+    def reconcile_policy(self) -> ReconcilePolicy:
+        from funcmart.services.orders import ReconcilePolicy
+
+        s = self.settings
+        return ReconcilePolicy(
+            republish_after_seconds=s.reconcile_after_seconds,
+            abandon_after_seconds=s.abandon_after_seconds,
+            max_republish=s.max_republish,
+        )
 
 
 _OVERRIDABLE = {

@@ -11,6 +11,15 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from funcmart.domain.catalog import Product, StockChange
+from funcmart.domain.money import Money
+from funcmart.domain.orders import (
+    Charge,
+    Event,
+    IdempotencyRecord,
+    Notification,
+    Order,
+    Shipment,
+)
 
 T = TypeVar("T")
 
@@ -54,3 +63,77 @@ class Clock(Protocol):
 
 class IdGenerator(Protocol):
     def new_id(self) -> str: ...
+
+
+# ------------------------------------------------------------------------------ orders
+
+
+class OrderRepository(Protocol):
+    def get(self, order_id: str) -> Order | None: ...
+
+    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        """Current products by id (consistent reads); missing ids are absent."""
+
+    def place(
+        self, order: Order, product_versions: dict[str, int], record: IdempotencyRecord
+    ) -> IdempotencyRecord:
+        """In one transaction: reserve stock for every line (conditional on stock, status and
+        the version the prices were read at), store the order and the idempotency record.
+
+        Returns the stored record: `record`, or the one an earlier request under the same key
+        stored. Raises OutOfStock naming the short lines, or VersionConflict when a product
+        changed since it was read (the caller re-reads and tries again).
+        """
+
+    def get_idempotency(self, customer: str, key: str) -> IdempotencyRecord | None: ...
+
+    def transition(
+        self,
+        current: Order,
+        new: Order,
+        *,
+        release_stock: bool = False,
+        charge: Charge | None = None,
+        shipment: Shipment | None = None,
+        notification: Notification | None = None,
+    ) -> bool:
+        """Write `new` if the stored order is still in `current.status`, with the stock
+        release and records given, all in one transaction. False if the state had moved."""
+
+    def get_charge(self, order_id: str) -> Charge | None: ...
+
+    def mark_refunded(self, order_id: str, now: str) -> None: ...
+
+    def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]: ...
+
+    def open_orders(self, updated_before: str, limit: int) -> list[Order]:
+        """PENDING and PAID orders last changed before `updated_before`, oldest first."""
+
+    def record_republish(self, order: Order, now: str) -> int | None:
+        """Count one more republish of an open order: the new count, or None if the order
+        left its state meanwhile."""
+
+
+class PaymentGateway(Protocol):
+    def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
+        """Capture `amount`; the same key always yields the same charge, never a second one.
+        Raises PaymentDeclined (final) or TransientFailure (retry later)."""
+
+    def lookup(self, idempotency_key: str) -> Charge | None: ...
+
+    def refund(self, idempotency_key: str) -> None:
+        """Refund the charge made under the key, once, however often called."""
+
+
+class Publisher(Protocol):
+    def publish(self, event: Event) -> None:
+        """Deliver an event to its queue or broker; DependencyUnavailable on failure."""
+
+
+class Metrics(Protocol):
+    def incr(self, name: str, value: float = 1) -> None: ...
+
+    def observe_ms(self, name: str, milliseconds: float) -> None: ...
+
+    def flush(self) -> None:
+        """Send what was recorded during this invocation, where the backend needs it."""

@@ -24,6 +24,19 @@ class Settings:
     # How long a Redis outage is remembered before the next attempt (a small circuit breaker).
     redis_retry_after_seconds: float = 5.0
     redis_socket_timeout_seconds: float = 0.25
+    # Orders and the pipeline.
+    order_placed_queue_url: str | None = None
+    order_paid_queue_url: str | None = None
+    idempotency_ttl_seconds: int = 86400
+    payment_slow_seconds: float = 2.0
+    reconcile_after_seconds: int = 120
+    abandon_after_seconds: int = 86400
+    max_republish: int = 5
+    # A failed queue record becomes visible again after base * 2^(receives-1) seconds.
+    retry_backoff_base_seconds: int = 2
+    retry_backoff_max_seconds: int = 300
+    # "emf" (CloudWatch, the default on Lambda) or "inprocess" (Prometheus exposition).
+    metrics_backend: str | None = None
 
     _ENV: ClassVar[dict[str, str]] = {
         "table_name": "TABLE_NAME",
@@ -35,6 +48,16 @@ class Settings:
         "cache_ttl_seconds": "CACHE_TTL_SECONDS",
         "redis_retry_after_seconds": "REDIS_RETRY_AFTER_SECONDS",
         "redis_socket_timeout_seconds": "REDIS_SOCKET_TIMEOUT_SECONDS",
+        "order_placed_queue_url": "ORDER_PLACED_QUEUE_URL",
+        "order_paid_queue_url": "ORDER_PAID_QUEUE_URL",
+        "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
+        "payment_slow_seconds": "PAYMENT_SLOW_SECONDS",
+        "reconcile_after_seconds": "RECONCILE_AFTER_SECONDS",
+        "abandon_after_seconds": "ABANDON_AFTER_SECONDS",
+        "max_republish": "RECONCILE_MAX_REPUBLISH",
+        "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
+        "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
+        "metrics_backend": "METRICS_BACKEND",
     }
 
     @classmethod
@@ -56,6 +79,10 @@ class Settings:
             if raw in (None, ""):
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
+        if "metrics_backend" not in values:
+            values["metrics_backend"] = (
+                "emf" if env.get("AWS_LAMBDA_FUNCTION_NAME") else "inprocess"
+            )
         if "table_name" not in values:
             raise SettingsError("TABLE_NAME is not set: the function does not know its table")
         return cls(**values)

@@ -5,16 +5,29 @@ from __future__ import annotations
 import base64
 import copy
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from funcmart.domain.catalog import Product, StockChange
 from funcmart.domain.errors import (
     Conflict,
+    DependencyUnavailable,
     InvalidRequest,
     NotFound,
     OutOfStock,
+    TransientFailure,
     VersionConflict,
+)
+from funcmart.domain.money import Money
+from funcmart.domain.orders import (
+    Charge,
+    Event,
+    IdempotencyRecord,
+    Notification,
+    Order,
+    PaymentDeclined,
+    Shipment,
 )
 from funcmart.ports import Page
 
@@ -142,3 +155,178 @@ class FakeIds:
         with self._lock:
             self._n += 1
             return f"{self._prefix}{self._n:06d}"
+
+
+class FakeOrderRepository:
+    """Orders, idempotency records and payment records in memory, with the same
+    conditional semantics as the DynamoDB adapter."""
+
+    def __init__(self, products: FakeProductRepository) -> None:
+        self.products = products
+        self.orders: dict[str, Order] = {}
+        self.records: dict[tuple[str, str], IdempotencyRecord] = {}
+        self.charges: dict[str, Charge] = {}
+        self.shipments: dict[str, Shipment] = {}
+        self.notifications: dict[str, list[Notification]] = {}
+        self.republished: dict[str, int] = {}
+        self._open_since: dict[str, str] = {}
+        self._lock = threading.RLock()
+
+    def get(self, order_id: str) -> Order | None:
+        return self.orders.get(order_id)
+
+    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        return {p: prod for p in product_ids if (prod := self.products.get(p)) is not None}
+
+    def get_idempotency(self, customer: str, key: str) -> IdempotencyRecord | None:
+        return self.records.get((customer, key))
+
+    def place(
+        self, order: Order, product_versions: dict[str, int], record: IdempotencyRecord
+    ) -> IdempotencyRecord:
+        with self._lock:
+            existing = self.records.get((record.customer, record.key))
+            if existing is not None:
+                return existing
+            short = []
+            for line in order.lines:
+                p = self.products.get(line.product_id)
+                if p is None or not p.active or p.stock < line.quantity:
+                    short.append(
+                        {
+                            "productId": line.product_id,
+                            "requested": line.quantity,
+                            "available": p.stock if p and p.active else 0,
+                        }
+                    )
+                elif p.version != product_versions[line.product_id]:
+                    raise VersionConflict("a product changed while the order was placed")
+            if short:
+                raise OutOfStock("not enough stock for some lines", lines=short)
+            for line in order.lines:
+                self.products.change_stock(
+                    line.product_id, StockChange(adjust_by=-line.quantity), order.created_at
+                )
+            self.orders[order.id] = order
+            self._open_since[order.id] = order.updated_at
+            self.records[(record.customer, record.key)] = record
+            return record
+
+    def transition(
+        self,
+        current: Order,
+        new: Order,
+        *,
+        release_stock: bool = False,
+        charge: Charge | None = None,
+        shipment: Shipment | None = None,
+        notification: Notification | None = None,
+    ) -> bool:
+        with self._lock:
+            stored = self.orders.get(current.id)
+            if stored is None or stored.status != current.status:
+                return False
+            self.orders[current.id] = new
+            self._open_since[current.id] = new.updated_at
+            if release_stock:
+                for line in current.lines:
+                    p = self.products.get(line.product_id)
+                    if p is not None:
+                        self.products._items[p.id] = replace(p, stock=p.stock + line.quantity)
+            if charge is not None:
+                self.charges[current.id] = charge
+            if shipment is not None:
+                self.shipments[current.id] = shipment
+            if notification is not None:
+                self.notifications.setdefault(current.id, []).append(notification)
+            return True
+
+    def get_charge(self, order_id: str) -> Charge | None:
+        return self.charges.get(order_id)
+
+    def mark_refunded(self, order_id: str, now: str) -> None:
+        if order_id in self.charges:
+            self.charges[order_id] = replace(self.charges[order_id], status="REFUNDED")
+
+    def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]:
+        mine = sorted(
+            (o for o in self.orders.values() if o.customer == customer),
+            key=lambda o: (o.created_at, o.id),
+            reverse=True,
+        )
+        start = int(cursor) if cursor and cursor.isdigit() else 0
+        page = mine[start : start + limit]
+        more = start + limit < len(mine)
+        return Page(items=page, next_cursor=str(start + limit) if more else None)
+
+    def open_orders(self, updated_before: str, limit: int) -> list[Order]:
+        found = [
+            o
+            for o in self.orders.values()
+            if o.status in ("PENDING", "PAID") and self._open_since[o.id] < updated_before
+        ]
+        return sorted(found, key=lambda o: self._open_since[o.id])[:limit]
+
+    def record_republish(self, order: Order, now: str) -> int | None:
+        with self._lock:
+            stored = self.orders.get(order.id)
+            if stored is None or stored.status != order.status:
+                return None
+            self.republished[order.id] = self.republished.get(order.id, 0) + 1
+            self._open_since[order.id] = now
+            return self.republished[order.id]
+
+
+class FakePaymentGateway:
+    """Captures once per key; `declined`/`transient` tokens behave as the simulator's."""
+
+    def __init__(self) -> None:
+        self.captures: dict[str, Charge] = {}
+        self.capture_calls = 0
+        self.refunds: list[str] = []
+
+    def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
+        if idempotency_key in self.captures:
+            return self.captures[idempotency_key]
+        if token.startswith("tok_decline"):
+            raise PaymentDeclined("card declined")
+        if token.startswith("tok_transient"):
+            raise TransientFailure("payment gateway timed out")
+        self.capture_calls += 1
+        charge = Charge(f"ch_{idempotency_key}", idempotency_key, amount)
+        self.captures[idempotency_key] = charge
+        return charge
+
+    def lookup(self, idempotency_key: str) -> Charge | None:
+        return self.captures.get(idempotency_key)
+
+    def refund(self, idempotency_key: str) -> None:
+        charge = self.captures.get(idempotency_key)
+        if charge is not None and charge.status != "REFUNDED":
+            self.captures[idempotency_key] = replace(charge, status="REFUNDED")
+            self.refunds.append(idempotency_key)
+
+
+class FakeMetrics:
+    def __init__(self) -> None:
+        self.counters: dict[str, float] = {}
+
+    def incr(self, name: str, value: float = 1) -> None:
+        self.counters[name] = self.counters.get(name, 0) + value
+
+    def observe_ms(self, name: str, milliseconds: float) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+
+class FakePublisher:
+    def __init__(self) -> None:
+        self.published: list[Event] = []
+        self.fail = False
+
+    def publish(self, event: Event) -> None:
+        if self.fail:
+            raise DependencyUnavailable("publisher is down")
+        self.published.append(event)

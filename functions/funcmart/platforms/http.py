@@ -10,7 +10,7 @@ from __future__ import annotations
 import base64
 import json
 from http import HTTPStatus
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
@@ -19,6 +19,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
+
+if TYPE_CHECKING:
+    from funcmart.bootstrap import Container
 
 PROBLEM_JSON = "application/problem+json"
 logger = Logger(service="funcmart")
@@ -109,9 +112,10 @@ def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[
 class HttpFunction(APIGatewayHttpResolver):
     """A Powertools resolver with funcmart's error mapping, auth helpers and body limit."""
 
-    def __init__(self, max_body_bytes: int = 65536) -> None:
+    def __init__(self, deps: Container) -> None:
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
-        self.max_body_bytes = max_body_bytes
+        self.deps = deps
+        self.max_body_bytes = deps.settings.max_body_bytes
         self.exception_handler(errors.DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._not_found)
@@ -172,7 +176,15 @@ class HttpFunction(APIGatewayHttpResolver):
         if rejected is not None:
             return rejected
         logger.set_correlation_id(_correlation_id(event))
-        return self.resolve(event, context)
+        try:
+            return self.resolve(event, context)
+        finally:
+            if "metrics" in vars(self.deps):  # only if this function counted anything
+                self.deps.metrics.flush()
+
+    @property
+    def correlation_id(self) -> str:
+        return _correlation_id(self.current_event.raw_event) or ""
 
     def _reject_early(self, event: dict[str, Any]) -> dict[str, Any] | None:
         if not isinstance(event, dict) or "requestContext" not in event:

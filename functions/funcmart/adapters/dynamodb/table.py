@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from pynamodb.attributes import NumberAttribute, UnicodeAttribute
+from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
 from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -68,6 +68,79 @@ class ProductItem(_Item):
     updated_at = UnicodeAttribute()
 
 
+class LineAttribute(MapAttribute[str, Any]):
+    product_id = UnicodeAttribute()
+    name = UnicodeAttribute()
+    unit_amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    quantity = NumberAttribute()
+
+
+class OrderItem(_Item):
+    """ORDER#<id> / ORDER. In gsi1 (ORDERS#OPEN#<shard>) while PENDING or PAID; in gsi2
+    (CUSTOMER#<sub>, created_at) always."""
+
+    customer = UnicodeAttribute()
+    status = UnicodeAttribute()
+    lines = ListAttribute(of=LineAttribute)
+    total_amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    payment_token = UnicodeAttribute()
+    correlation_id = UnicodeAttribute(default="")
+    created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute()
+    failure_reason = UnicodeAttribute(null=True)
+    republish_count = NumberAttribute(default=0)
+
+
+class IdempotencyItem(_Item):
+    """IDEMPOTENCY#<customer>#<key> / IDEMPOTENCY: the first answer, replayed to retries."""
+
+    fingerprint = UnicodeAttribute()
+    status_code = NumberAttribute()
+    response = UnicodeAttribute()  # JSON
+
+
+class PaymentItem(_Item):
+    """ORDER#<id> / PAYMENT: the charge that paid the order."""
+
+    charge_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    status = UnicodeAttribute()  # CAPTURED or REFUNDED
+    created_at = UnicodeAttribute()
+    refunded_at = UnicodeAttribute(null=True)
+
+
+class ShipmentItem(_Item):
+    """ORDER#<id> / SHIPMENT."""
+
+    carrier = UnicodeAttribute()
+    tracking_number = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class NotificationItem(_Item):
+    """ORDER#<id> / NOTIFICATION#<kind>: what was sent to the customer."""
+
+    customer = UnicodeAttribute()
+    kind = UnicodeAttribute()
+    message = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class SimulatedChargeItem(_Item):
+    """PAYSIM#<idempotency key> / CHARGE: the payment simulator's own ledger."""
+
+    charge_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    token = UnicodeAttribute()
+    status = UnicodeAttribute()
+    captured_at = UnicodeAttribute()
+    refunded_at = UnicodeAttribute(null=True)
+
+
 @dataclass(frozen=True)
 class Tables:
     """Model classes bound to one table and endpoint, plus a connection for transactions."""
@@ -75,6 +148,12 @@ class Tables:
     table_name: str
     connection: Connection
     Product: type[ProductItem]
+    Order: type[OrderItem]
+    Idempotency: type[IdempotencyItem]
+    Payment: type[PaymentItem]
+    Shipment: type[ShipmentItem]
+    Notification: type[NotificationItem]
+    SimulatedCharge: type[SimulatedChargeItem]
 
 
 def bind(table_name: str, region: str, host: str | None) -> Tables:
@@ -97,6 +176,12 @@ def bind(table_name: str, region: str, host: str | None) -> Tables:
         table_name=table_name,
         connection=Connection(region=region, host=host),
         Product=model(ProductItem),
+        Order=model(OrderItem),
+        Idempotency=model(IdempotencyItem),
+        Payment=model(PaymentItem),
+        Shipment=model(ShipmentItem),
+        Notification=model(NotificationItem),
+        SimulatedCharge=model(SimulatedChargeItem),
     )
 
 

@@ -1,0 +1,20 @@
+"""POST /orders/{orderId}/cancel: cancel a PENDING or PAID order; stock back, money back."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.api.orders import OrderOut
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.services import orders
+
+deps = build()
+app = HttpFunction(deps)
+
+
+@app.post("/orders/<orderId>/cancel")
+def cancel_order(orderId: str) -> Response[OrderOut]:
+    order = orders.cancel_order(deps.order_ports, app.principal(), orderId)
+    return json_response(order.to_dict())
+
+
+handler = app.handler

@@ -1,0 +1,410 @@
+"""OrderRepository over the single table: every state change one conditional transaction."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.transactions import TransactWrite
+
+from funcmart.adapters.dynamodb.catalog import product_key, to_product
+from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
+from funcmart.adapters.dynamodb.table import (
+    LineAttribute,
+    OrderItem,
+    Tables,
+    decode_cursor,
+    encode_cursor,
+)
+from funcmart.domain.catalog import ACTIVE, Product
+from funcmart.domain.errors import (
+    DependencyUnavailable,
+    InvalidRequest,
+    OutOfStock,
+    VersionConflict,
+)
+from funcmart.domain.money import Money
+from funcmart.domain.orders import (
+    OPEN_STATES,
+    Charge,
+    IdempotencyRecord,
+    Notification,
+    Order,
+    OrderLine,
+    Shipment,
+)
+from funcmart.ports import Page
+
+OPEN_SHARDS = 8  # spreads the open-orders index over partitions; the reconciler reads all
+TX_ATTEMPTS = 8
+
+
+def order_key(order_id: str) -> tuple[str, str]:
+    return f"ORDER#{order_id}", "ORDER"
+
+
+def open_shard(order_id: str) -> str:
+    return f"ORDERS#OPEN#{zlib.crc32(order_id.encode()) % OPEN_SHARDS}"
+
+
+def _reasons(exc: TransactWriteError) -> list[str | None]:
+    return [r.code if r is not None else None for r in (exc.cancellation_reasons or [])]
+
+
+def run_transaction(tables: Tables, build: Callable[[TransactWrite], None]) -> None:
+    """Commit a transaction, retrying (with jitter) while another transaction holds an item.
+
+    Conditional failures are left to the caller, as TransactWriteError.
+    """
+    for attempt in range(TX_ATTEMPTS):
+        try:
+            with TransactWrite(connection=tables.connection) as tx:
+                build(tx)
+            return
+        except TransactWriteError as exc:
+            if "TransactionConflict" not in _reasons(exc):
+                raise
+        time.sleep(min(0.5, 0.01 * 2**attempt) * random.random())
+    raise DependencyUnavailable("the table is busy; try again", retry_after=1)
+
+
+def to_order(item: OrderItem) -> Order:
+    return Order(
+        id=item.pk.removeprefix("ORDER#"),
+        customer=item.customer,
+        lines=tuple(
+            OrderLine(
+                product_id=line.product_id,
+                name=line.name,
+                unit_price=Money(int(line.unit_amount), line.currency),
+                quantity=int(line.quantity),
+            )
+            for line in item.lines
+        ),
+        total=Money(int(item.total_amount), item.currency),
+        status=item.status,
+        payment_token=item.payment_token,
+        created_at=item.created_at,
+        updated_at=item.updated_at,
+        correlation_id=item.correlation_id or "",
+        failure_reason=item.failure_reason,
+    )
+
+
+class DynamoOrderRepository:
+    def __init__(self, tables: Tables) -> None:
+        self._t = tables
+
+    # ----------------------------------------------------------------- reads
+
+    @translate_errors
+    def get(self, order_id: str) -> Order | None:
+        try:
+            return to_order(self._t.Order.get(*order_key(order_id), consistent_read=True))
+        except DoesNotExist:
+            return None
+
+    @translate_errors
+    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+        keys = [product_key(pid) for pid in dict.fromkeys(product_ids)]
+        found = self._t.Product.batch_get(keys, consistent_read=True)
+        return {p.id: p for p in (to_product(item) for item in found)}
+
+    @translate_errors
+    def get_idempotency(self, customer: str, key: str) -> IdempotencyRecord | None:
+        try:
+            item = self._t.Idempotency.get(
+                *self._idempotency_key(customer, key), consistent_read=True
+            )
+        except DoesNotExist:
+            return None
+        return IdempotencyRecord(
+            customer=customer,
+            key=key,
+            fingerprint=item.fingerprint,
+            status_code=int(item.status_code),
+            response=json.loads(item.response),
+            expires_at=int(item.expires_at or 0),
+        )
+
+    @staticmethod
+    def _idempotency_key(customer: str, key: str) -> tuple[str, str]:
+        return f"IDEMPOTENCY#{customer}#{key}", "IDEMPOTENCY"
+
+    @translate_errors
+    def get_charge(self, order_id: str) -> Charge | None:
+        try:
+            item = self._t.Payment.get(f"ORDER#{order_id}", "PAYMENT", consistent_read=True)
+        except DoesNotExist:
+            return None
+        return Charge(item.charge_id, order_id, Money(int(item.amount), item.currency), item.status)
+
+    @translate_errors
+    def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]:
+        keys = {"pk", "sk", "gsi2pk", "gsi2sk"}
+        hash_key = f"CUSTOMER#{customer}"
+        start = decode_cursor(cursor, keys)
+        if start is not None and start["gsi2pk"]["S"] != hash_key:
+            raise InvalidRequest("cursor belongs to another listing", field="cursor")
+        found = list(
+            self._t.Order.query(
+                hash_key,
+                index_name="gsi2",
+                scan_index_forward=False,
+                limit=limit + 1,
+                last_evaluated_key=start,
+            )
+        )
+        page, more = found[:limit], len(found) > limit
+        last = page[-1] if more else None
+        next_key = {k: {"S": getattr(last, k)} for k in keys} if last is not None else None
+        return Page(items=[to_order(i) for i in page], next_cursor=encode_cursor(next_key))
+
+    @translate_errors
+    def open_orders(self, updated_before: str, limit: int) -> list[Order]:
+        model = self._t.Order
+        out: list[Order] = []
+        for shard in range(OPEN_SHARDS):
+            for item in model.query(
+                f"ORDERS#OPEN#{shard}",
+                model.gsi1sk < updated_before,
+                index_name="gsi1",
+                limit=limit,
+            ):
+                out.append(to_order(item))
+        out.sort(key=lambda o: o.updated_at)
+        return out[:limit]
+
+    # ---------------------------------------------------------------- writes
+
+    def _order_item(self, order: Order) -> OrderItem:
+        item: OrderItem = self._t.Order(
+            *order_key(order.id),
+            customer=order.customer,
+            status=order.status,
+            lines=[
+                LineAttribute(
+                    product_id=line.product_id,
+                    name=line.name,
+                    unit_amount=line.unit_price.amount,
+                    currency=line.unit_price.currency,
+                    quantity=line.quantity,
+                )
+                for line in order.lines
+            ],
+            total_amount=order.total.amount,
+            currency=order.total.currency,
+            payment_token=order.payment_token,
+            correlation_id=order.correlation_id,
+            created_at=order.created_at,
+            updated_at=order.updated_at,
+            republish_count=0,
+            gsi2pk=f"CUSTOMER#{order.customer}",
+            gsi2sk=f"{order.created_at}#{order.id}",
+        )
+        if order.status in OPEN_STATES:
+            item.gsi1pk = open_shard(order.id)
+            item.gsi1sk = f"{order.updated_at}#{order.id}"
+        return item
+
+    @translate_errors
+    def place(
+        self, order: Order, product_versions: dict[str, int], record: IdempotencyRecord
+    ) -> IdempotencyRecord:
+        t = self._t
+        idem = t.Idempotency(
+            *self._idempotency_key(record.customer, record.key),
+            fingerprint=record.fingerprint,
+            status_code=record.status_code,
+            response=json.dumps(record.response, separators=(",", ":")),
+            expires_at=record.expires_at,
+        )
+
+        def build(tx: TransactWrite) -> None:
+            # pynamodb sends puts before updates: reasons[0] is the order, [1] the key.
+            tx.save(self._order_item(order), condition=t.Order.pk.does_not_exist())
+            tx.save(idem, condition=t.Idempotency.pk.does_not_exist())
+            for line in order.lines:
+                p = t.Product(*product_key(line.product_id))
+                tx.update(
+                    p,
+                    actions=[t.Product.stock.set(t.Product.stock - line.quantity)],
+                    condition=(t.Product.stock >= line.quantity)
+                    & (t.Product.status == ACTIVE)
+                    & (t.Product.version == product_versions[line.product_id]),
+                    add_version_condition=False,
+                )
+
+        try:
+            run_transaction(t, build)
+        except TransactWriteError as exc:
+            reasons = _reasons(exc)
+            if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                stored = self.get_idempotency(record.customer, record.key)
+                if stored is not None:
+                    return stored
+            failed = [
+                line
+                for line, reason in zip(order.lines, reasons[2:], strict=False)
+                if reason == "ConditionalCheckFailed"
+            ]
+            if not failed:
+                raise
+            self._explain_stock_failure(failed)
+        return record
+
+    def _explain_stock_failure(self, failed: list[OrderLine]) -> None:
+        current = self.get_many_products([line.product_id for line in failed])
+        short = [
+            {
+                "productId": line.product_id,
+                "requested": line.quantity,
+                "available": current[line.product_id].stock
+                if line.product_id in current and current[line.product_id].active
+                else 0,
+            }
+            for line in failed
+            if line.product_id not in current
+            or not current[line.product_id].active
+            or current[line.product_id].stock < line.quantity
+        ]
+        if short:
+            raise OutOfStock("not enough stock for some lines", lines=short)
+        raise VersionConflict("a product changed while the order was placed")
+
+    @translate_errors
+    def transition(
+        self,
+        current: Order,
+        new: Order,
+        *,
+        release_stock: bool = False,
+        charge: Charge | None = None,
+        shipment: Shipment | None = None,
+        notification: Notification | None = None,
+    ) -> bool:
+        t = self._t
+        order_model = t.Order
+        actions: list[Any] = [
+            order_model.status.set(new.status),
+            order_model.updated_at.set(new.updated_at),
+        ]
+        if new.failure_reason:
+            actions.append(order_model.failure_reason.set(new.failure_reason))
+        if new.status in OPEN_STATES:
+            actions += [
+                order_model.gsi1pk.set(open_shard(new.id)),
+                order_model.gsi1sk.set(f"{new.updated_at}#{new.id}"),
+            ]
+        else:
+            actions += [order_model.gsi1pk.remove(), order_model.gsi1sk.remove()]
+        puts = self._records(new, charge, shipment, notification)
+
+        def build(tx: TransactWrite) -> None:
+            for item in puts:
+                tx.save(item)
+            tx.update(
+                order_model(*order_key(current.id)),
+                actions=actions,
+                condition=order_model.status == current.status,
+                add_version_condition=False,
+            )
+            if release_stock:
+                for line in current.lines:
+                    tx.update(
+                        t.Product(*product_key(line.product_id)),
+                        actions=[t.Product.stock.set(t.Product.stock + line.quantity)],
+                        condition=t.Product.pk.exists(),
+                        add_version_condition=False,
+                    )
+
+        try:
+            run_transaction(t, build)
+        except TransactWriteError as exc:
+            reasons = _reasons(exc)
+            if len(reasons) > len(puts) and reasons[len(puts)] == "ConditionalCheckFailed":
+                return False
+            raise
+        return True
+
+    def _records(
+        self,
+        order: Order,
+        charge: Charge | None,
+        shipment: Shipment | None,
+        notification: Notification | None,
+    ) -> list[Any]:
+        t, pk = self._t, f"ORDER#{order.id}"
+        out: list[Any] = []
+        if charge is not None:
+            out.append(
+                t.Payment(
+                    pk,
+                    "PAYMENT",
+                    charge_id=charge.id,
+                    amount=charge.amount.amount,
+                    currency=charge.amount.currency,
+                    status=charge.status,
+                    created_at=order.updated_at,
+                )
+            )
+        if shipment is not None:
+            out.append(
+                t.Shipment(
+                    pk,
+                    "SHIPMENT",
+                    carrier=shipment.carrier,
+                    tracking_number=shipment.tracking_number,
+                    created_at=shipment.created_at,
+                )
+            )
+        if notification is not None:
+            out.append(
+                t.Notification(
+                    pk,
+                    f"NOTIFICATION#{notification.kind}",
+                    customer=notification.customer,
+                    kind=notification.kind,
+                    message=notification.message,
+                    created_at=notification.created_at,
+                )
+            )
+        return out
+
+    @translate_errors
+    def mark_refunded(self, order_id: str, now: str) -> None:
+        model = self._t.Payment
+        item = model(f"ORDER#{order_id}", "PAYMENT")
+        try:
+            item.update(
+                actions=[model.status.set("REFUNDED"), model.refunded_at.set(now)],
+                condition=model.pk.exists(),
+                add_version_condition=False,
+            )
+        except UpdateError as exc:  # no payment record: nothing to mark
+            if not is_conditional_failure(exc):
+                raise
+
+    @translate_errors
+    def record_republish(self, order: Order, now: str) -> int | None:
+        model = self._t.Order
+        item = model(*order_key(order.id))
+        try:
+            item.update(
+                actions=[
+                    model.republish_count.add(1),
+                    model.gsi1sk.set(f"{now}#{order.id}"),
+                ],
+                condition=model.status == order.status,
+                add_version_condition=False,
+            )
+        except UpdateError as exc:
+            if is_conditional_failure(exc):
+                return None  # it moved on meanwhile
+            raise
+        return int(item.republish_count)

@@ -1,0 +1,60 @@
+"""Order request and response schemas."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import BaseModel, Field, StrictInt, StrictStr
+
+from funcmart.api.catalog import MoneyOut, Strict
+from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
+
+ProductId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+
+
+class OrderLineIn(Strict):
+    productId: ProductId
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
+
+
+class NewOrder(Strict):
+    lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
+    paymentToken: Annotated[
+        StrictStr,
+        Field(
+            pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
+            description="a card token from the payment gateway; see the simulator's tokens",
+            examples=["tok_ok"],
+        ),
+    ]
+
+    def requested(self) -> list[RequestedLine]:
+        return [RequestedLine(line.productId, line.quantity) for line in self.lines]
+
+
+class OrderLineOut(BaseModel):
+    productId: str
+    name: str
+    unitPrice: MoneyOut
+    quantity: int
+    subtotal: MoneyOut
+
+
+class OrderOut(BaseModel):
+    id: str
+    customer: str
+    status: str
+    lines: list[OrderLineOut]
+    total: MoneyOut
+    createdAt: str
+    updatedAt: str
+    failureReason: str | None = None
+
+    @classmethod
+    def of(cls, o: Order) -> OrderOut:
+        return cls.model_validate(o.to_dict())
+
+
+class OrderPage(BaseModel):
+    items: list[OrderOut]
+    nextCursor: str | None = None

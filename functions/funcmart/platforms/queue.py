@@ -1,0 +1,136 @@
+"""The queue side of every consumer: SQS batches with partial failures and retry backoff.
+
+A consumer module gives `QueueFunction` one callable per message; this module parses the
+batch, reports the records that failed (`batchItemFailures`, so only they are redelivered),
+and pushes each failed record's next delivery out with exponential backoff. After the
+queue's maxReceiveCount, SQS moves the record to its dead-letter queue.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+from funcmart.domain.orders import Event, event_from_dict
+
+if TYPE_CHECKING:
+    from funcmart.bootstrap import Container
+
+logger = Logger(service="funcmart")
+
+
+@dataclass(frozen=True)
+class QueueMessage:
+    message_id: str
+    body: str
+    correlation_id: str
+    receive_count: int
+    source: str  # the queue's name
+
+    def event(self) -> Event:
+        """The order event this message carries; InvalidRequest if it carries none."""
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            data = None
+        return event_from_dict(data)
+
+
+def to_message(record: SQSRecord) -> QueueMessage:
+    attrs = record.message_attributes
+    cid_attr = attrs.get("correlationId") if attrs else None
+    correlation_id = (cid_attr.string_value if cid_attr else None) or ""
+    if not correlation_id:
+        try:
+            correlation_id = str(json.loads(record.body).get("correlationId") or "")
+        except (ValueError, AttributeError):
+            correlation_id = ""
+    return QueueMessage(
+        message_id=record.message_id,
+        body=record.body or "",
+        correlation_id=correlation_id,
+        receive_count=int(record.attributes.approximate_receive_count or 1),
+        source=(record.event_source_arn or "").rsplit(":", 1)[-1],
+    )
+
+
+class QueueFunction:
+    def __init__(self, deps: Container, on_message: Callable[[QueueMessage], object]) -> None:
+        self._deps = deps
+        self._on_message = on_message
+        self._processor = BatchProcessor(
+            event_type=EventType.SQS, raise_on_entire_batch_failure=False
+        )
+        self._queue_urls: dict[str, str] = {}
+
+    def _record(self, record: SQSRecord) -> object:
+        message = to_message(record)
+        logger.set_correlation_id(message.correlation_id or None)
+        try:
+            outcome = self._on_message(message)
+        except Exception as exc:
+            logger.warning(
+                "message failed; it will be retried",
+                extra={
+                    "messageId": message.message_id,
+                    "receiveCount": message.receive_count,
+                    "error": f"{type(exc).__name__}: {exc}",
+                },
+            )
+            raise
+        logger.info("message done", extra={"messageId": message.message_id, "outcome": outcome})
+        return outcome
+
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
+            logger.error("not an SQS event; nothing to do", extra={"event": str(event)[:500]})
+            return {"batchItemFailures": []}
+        try:
+            result: dict[str, Any] = process_partial_response(  # type: ignore[assignment]
+                event=event,
+                record_handler=self._record,
+                processor=self._processor,
+                context=context,
+            )
+            self._back_off(event, result.get("batchItemFailures", []))
+            return result
+        finally:
+            self._deps.metrics.flush()
+
+    def _back_off(self, event: dict[str, Any], failures: list[dict[str, str]]) -> None:
+        """Delay the next delivery of each failed record: base * 2^(receives-1) seconds."""
+        failed = {f["itemIdentifier"] for f in failures}
+        s = self._deps.settings
+        for rec in event["Records"]:
+            if rec.get("messageId") not in failed:
+                continue
+            receives = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+            delay = min(
+                s.retry_backoff_max_seconds, s.retry_backoff_base_seconds * 2 ** (receives - 1)
+            )
+            try:
+                self._deps.sqs_client.change_message_visibility(
+                    QueueUrl=self._queue_url(rec["eventSourceARN"]),
+                    ReceiptHandle=rec["receiptHandle"],
+                    VisibilityTimeout=int(delay),
+                )
+            except Exception as exc:  # the queue's own visibility timeout applies instead
+                logger.warning("could not set retry backoff", extra={"error": str(exc)})
+
+    def _queue_url(self, arn: str) -> str:
+        if arn not in self._queue_urls:
+            parts = arn.split(":")
+            self._queue_urls[arn] = self._deps.sqs_client.get_queue_url(
+                QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
+            )["QueueUrl"]
+        return self._queue_urls[arn]

@@ -1,0 +1,29 @@
+"""The timer side: a scheduled event (EventBridge) runs one use case and logs its counts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+
+if TYPE_CHECKING:
+    from funcmart.bootstrap import Container
+
+logger = Logger(service="funcmart")
+
+
+class ScheduledFunction:
+    def __init__(self, deps: Container, run: Callable[[], dict[str, int]]) -> None:
+        self._deps = deps
+        self._run = run
+
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, int]:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        logger.set_correlation_id(str(event_id) if event_id else None)
+        try:
+            counts = self._run()
+            logger.info("scheduled run done", extra={"counts": counts})
+            return counts
+        finally:
+            self._deps.metrics.flush()

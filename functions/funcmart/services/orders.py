@@ -1,0 +1,357 @@
+"""Order use cases: place, read, cancel, and the queue-driven pipeline that pays, fulfils,
+dead-letters and reconciles orders."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from funcmart.domain import orders as model
+from funcmart.domain.errors import (
+    Conflict,
+    DependencyUnavailable,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    OutOfStock,
+    VersionConflict,
+)
+from funcmart.domain.identity import Principal
+from funcmart.domain.orders import (
+    IdempotencyRecord,
+    Notification,
+    Order,
+    OrderPaid,
+    OrderPlaced,
+    PaymentDeclined,
+    RequestedLine,
+    Shipment,
+)
+from funcmart.ports import (
+    Clock,
+    IdGenerator,
+    Metrics,
+    OrderRepository,
+    Page,
+    PaymentGateway,
+    ProductCache,
+    Publisher,
+)
+
+log = logging.getLogger(__name__)
+PLACE_ATTEMPTS = 5
+
+
+@dataclass(frozen=True)
+class OrderPorts:
+    orders: OrderRepository
+    payments: PaymentGateway
+    publisher: Publisher
+    cache: ProductCache
+    clock: Clock
+    ids: IdGenerator
+    metrics: Metrics
+    idempotency_ttl_seconds: int = 86400
+
+
+@dataclass(frozen=True)
+class Placed:
+    status_code: int
+    body: dict[str, Any]
+    replayed: bool
+
+
+def place_order(
+    p: OrderPorts,
+    principal: Principal,
+    idempotency_key: str | None,
+    lines: list[RequestedLine],
+    payment_token: str,
+    request_body: dict[str, Any],
+    correlation_id: str,
+) -> Placed:
+    """Reserve stock and record a PENDING order exactly once per idempotency key."""
+    key = _check_key(idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, request_body)
+    earlier = p.orders.get_idempotency(principal.subject, key)
+    if earlier is not None:
+        return _replay(earlier, fingerprint)
+    requested = model.merge_lines(lines)
+    for _ in range(PLACE_ATTEMPTS):
+        order, versions = _price(p, principal, requested, payment_token, correlation_id)
+        record = IdempotencyRecord(
+            customer=principal.subject,
+            key=key,
+            fingerprint=fingerprint,
+            status_code=202,
+            response=order.to_dict(),
+            expires_at=int(p.clock.epoch()) + p.idempotency_ttl_seconds,
+        )
+        try:
+            stored = p.orders.place(order, versions, record)
+        except VersionConflict:
+            continue  # a product changed between our read and the write: price it again
+        if stored.response.get("id") != order.id:
+            return _replay(stored, fingerprint)  # a concurrent duplicate won
+        p.cache.invalidate(*(line.product_id for line in order.lines))
+        p.metrics.incr("OrdersPlaced")
+        _publish_or_leave_for_reconciler(p, OrderPlaced(order.id, correlation_id))
+        return Placed(202, stored.response, replayed=False)
+    raise DependencyUnavailable("the catalog kept changing; try again", retry_after=1)
+
+
+def _check_key(key: str | None) -> str:
+    if not key:
+        raise InvalidRequest("the Idempotency-Key header is required", field="Idempotency-Key")
+    if len(key) > 128 or not key.isprintable() or not key.strip():
+        raise InvalidRequest(
+            "Idempotency-Key must be 1-128 printable characters", field="Idempotency-Key"
+        )
+    return key
+
+
+def _replay(record: IdempotencyRecord, fingerprint: str) -> Placed:
+    if record.fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            "this Idempotency-Key was used for a different request; use a new key"
+        )
+    return Placed(record.status_code, record.response, replayed=True)
+
+
+def _price(
+    p: OrderPorts,
+    principal: Principal,
+    requested: list[RequestedLine],
+    payment_token: str,
+    correlation_id: str,
+) -> tuple[Order, dict[str, int]]:
+    products = p.orders.get_many_products([r.product_id for r in requested])
+    missing = [r.product_id for r in requested if r.product_id not in products]
+    missing += [
+        r.product_id
+        for r in requested
+        if r.product_id in products and not products[r.product_id].active
+    ]
+    if missing:
+        raise InvalidRequest(f"unknown products: {', '.join(missing)}", productIds=missing)
+    short = [
+        {
+            "productId": r.product_id,
+            "requested": r.quantity,
+            "available": products[r.product_id].stock,
+        }
+        for r in requested
+        if products[r.product_id].stock < r.quantity
+    ]
+    if short:
+        raise OutOfStock("not enough stock for some lines", lines=short)
+    lines, total = model.price_lines(requested, products)
+    now = p.clock.now()
+    order = Order(
+        id=p.ids.new_id(),
+        customer=principal.subject,
+        lines=lines,
+        total=total,
+        status=model.PENDING,
+        payment_token=payment_token,
+        created_at=now,
+        updated_at=now,
+        correlation_id=correlation_id,
+    )
+    return order, {r.product_id: products[r.product_id].version for r in requested}
+
+
+def _publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
+    try:
+        p.publisher.publish(event)
+    except DependencyUnavailable:
+        # The order is committed; ReconcileOrders re-publishes orders left open too long.
+        p.metrics.incr("PublishFailures")
+        log.warning("publish failed; the reconciler will retry", extra={"event": event.type})
+
+
+def get_order(orders: OrderRepository, principal: Principal, order_id: str) -> Order:
+    """The order, for its owner or an admin; others learn nothing of its existence."""
+    order = orders.get(order_id)
+    if order is None or not principal.may_see(order.customer):
+        raise NotFound(f"order {order_id} does not exist")
+    return order
+
+
+def list_orders(
+    orders: OrderRepository,
+    principal: Principal,
+    limit: int,
+    cursor: str | None,
+    customer: str | None = None,
+) -> Page[Order]:
+    """Newest first: the caller's own orders, or (admin) any customer's."""
+    limit = max(1, min(limit, 100))
+    if customer is not None and customer != principal.subject:
+        principal.require_admin()
+        return orders.list_for_customer(customer, limit, cursor)
+    return orders.list_for_customer(principal.subject, limit, cursor)
+
+
+def cancel_order(p: OrderPorts, principal: Principal, order_id: str) -> Order:
+    """Cancel a PENDING or PAID order: stock goes back, a payment is refunded."""
+    order = get_order(p.orders, principal, order_id)
+    for _ in range(3):
+        if order.status == model.CANCELLED:
+            _finish_refund(p, order)  # a refund left pending by an earlier attempt
+            return order
+        cancelled = order.transition(model.CANCELLED, p.clock.now(), reason="cancelled")
+        if p.orders.transition(
+            order, cancelled, release_stock=order.releases_stock_to(model.CANCELLED)
+        ):
+            p.cache.invalidate(*(line.product_id for line in order.lines))
+            p.metrics.incr("OrdersCancelled")
+            _finish_refund(p, cancelled)
+            return cancelled
+        order = get_order(p.orders, principal, order_id)  # it moved on; look again
+    raise Conflict(f"order {order_id} keeps changing; try again")
+
+
+def _finish_refund(p: OrderPorts, order: Order) -> None:
+    charge = p.orders.get_charge(order.id) or p.payments.lookup(order.id)
+    if charge is not None and charge.status != "REFUNDED":
+        p.payments.refund(order.id)
+        p.orders.mark_refunded(order.id, p.clock.now())
+        p.metrics.incr("OrdersRefunded")
+
+
+# ------------------------------------------------------------------ queue consumers
+
+
+def process_order(p: OrderPorts, event: OrderPlaced) -> str:
+    """Charge a PENDING order: PAID (and OrderPaid published) or FAILED with stock back.
+
+    Safe under redelivery: the charge is idempotent on the order id, every transition is
+    conditional, and an order already PAID gets its OrderPaid published again.
+    Raises TransientFailure / DependencyUnavailable to have the message retried.
+    """
+    order = p.orders.get(event.order_id)
+    if order is None:
+        raise NotFound(f"order {event.order_id} does not exist")
+    if order.status == model.PAID:
+        _publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+        return "republished"
+    if order.status != model.PENDING:
+        if order.status in (model.CANCELLED, model.FAILED):
+            _refund_stray_charge(p, order)
+        return "skipped"
+    started = time.perf_counter()
+    try:
+        charge = p.payments.charge(order.id, order.total, order.payment_token)
+    except PaymentDeclined as declined:
+        failed = order.transition(model.FAILED, p.clock.now(), reason=declined.reason)
+        if p.orders.transition(order, failed, release_stock=True):
+            p.cache.invalidate(*(line.product_id for line in order.lines))
+            p.metrics.incr("OrdersFailed")
+        return "declined"
+    finally:
+        p.metrics.observe_ms("PaymentLatency", (time.perf_counter() - started) * 1000)
+    paid = order.transition(model.PAID, p.clock.now())
+    if not p.orders.transition(order, paid, charge=charge):
+        # Cancelled (or dead-lettered) while we charged: give the money back.
+        current = p.orders.get(order.id)
+        if current is not None and current.status in (model.CANCELLED, model.FAILED):
+            _refund_stray_charge(p, current)
+        return "lost-race"
+    p.metrics.incr("OrdersPaid")
+    _publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+    return "paid"
+
+
+def _refund_stray_charge(p: OrderPorts, order: Order) -> None:
+    charge = p.payments.lookup(order.id)
+    if charge is not None and charge.status != "REFUNDED":
+        p.payments.refund(order.id)
+        p.metrics.incr("OrdersRefunded")
+
+
+def fulfil_order(p: OrderPorts, event: OrderPaid) -> str:
+    """PAID to FULFILLED with a shipment and a notification record; a no-op otherwise."""
+    order = p.orders.get(event.order_id)
+    if order is None:
+        raise NotFound(f"order {event.order_id} does not exist")
+    if order.status != model.PAID:
+        return "skipped"
+    now = p.clock.now()
+    fulfilled = order.transition(model.FULFILLED, now)
+    shipment = Shipment(order.id, "funcmart-post", f"FM{order.id[:12].upper()}", now)
+    note = Notification(
+        order.id,
+        order.customer,
+        "order-shipped",
+        f"Your order {order.id} is on its way: tracking {shipment.tracking_number}",
+        now,
+    )
+    if p.orders.transition(order, fulfilled, shipment=shipment, notification=note):
+        p.metrics.incr("OrdersFulfilled")
+        return "fulfilled"
+    return "skipped"
+
+
+def handle_dead_letter(p: OrderPorts, event: model.Event, source: str) -> str:
+    """An order whose message exhausted its retries needs a person: NEEDS_ATTENTION."""
+    p.metrics.incr("OrdersDeadLettered")
+    order = p.orders.get(event.order_id)
+    if order is None or order.status not in model.OPEN_STATES:
+        return "ignored"
+    flagged = order.transition(
+        model.NEEDS_ATTENTION, p.clock.now(), reason=f"{event.type} dead-lettered from {source}"
+    )
+    return "flagged" if p.orders.transition(order, flagged) else "ignored"
+
+
+@dataclass(frozen=True)
+class ReconcilePolicy:
+    republish_after_seconds: int = 120
+    abandon_after_seconds: int = 86400
+    max_republish: int = 5
+    batch: int = 500
+
+
+def reconcile_orders(p: OrderPorts, policy: ReconcilePolicy) -> dict[str, int]:
+    """Re-publish events for orders left open too long; release stock of abandoned ones."""
+    now_epoch = p.clock.epoch()
+    cutoff = _iso(now_epoch - policy.republish_after_seconds)
+    abandon_before = _iso(now_epoch - policy.abandon_after_seconds)
+    counts = {"republished": 0, "abandoned": 0, "flagged": 0}
+    for order in p.orders.open_orders(cutoff, policy.batch):
+        now = p.clock.now()
+        if order.status == model.PENDING and order.created_at < abandon_before:
+            failed = order.transition(model.FAILED, now, reason="abandoned")
+            if p.orders.transition(order, failed, release_stock=True):
+                p.cache.invalidate(*(line.product_id for line in order.lines))
+                counts["abandoned"] += 1
+            continue
+        count = p.orders.record_republish(order, now)
+        if count is None:
+            continue
+        if count > policy.max_republish:
+            flagged = order.transition(model.NEEDS_ATTENTION, now, reason="not processed")
+            counts["flagged"] += int(p.orders.transition(order, flagged))
+            continue
+        event: model.Event = (
+            OrderPlaced(order.id, order.correlation_id)
+            if order.status == model.PENDING
+            else OrderPaid(order.id, order.correlation_id)
+        )
+        _publish_or_leave_for_reconciler(p, event)
+        counts["republished"] += 1
+    for name, n in counts.items():
+        if n:
+            p.metrics.incr(f"Reconciled{name.capitalize()}", n)
+    return counts
+
+
+def _iso(epoch: float) -> str:
+    from datetime import UTC, datetime
+
+    return (
+        datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )

@@ -1,0 +1,19 @@
+"""GET /orders/{orderId}: one order, for its owner or an admin."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.api.orders import OrderOut
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.services import orders
+
+deps = build()
+app = HttpFunction(deps)
+
+
+@app.get("/orders/<orderId>")
+def get_order(orderId: str) -> Response[OrderOut]:
+    return json_response(orders.get_order(deps.orders, app.principal(), orderId).to_dict())
+
+
+handler = app.handler

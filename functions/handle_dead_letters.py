@@ -1,0 +1,27 @@
+"""SQS dead-letter queues: flag the order NEEDS_ATTENTION, count it, log it for a person."""
+
+from aws_lambda_powertools import Logger
+
+from funcmart.bootstrap import build
+from funcmart.domain.errors import InvalidRequest
+from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.services import orders
+
+deps = build()
+logger = Logger(service="funcmart")
+
+
+def on_message(message: QueueMessage) -> str:
+    logger.error(
+        "message dead-lettered",
+        extra={"queue": message.source, "messageId": message.message_id, "body": message.body},
+    )
+    try:
+        event = message.event()
+    except InvalidRequest:
+        deps.metrics.incr("DeadLettersUnreadable")
+        return "unreadable"  # logged above in full; retrying cannot make it readable
+    return orders.handle_dead_letter(deps.order_ports, event, message.source)
+
+
+handler = QueueFunction(deps, on_message).handler

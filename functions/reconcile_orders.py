@@ -1,0 +1,11 @@
+"""Schedule: re-publish events of orders left open too long; release abandoned stock."""
+
+from funcmart.bootstrap import build
+from funcmart.platforms.schedule import ScheduledFunction
+from funcmart.services import orders
+
+deps = build()
+
+handler = ScheduledFunction(
+    deps, lambda: orders.reconcile_orders(deps.order_ports, deps.reconcile_policy)
+).handler

@@ -1,0 +1,157 @@
+"""Orders against DynamoDB Local: the transaction, idempotency and the state machine."""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from funcmart.domain import orders as model
+from funcmart.domain.errors import IdempotencyKeyReused, OutOfStock
+from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
+from funcmart.services import orders
+from tests.support.builders import add_product, customer, dynamo_container, random_id
+
+
+@pytest.fixture
+def deps(dynamodb_endpoint, table_name):
+    return dynamo_container(dynamodb_endpoint, table_name)
+
+
+def place(deps, who, product_id, quantity=1, token="tok_ok", key=None):
+    body = {"lines": [{"productId": product_id, "quantity": quantity}], "paymentToken": token}
+    return orders.place_order(
+        deps.order_ports,
+        who,
+        key or random_id("key-"),
+        [RequestedLine(product_id, quantity)],
+        token,
+        body,
+        random_id("corr-"),
+    )
+
+
+def stock_of(deps, product_id):
+    return deps.products.get(product_id).stock
+
+
+def test_200_concurrent_orders_for_50_in_stock_accept_exactly_50(deps):
+    # GIVEN a product with 50 in stock
+    pid = add_product(deps, stock=50)
+    accepted, rejected, errors = [], [], []
+    lock = threading.Lock()
+
+    def attempt(i):
+        try:
+            placed = place(deps, customer(f"c{i}"), pid)
+            with lock:
+                accepted.append(placed.body["id"])
+        except OutOfStock:
+            with lock:
+                rejected.append(i)
+        except Exception as exc:  # anything else is a failure of the test
+            with lock:
+                errors.append(exc)
+
+    # WHEN 200 customers order one each at once
+    with ThreadPoolExecutor(max_workers=32) as pool:
+        list(pool.map(attempt, range(200)))
+
+    # THEN exactly 50 orders exist and stock is 0, never negative
+    assert errors == []
+    assert len(accepted) == 50
+    assert len(rejected) == 150
+    assert stock_of(deps, pid) == 0
+    for order_id in accepted:
+        assert deps.orders.get(order_id).status == model.PENDING
+    assert len(deps.publisher.published) == 50
+
+
+def test_50_concurrent_duplicates_with_one_key_make_one_order(deps):
+    pid = add_product(deps, stock=100)
+    who, key = customer(), random_id("key-")
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        answers = list(pool.map(lambda _: place(deps, who, pid, 2, key=key), range(50)))
+    bodies = {str(a.body) for a in answers}
+    assert len(bodies) == 1
+    assert {a.status_code for a in answers} == {202}
+    assert sum(not a.replayed for a in answers) == 1
+    assert stock_of(deps, pid) == 98
+    assert len(deps.orders.list_for_customer(who.subject, 100, None).items) == 1
+
+
+def test_same_key_different_body_is_rejected(deps):
+    pid = add_product(deps, stock=10)
+    who, key = customer(), random_id("key-")
+    place(deps, who, pid, 1, key=key)
+    with pytest.raises(IdempotencyKeyReused):
+        place(deps, who, pid, 2, key=key)
+    assert stock_of(deps, pid) == 9
+
+
+def test_out_of_stock_names_the_short_lines_and_changes_nothing(deps):
+    plenty, scarce = add_product(deps, stock=10), add_product(deps, stock=1)
+    body = {"x": 1}
+    with pytest.raises(OutOfStock) as err:
+        orders.place_order(
+            deps.order_ports,
+            customer(),
+            random_id(),
+            [RequestedLine(plenty, 2), RequestedLine(scarce, 2)],
+            "tok_ok",
+            body,
+            "c",
+        )
+    assert [line["productId"] for line in err.value.extra["lines"]] == [scarce]
+    assert stock_of(deps, plenty) == 10 and stock_of(deps, scarce) == 1
+
+
+def test_paid_then_fulfilled_with_exactly_one_charge_under_redelivery(deps):
+    pid = add_product(deps, stock=5, amount=250)
+    placed = place(deps, customer(), pid, 2)
+    oid = placed.body["id"]
+    event = OrderPlaced(oid, "corr")
+    assert orders.process_order(deps.order_ports, event) == "paid"
+    assert orders.process_order(deps.order_ports, event) == "republished"  # redelivered
+    assert deps.orders.get(oid).status == model.PAID
+    charge = deps.payments.lookup(oid)
+    assert charge.amount.amount == 500
+    assert deps.orders.get_charge(oid).id == charge.id
+    assert orders.fulfil_order(deps.order_ports, OrderPaid(oid, "corr")) == "fulfilled"
+    assert orders.fulfil_order(deps.order_ports, OrderPaid(oid, "corr")) == "skipped"
+    assert deps.orders.get(oid).status == model.FULFILLED
+
+
+def test_declined_payment_fails_the_order_and_restores_stock_exactly(deps):
+    pid = add_product(deps, stock=7)
+    oid = place(deps, customer(), pid, 3, token="tok_decline").body["id"]
+    assert stock_of(deps, pid) == 4
+    assert orders.process_order(deps.order_ports, OrderPlaced(oid, "c")) == "declined"
+    assert orders.process_order(deps.order_ports, OrderPlaced(oid, "c")) == "skipped"
+    assert deps.orders.get(oid).status == model.FAILED
+    assert stock_of(deps, pid) == 7
+
+
+def test_cancel_paid_order_refunds_and_releases_stock(deps):
+    pid = add_product(deps, stock=5)
+    who = customer()
+    oid = place(deps, who, pid, 2).body["id"]
+    orders.process_order(deps.order_ports, OrderPlaced(oid, "c"))
+    cancelled = orders.cancel_order(deps.order_ports, who, oid)
+    assert cancelled.status == model.CANCELLED
+    assert stock_of(deps, pid) == 5
+    assert deps.payments.lookup(oid).status == "REFUNDED"
+    assert deps.orders.get_charge(oid).status == "REFUNDED"
+
+
+def test_publish_failure_after_commit_is_repaired_by_the_reconciler(deps):
+    pid = add_product(deps, stock=5)
+    deps.publisher.fail = True
+    oid = place(deps, customer(), pid, 1).body["id"]
+    assert deps.publisher.published == []
+    deps.publisher.fail = False
+    policy = orders.ReconcilePolicy(republish_after_seconds=0)
+    counts = orders.reconcile_orders(deps.order_ports, policy)
+    assert counts["republished"] >= 1
+    assert OrderPlaced(oid, deps.orders.get(oid).correlation_id) in deps.publisher.published

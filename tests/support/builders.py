@@ -1,0 +1,65 @@
+"""Small factories for tests: containers wired to real servers or fakes, products, events."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from funcmart.adapters.memory import FakeCache, FakeMetrics, FakePublisher
+from funcmart.bootstrap import Container
+from funcmart.domain.identity import Principal
+from funcmart.domain.money import Money
+from funcmart.services import catalog
+from funcmart.settings import Settings
+
+ADMIN = Principal("admin-1", frozenset({"admin"}))
+
+
+def random_id(prefix: str = "") -> str:
+    return f"{prefix}{uuid.uuid4().hex[:12]}"
+
+
+def customer(name: str | None = None) -> Principal:
+    return Principal(name or random_id("cust-"))
+
+
+def dynamo_container(
+    dynamodb_endpoint: str, table_name: str, redis_url: str | None = None, **overrides: Any
+) -> Container:
+    """A container on DynamoDB Local; Redis real if given, else a fake cache. Publisher and
+    metrics are fakes unless overridden, so tests can inspect what was published."""
+    settings = Settings.load(
+        {},
+        table_name=table_name,
+        dynamodb_endpoint=dynamodb_endpoint,
+        redis_url=redis_url or "redis://127.0.0.1:1/0",
+        aws_region="us-east-1",
+        metrics_backend="inprocess",
+    )
+    defaults: dict[str, Any] = {"publisher": FakePublisher(), "metrics": FakeMetrics()}
+    if redis_url is None:
+        defaults["cache"] = FakeCache()
+    defaults.update(overrides)
+    return Container(settings, **defaults)
+
+
+def add_product(
+    deps: Container,
+    stock: int = 10,
+    amount: int = 1000,
+    currency: str = "EUR",
+    category: str = "books",
+    name: str | None = None,
+) -> str:
+    product = catalog.create_product(
+        deps.products,
+        deps.clock,
+        deps.ids,
+        ADMIN,
+        name=name or random_id("Product "),
+        description="",
+        category=category,
+        price=Money(amount, currency),
+        stock=stock,
+    )
+    return product.id
