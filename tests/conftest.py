@@ -44,6 +44,7 @@ def aws_test_credentials() -> Iterator[None]:
 def _record_backend(request: pytest.FixtureRequest) -> None:
     suite = request.node.path.parent.name
     names = set(request.fixturenames)
+    _backends[suite]
     if "dynamodb_endpoint" in names:
         _backends[suite].add("DynamoDB Local")
     if "redis_url" in names:
