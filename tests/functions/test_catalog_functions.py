@@ -7,27 +7,29 @@ handling an event must be allowed by that function's own policy in the template.
 
 from __future__ import annotations
 
-import fnmatch
-import json
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from botocore.client import BaseClient
 
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_key
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import ARCHIVED, Product
 from funcmart.domain.money import Money
-from funcmart.platforms.local import template
 from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.template import ROOT, Function, Template
+from funcmart.platforms.local.template import Template
+from tests.functions.invoking import (
+    EVENTS,
+    DynamoCalls,
+    EnvFor,
+    invoke,
+    load_event,
+    policy_allows,
+)
 
-EVENTS = ROOT / "events"
 REGION = "us-east-1"
-TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/funcmart"
 
 # The product the events name; every case starts with it as stored here.
 SEED = Product(
@@ -154,38 +156,6 @@ CASES: dict[str, Case] = {
 
 # ----------------------------------------------------------------------------- fixtures
 @pytest.fixture(scope="module")
-def tpl() -> Template:
-    return template.load()
-
-
-@pytest.fixture(scope="module")
-def function_table(make_table: Callable[[], str]) -> str:
-    return make_table()
-
-
-@pytest.fixture(scope="module")
-def env_for(
-    tpl: Template, function_table: str, redis_url: str, dynamodb_endpoint: str
-) -> Callable[..., dict[str, str]]:
-    """The environment a function gets from the template, with local stand-ins for refs."""
-
-    def env(fn: Function, redis: str = redis_url) -> dict[str, str]:
-        refs = {name: str(p.get("Default")) for name, p in tpl.raw["Parameters"].items()}
-        refs.update(Table=function_table, RedisUrl=redis)
-        values = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
-        values["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
-        return values
-
-    return env
-
-
-@pytest.fixture(scope="module")
-def handlers(tpl: Template, env_for: Callable[..., dict[str, str]]) -> dict[str, Handler]:
-    """Each function's handler, imported the way the runtime does (a cold start)."""
-    return {lid: load_handler(fn, env_for(fn)) for lid, fn in tpl.functions.items()}
-
-
-@pytest.fixture(scope="module")
 def products(function_table: str, dynamodb_endpoint: str) -> DynamoProductRepository:
     return DynamoProductRepository(bind(function_table, REGION, dynamodb_endpoint))
 
@@ -201,56 +171,6 @@ def seeded(
             TableName=function_table, Key={"pk": {"S": pk}, "sk": {"S": sk}}
         )
         products.add(product)
-
-
-@dataclass
-class DynamoCalls:
-    calls: list[tuple[str, str | None]] = field(default_factory=list)
-
-
-@pytest.fixture
-def dynamodb_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoCalls]:
-    """Records every DynamoDB operation (and index) the code under test sends."""
-    recorded = DynamoCalls()
-    original = BaseClient._make_api_call
-
-    def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
-        if self.meta.service_model.service_name == "dynamodb":
-            recorded.calls.append((operation, params.get("IndexName")))
-        return original(self, operation, params)
-
-    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    yield recorded
-
-
-# ------------------------------------------------------------------------------ helpers
-def load_event(name: str) -> dict[str, Any]:
-    event: dict[str, Any] = json.loads((EVENTS / name).read_text())
-    return event
-
-
-def invoke(handler: Handler, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
-    answer = handler(event, None)
-    body = answer.get("body")
-    parsed = json.loads(body) if body else None
-    return answer["statusCode"], answer.get("headers") or {}, parsed
-
-
-def allowed(tpl: Template, function: str, operation: str, index: str | None) -> bool:
-    """Whether the function's own policy allows `operation` on the table (or the index)."""
-    needed = TABLE_ARN if index is None else f"{TABLE_ARN}/index/{index}"
-    refs = {"Table.Arn": TABLE_ARN}
-    for policy in tpl.resource(function)["Properties"].get("Policies", []):
-        for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
-            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
-            res = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
-            if st.get("Effect") != "Allow":
-                continue
-            if any(fnmatch.fnmatchcase(f"dynamodb:{operation}", a) for a in actions) and any(
-                fnmatch.fnmatchcase(needed, template.resolve(r, refs)) for r in res
-            ):
-                return True
-    return False
 
 
 # -------------------------------------------------------------------------------- tests
@@ -324,7 +244,7 @@ def test_function_answers_its_event(
     if status not in (400, 403):  # those are refused before any read
         assert dynamodb_calls.calls
     for operation, index in dynamodb_calls.calls:
-        assert allowed(tpl, case.function, operation, index), (case.function, operation)
+        assert policy_allows(tpl, case.function, operation, index), (case.function, operation)
     if case.check is not None:
         case.check(body, products)
 
@@ -347,7 +267,7 @@ def test_writes_invalidate_what_get_product_cached(handlers: dict[str, Handler])
 
 @pytest.mark.usefixtures("seeded")
 def test_get_product_answers_from_dynamodb_when_redis_is_down(
-    tpl: Template, env_for: Callable[..., dict[str, str]]
+    tpl: Template, env_for: EnvFor
 ) -> None:
     # GIVEN GetProduct started with a REDIS_URL where nothing listens
     with socket.socket() as s:
@@ -360,3 +280,4 @@ def test_get_product_answers_from_dynamodb_when_redis_is_down(
     # THEN both reads are served from DynamoDB
     for status, headers, body in answers:
         assert (status, headers["X-Cache"], body["id"]) == (200, "MISS", SEED.id)
+
