@@ -281,3 +281,23 @@ def test_get_product_answers_from_dynamodb_when_redis_is_down(
     for status, headers, body in answers:
         assert (status, headers["X-Cache"], body["id"]) == (200, "MISS", SEED.id)
 
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "name",
+    ["get_product.json", "update_product.json", "archive_product.json", "set_stock.json"],
+)
+def test_an_id_too_long_to_be_a_key_is_not_found(
+    name: str, handlers: dict[str, Handler], products: DynamoProductRepository
+) -> None:
+    # GIVEN an event naming a product id longer than DynamoDB accepts as a key
+    event = load_event(name)
+    long_id = "x" * 3000
+    event["pathParameters"]["productId"] = long_id
+    event["rawPath"] = event["rawPath"].replace(SEED.id, long_id)
+    event["requestContext"]["http"]["path"] = event["rawPath"]
+    # WHEN the function handles it
+    status, _, body = invoke(handlers[CASES[name].function], event)
+    # THEN the answer is a plain 404, not an internal error
+    assert (status, body["title"]) == (404, "Not found")
+    assert products.get(SEED.id) == SEED

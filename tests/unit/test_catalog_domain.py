@@ -13,6 +13,7 @@ from funcmart.domain.catalog import (
     StockChange,
     apply_changes,
     archive,
+    require_plausible_id,
 )
 from funcmart.domain.errors import Conflict, InvalidRequest, NotFound
 from funcmart.domain.money import Money
@@ -152,3 +153,14 @@ class TestStockChange:
     @pytest.mark.parametrize("delta", [-MAX_STOCK, -1, 0, 1, MAX_STOCK])
     def test_adjustments_within_the_bounds(self, delta: int) -> None:
         assert StockChange(adjust_by=delta).adjust_by == delta
+
+
+class TestProductIds:
+    @pytest.mark.parametrize("product_id", ["a", "3f8e2b7c9a1d4e5fb6c7d8e9f0a1b2c3", "x" * 128])
+    def test_ids_we_could_have_issued_pass(self, product_id: str) -> None:
+        assert require_plausible_id(product_id) == product_id
+
+    @pytest.mark.parametrize("product_id", ["", "x" * 129, "x" * 3000])
+    def test_other_ids_name_no_product(self, product_id: str) -> None:
+        with pytest.raises(NotFound):
+            require_plausible_id(product_id)

@@ -28,6 +28,7 @@ def get_product(
     principal: Principal | None = None,
 ) -> tuple[Product, bool]:
     """The product and whether it came from the cache; archived ones only for admins."""
+    catalog.require_plausible_id(product_id)
     cached = cache.get(product_id)
     if cached is not None:
         product = Product.from_dict(cached)
@@ -75,6 +76,7 @@ def update_product(
 ) -> Product:
     """Change catalog fields if nobody else changed the product since `expected_version`."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     current = products.get(product_id)
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
@@ -98,6 +100,7 @@ def archive_product(
 ) -> Product:
     """Take a product out of the catalog; orders that name it keep their copy."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     current = products.get(product_id)
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
@@ -117,6 +120,7 @@ def set_stock(
 ) -> Product:
     """Set or adjust stock atomically (admin); it never goes below zero."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     product = products.change_stock(product_id, change, clock.now())
     cache.invalidate(product_id)
     return product
