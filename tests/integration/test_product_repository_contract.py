@@ -13,7 +13,14 @@ import pytest
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import Tables, bind
 from funcmart.adapters.memory import FakeProductRepository
-from funcmart.domain.catalog import Product, ProductChanges, StockChange, apply_changes, archive
+from funcmart.domain.catalog import (
+    MAX_STOCK,
+    Product,
+    ProductChanges,
+    StockChange,
+    apply_changes,
+    archive,
+)
 from funcmart.domain.errors import (
     Conflict,
     InvalidRequest,
@@ -165,6 +172,20 @@ class TestProductRepository:
         assert err.value.extra == {"available": 2}
         stored = products.get(product.id)
         assert stored is not None and stored.stock == 2
+
+    def test_stock_never_goes_above_the_maximum(self, products: ProductRepository) -> None:
+        # GIVEN one short of the most stock a product may hold
+        product = add(products, stock=MAX_STOCK - 1)
+        # WHEN two more are added
+        with pytest.raises(InvalidRequest) as err:
+            products.change_stock(product.id, StockChange(adjust_by=2), LATER)
+        # THEN nothing changes; one more is still fine
+        assert err.value.extra == {"field": "adjust"}
+        stored = products.get(product.id)
+        assert stored is not None and stored.stock == MAX_STOCK - 1
+        assert products.change_stock(product.id, StockChange(adjust_by=1), LATER).stock == (
+            MAX_STOCK
+        )
 
     @pytest.mark.parametrize(
         "change", [StockChange(set_to=1), StockChange(adjust_by=1), StockChange(adjust_by=-1)]

@@ -11,7 +11,7 @@ import threading
 from dataclasses import replace
 from typing import Any
 
-from funcmart.domain.catalog import Product, StockChange
+from funcmart.domain.catalog import MAX_STOCK, Product, StockChange
 from funcmart.domain.errors import (
     Conflict,
     InvalidRequest,
@@ -54,6 +54,12 @@ class FakeProductRepository:
                 stock = change.set_to
             else:
                 stock = current.stock + (change.adjust_by or 0)
+                if stock > MAX_STOCK:
+                    raise InvalidRequest(
+                        f"stock is {current.stock}; adjusting by {change.adjust_by} would "
+                        f"exceed {MAX_STOCK}",
+                        field="adjust",
+                    )
                 if stock < 0:
                     raise OutOfStock(
                         f"product {product_id} has {current.stock} in stock; cannot adjust by "
