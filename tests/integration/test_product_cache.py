@@ -13,7 +13,7 @@ import redis
 from funcmart.adapters import redis_store
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.adapters.memory import FakeCache
+from funcmart.adapters.memory import FakeCache, FakeProductRepository
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisProductCache, connect
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
@@ -126,6 +126,27 @@ class TestRedisProductCache:
         product_id = random_product_id()
         redis_client.set(f"product:{product_id}", "{not json", ex=TTL)
         assert real_cache.get(product_id) is None
+
+    def test_an_entry_redis_refuses_to_read_is_a_miss(
+        self, real_cache: RedisProductCache, redis_client: redis.Redis
+    ) -> None:
+        # GIVEN a key of the wrong type where the product's entry belongs (GET says WRONGTYPE)
+        product = a_product()
+        redis_client.hset(f"product:{product.id}", "stock", "1")
+        # WHEN the cache reads it, THEN it is a miss, not an error
+        assert real_cache.get(product.id) is None
+        # AND the next put replaces it
+        real_cache.put(product.id, product.to_dict())
+        assert real_cache.get(product.id) == product.to_dict()
+
+    def test_get_product_reads_through_a_failing_entry(
+        self, real_cache: RedisProductCache, redis_client: redis.Redis
+    ) -> None:
+        products = FakeProductRepository()
+        product = a_product()
+        products.add(product)
+        redis_client.hset(f"product:{product.id}", "stock", "1")
+        assert catalog.get_product(products, real_cache, product.id) == (product, False)
 
 
 class TestRedisOutage:
