@@ -120,11 +120,12 @@ class TestRedisProductCache:
         assert redis_client.exists(f"product:{product.id}") == 1
         assert 0 < redis_client.ttl(f"product:{product.id}") <= TTL
 
-    def test_a_corrupt_entry_is_a_miss(
-        self, real_cache: RedisProductCache, redis_client: redis.Redis
+    @pytest.mark.parametrize("raw", ["{not json", "[1, 2]", "null", '"text"'])
+    def test_an_entry_that_is_not_a_json_object_is_a_miss(
+        self, real_cache: RedisProductCache, redis_client: redis.Redis, raw: str
     ) -> None:
         product_id = random_product_id()
-        redis_client.set(f"product:{product_id}", "{not json", ex=TTL)
+        redis_client.set(f"product:{product_id}", raw, ex=TTL)
         assert real_cache.get(product_id) is None
 
     def test_an_entry_redis_refuses_to_read_is_a_miss(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pytest
@@ -98,6 +99,31 @@ class TestGetProduct:
         world.products.save(apply_changes(product, ProductChanges(name="Fresh"), "t"), 1)
         served, hit = catalog.get_product(world.products, world.cache, product.id)
         assert hit and served.name == "Cached name"
+
+    @pytest.mark.parametrize(
+        "spoil",
+        [
+            lambda entry: entry.clear(),
+            lambda entry: entry.pop("category"),
+            lambda entry: entry.update(price="free"),
+            lambda entry: entry.update(stock="many"),
+            lambda entry: entry.update(price={"amount": 100, "currency": "euro"}),
+        ],
+        ids=["empty", "missing-field", "price-string", "stock-string", "bad-currency"],
+    )
+    def test_an_unusable_cache_entry_is_read_through(
+        self, world: World, spoil: Callable[[dict[str, object]], None]
+    ) -> None:
+        # GIVEN a cache entry in a shape this code cannot read (e.g. from another release)
+        product = world.given_a_product()
+        entry = product.to_dict()
+        spoil(entry)
+        world.cache.values[product.id] = entry
+        # WHEN the product is read
+        served, hit = catalog.get_product(world.products, world.cache, product.id)
+        # THEN it comes from the repository and replaces the entry
+        assert (served, hit) == (product, False)
+        assert world.cache.values[product.id] == product.to_dict()
 
     def test_unknown_products_are_not_found(self, world: World) -> None:
         with pytest.raises(NotFound):

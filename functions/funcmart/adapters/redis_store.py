@@ -112,10 +112,10 @@ class RedisProductCache:
         if raw is None:
             return None
         try:
-            value: dict[str, Any] = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
             return None
-        return value
+        return value if isinstance(value, dict) else None
 
     def put(self, product_id: str, value: dict[str, Any]) -> None:
         with _as_miss("cache put"):

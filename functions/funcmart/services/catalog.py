@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from funcmart.domain import catalog
 from funcmart.domain.catalog import Product, ProductChanges, StockChange
-from funcmart.domain.errors import NotFound, VersionConflict
+from funcmart.domain.errors import DomainError, NotFound, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.ports import Clock, IdGenerator, Page, ProductCache, ProductRepository
@@ -29,10 +31,9 @@ def get_product(
 ) -> tuple[Product, bool]:
     """The product and whether it came from the cache; archived ones only for admins."""
     catalog.require_plausible_id(product_id)
-    cached = cache.get(product_id)
+    cached = _from_cache(cache.get(product_id))
     if cached is not None:
-        product = Product.from_dict(cached)
-        hit = True
+        product, hit = cached, True
     else:
         found = products.get(product_id)
         if found is None:
@@ -42,6 +43,16 @@ def get_product(
     if not product.active and not (principal and principal.is_admin):
         raise NotFound(f"product {product_id} does not exist")
     return product, hit
+
+
+def _from_cache(entry: dict[str, Any] | None) -> Product | None:
+    """The cached product, or None when there is none or it has a shape we cannot read."""
+    if entry is None:
+        return None
+    try:
+        return Product.from_dict(entry)
+    except (KeyError, TypeError, ValueError, DomainError):
+        return None  # e.g. written by another release; read through and overwrite it
 
 
 def create_product(
