@@ -26,7 +26,7 @@ from funcmart.platforms.local.config import LocalSettings, parse_pairs
 from funcmart.platforms.local.services import ServiceError
 from funcmart.settings import SettingsError
 
-log = logging.getLogger("funcmart-local")
+log = logging.getLogger("local-platform")
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -112,7 +112,7 @@ def _logging(verbose: bool) -> None:
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
     )
-    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb"):
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb", "redis"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -37,8 +37,8 @@ from funcmart.platforms.local.resources import JwtConfig
 from funcmart.platforms.local.routes import Route, RouteTable
 from funcmart.platforms.local.runtime import Invoker
 
-log = logging.getLogger("funcmart-local")
-access_log = logging.getLogger("funcmart-local.access")
+log = logging.getLogger("local-platform")
+access_log = logging.getLogger("local-platform.access")
 
 
 @dataclass

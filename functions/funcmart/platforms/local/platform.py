@@ -33,7 +33,7 @@ from funcmart.platforms.local.routes import RouteTable
 from funcmart.platforms.local.runtime import Invoker, load_functions
 from funcmart.platforms.local.template import Template, load
 
-log = logging.getLogger("funcmart-local")
+log = logging.getLogger("local-platform")
 
 
 @dataclass

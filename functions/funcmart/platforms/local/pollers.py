@@ -21,7 +21,7 @@ from funcmart.platforms.local.resources import QueueRef
 from funcmart.platforms.local.runtime import Invoker
 from funcmart.platforms.local.template import QueueSource, Schedule
 
-log = logging.getLogger("funcmart-local")
+log = logging.getLogger("local-platform")
 SQS_MAX_RECEIVE = 10
 
 

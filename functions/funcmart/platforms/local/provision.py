@@ -16,7 +16,7 @@ from botocore.exceptions import ClientError
 from funcmart.platforms.local.resources import QueueRef
 from funcmart.platforms.local.template import Queue, Template, resolve
 
-log = logging.getLogger("funcmart-local")
+log = logging.getLogger("local-platform")
 
 # CloudFormation properties of AWS::SQS::Queue that are SQS queue attributes of the same name.
 # KMS settings are left out: local endpoints have no keys to encrypt with.

@@ -50,7 +50,8 @@ class Route:
             return None
         if self.path == "$default":
             return {}
-        stripped = raw_path.strip("/")
+        # Only the leading slash goes: "/products/" is not "/products" (as on HTTP APIs).
+        stripped = raw_path.removeprefix("/")
         parts = stripped.split("/") if stripped else []
         params: dict[str, str] = {}
         for i, seg in enumerate(self.segments):

@@ -30,7 +30,9 @@ from funcmart.platforms.local.loader import Handler, load_handler
 from funcmart.platforms.local.resources import Deployment
 from funcmart.platforms.local.template import Function
 
-log = logging.getLogger("funcmart-local")
+# Not under "funcmart": Powertools filters every record whose logger name contains its
+# service name ("funcmart") out of the root handlers, where these lines belong.
+log = logging.getLogger("local-platform")
 
 
 @dataclass
