@@ -117,7 +117,7 @@ class QueuePoller(threading.Thread):
                 return
             failed = reported
         done = [m for m in messages if m["MessageId"] not in failed]
-        self._delete(done)
+        self._delete_processed(done)
         if failed:
             log.info(
                 "%s: %d of %d messages from %s failed and return after the visibility timeout",
@@ -127,7 +127,7 @@ class QueuePoller(threading.Thread):
                 self.queue.name,
             )
 
-    def _delete(self, messages: list[dict[str, Any]]) -> None:
+    def _delete_processed(self, messages: list[dict[str, Any]]) -> None:
         for i in range(0, len(messages), SQS_MAX_RECEIVE):
             chunk = messages[i : i + SQS_MAX_RECEIVE]
             entries = [
