@@ -27,6 +27,7 @@ from funcmart.platforms.local.services import ServiceError
 from funcmart.settings import SettingsError
 
 log = logging.getLogger("local-platform")
+DEMO_PRODUCTS = 30
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -138,13 +139,15 @@ def cmd_dev(args: argparse.Namespace) -> int:
 
     settings = _settings(args, port=args.port, host=args.host, schedule_every=args.schedule_every)
     consumers = not args.no_consumers
-    platform = LocalPlatform(settings, poll_queues=consumers, run_schedules=consumers)
+    platform = LocalPlatform(
+        settings,
+        poll_queues=consumers,
+        run_schedules=consumers,
+        seed_products=DEMO_PRODUCTS if args.seed else 0,
+    )
     _stop_on_signals(platform.stop_event)
     platform.start()
     try:
-        if args.seed:
-            made = platform.seed()
-            log.info("seeded %d demo products", made)
         print(platform.describe(), flush=True)
         _wait(platform.stop_event)
     finally:

@@ -108,6 +108,7 @@ class LocalPlatform:
         functions: Iterable[str] | None = None,
         provision: bool = True,
         embedded: bool = True,
+        seed_products: int = 0,
     ) -> None:
         self.settings = settings or LocalSettings.load()
         self.tpl = template or load(self.settings.template_path)
@@ -116,6 +117,7 @@ class LocalPlatform:
         self.run_schedules = run_schedules
         self.provision = provision
         self.embedded = embedded
+        self.seed_products = seed_products
         wanted = set(functions) if functions is not None else None
         unknown = (wanted or set()) - set(self.tpl.functions)
         if unknown:
@@ -175,6 +177,9 @@ class LocalPlatform:
         self.invoker = Invoker(load_functions(deployment, self.function_ids))
         if self.serve_http:
             self.gateway = self._gateway(deployment, self.invoker)
+            if self.seed_products:  # before listening: the first request sees the catalog
+                made = seed_demo_products(self.gateway, self.seed_products)
+                log.info("seeded %d demo products", made)
             self.gateway.start(s.host, s.port)
         if self.poll_queues:
             self._start_pollers(deployment, self.invoker)
@@ -316,13 +321,6 @@ class LocalPlatform:
             lines.append(f"  curl -H {bearer} {self.gateway.url}/products")
         return lines
 
-    def seed(self, count: int = 30) -> int:
-        """Demo products through the CreateProduct route, as an admin; none when the catalog
-        has products already. Returns how many were created."""
-        if self.gateway is None:
-            raise RuntimeError("seeding goes through the gateway; start with serve_http=True")
-        return seed_demo_products(self.gateway, count)
-
 
 CATEGORIES = {
     "books": ["Atlas", "Field Guide", "Cookbook", "Novel", "Anthology"],
@@ -354,6 +352,8 @@ def demo_products(count: int) -> list[dict[str, Any]]:
 
 
 def seed_demo_products(gateway: Gateway, count: int = 30) -> int:
+    """Demo products through the POST /products route as an admin, so the same validation
+    and rules apply; none when the catalog has products already. Returns how many."""
     headers = [("host", "127.0.0.1"), ("content-type", "application/json")]
     probe = gateway.handle(HttpRequest("GET", "/products?limit=1", headers))
     if probe.response.status == 200 and json.loads(probe.response.body).get("items"):
