@@ -314,7 +314,9 @@ class LocalPlatform:
         if self.deployment is not None:
             for lid, name in self.deployment.table_names.items():
                 lines.append(f"  table     {lid} = {name}")
-        if self.gateway is not None:
+        if self.gateway is not None and self.settings.jwks_url:
+            lines.append(f"tokens: from your identity provider (JWKS {self.settings.jwks_url})")
+        elif self.gateway is not None:
             lines.append("tokens (dev secret, HS256):")
             lines.append("  make token ROLE=admin   |   make token ROLE=customer SUB=alice")
             bearer = '"Authorization: Bearer $(make -s token ROLE=admin)"'
