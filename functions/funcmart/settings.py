@@ -80,9 +80,8 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
         if "metrics_backend" not in values:
-            values["metrics_backend"] = (
-                "emf" if env.get("AWS_LAMBDA_FUNCTION_NAME") else "inprocess"
-            )
+            on_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME") and env.get("AWS_SAM_LOCAL") != "true"
+            values["metrics_backend"] = "emf" if on_lambda else "inprocess"
         if "table_name" not in values:
             raise SettingsError("TABLE_NAME is not set: the function does not know its table")
         return cls(**values)
