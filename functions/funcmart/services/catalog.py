@@ -7,7 +7,7 @@ from funcmart.domain.catalog import Product, ProductChanges, StockChange
 from funcmart.domain.errors import NotFound, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
-from funcmart.ports import Clock, IdGenerator, Page, ProductCache, ProductRepository
+from funcmart.ports import Clock, IdGenerator, Metrics, Page, ProductCache, ProductRepository
 
 MAX_PAGE = 100
 
@@ -26,9 +26,14 @@ def get_product(
     cache: ProductCache,
     product_id: str,
     principal: Principal | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[Product, bool]:
-    """The product and whether it came from the cache; archived ones only for admins."""
+    """The product and whether it came from the cache; archived ones only for admins.
+
+    Counts CacheHits or CacheMisses when given `metrics` (a miss includes Redis being down)."""
     cached = cache.get(product_id)
+    if metrics is not None:
+        metrics.incr("CacheHits" if cached is not None else "CacheMisses")
     if cached is not None:
         product = Product.from_dict(cached)
         hit = True
