@@ -63,3 +63,59 @@ def add_product(
         stock=stock,
     )
     return product.id
+
+
+def fake_order_ports() -> Any:
+    """OrderPorts over in-memory fakes, with the fakes reachable for assertions."""
+    from types import SimpleNamespace
+
+    from funcmart.adapters.memory import (
+        FakeClock,
+        FakeIds,
+        FakeOrderRepository,
+        FakePaymentGateway,
+        FakeProductRepository,
+    )
+    from funcmart.services.orders import OrderPorts
+
+    products = FakeProductRepository()
+    ns = SimpleNamespace(
+        products=products,
+        orders=FakeOrderRepository(products),
+        payments=FakePaymentGateway(),
+        publisher=FakePublisher(),
+        cache=FakeCache(),
+        clock=FakeClock(),
+        ids=FakeIds("ord"),
+        metrics=FakeMetrics(),
+    )
+    ns.ports = OrderPorts(
+        orders=ns.orders,
+        payments=ns.payments,
+        publisher=ns.publisher,
+        cache=ns.cache,
+        clock=ns.clock,
+        ids=ns.ids,
+        metrics=ns.metrics,
+    )
+    return ns
+
+
+def fake_product(ns: Any, stock: int = 10, amount: int = 1000, currency: str = "EUR") -> str:
+    product = catalog.create_product(
+        ns.products,
+        ns.clock,
+        FakeIdsOnce(),
+        ADMIN,
+        name=random_id("P "),
+        description="",
+        category="books",
+        price=Money(amount, currency),
+        stock=stock,
+    )
+    return product.id
+
+
+class FakeIdsOnce:
+    def new_id(self) -> str:
+        return random_id("prod-")

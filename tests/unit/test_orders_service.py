@@ -1,0 +1,230 @@
+"""Order use cases over in-memory fakes: rules, idempotency and the state machine."""
+
+from __future__ import annotations
+
+import pytest
+
+from funcmart.domain import orders as model
+from funcmart.domain.errors import (
+    Conflict,
+    IdempotencyKeyReused,
+    InvalidRequest,
+    NotFound,
+    OutOfStock,
+)
+from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
+from funcmart.services import orders
+from tests.support.builders import customer, fake_order_ports, fake_product, random_id
+
+
+@pytest.fixture
+def ns():
+    return fake_order_ports()
+
+
+def place(ns, who, pid, qty=1, token="tok_ok", key=None, lines=None):
+    lines = lines or [RequestedLine(pid, qty)]
+    body = {"lines": [(line.product_id, line.quantity) for line in lines], "t": token}
+    return orders.place_order(ns.ports, who, key or random_id(), lines, token, body, "corr-1")
+
+
+class TestPlaceOrder:
+    def test_prices_are_copied_from_the_catalog_and_stock_reserved(self, ns):
+        pid = fake_product(ns, stock=5, amount=1250)
+        placed = place(ns, customer(), pid, 2)
+        assert placed.status_code == 202
+        assert placed.body["total"] == {"amount": 2500, "currency": "EUR"}
+        assert placed.body["status"] == "PENDING"
+        assert ns.products.get(pid).stock == 3
+        assert ns.publisher.published == [OrderPlaced(placed.body["id"], "corr-1")]
+
+    def test_requires_an_idempotency_key(self, ns):
+        pid = fake_product(ns)
+        with pytest.raises(InvalidRequest):
+            orders.place_order(
+                ns.ports, customer(), None, [RequestedLine(pid, 1)], "tok_ok", {}, "c"
+            )
+
+    def test_retry_with_same_key_replays_the_first_answer(self, ns):
+        pid, who = fake_product(ns), customer()
+        first = place(ns, who, pid, key="k1")
+        again = place(ns, who, pid, key="k1")
+        assert again.replayed and again.body == first.body
+        assert ns.products.get(pid).stock == 9
+
+    def test_same_key_for_another_body_is_422(self, ns):
+        pid, who = fake_product(ns), customer()
+        place(ns, who, pid, 1, key="k1")
+        with pytest.raises(IdempotencyKeyReused):
+            place(ns, who, pid, 2, key="k1")
+
+    def test_keys_are_per_customer(self, ns):
+        pid = fake_product(ns)
+        a = place(ns, customer("a"), pid, key="same")
+        b = place(ns, customer("b"), pid, key="same")
+        assert a.body["id"] != b.body["id"]
+
+    def test_duplicate_lines_are_merged(self, ns):
+        pid = fake_product(ns, stock=5)
+        placed = place(ns, customer(), pid, lines=[RequestedLine(pid, 1), RequestedLine(pid, 2)])
+        assert placed.body["lines"][0]["quantity"] == 3
+
+    def test_out_of_stock_names_short_lines(self, ns):
+        pid = fake_product(ns, stock=1)
+        with pytest.raises(OutOfStock) as err:
+            place(ns, customer(), pid, 2)
+        assert err.value.extra["lines"] == [{"productId": pid, "requested": 2, "available": 1}]
+
+    def test_unknown_product_is_rejected(self, ns):
+        with pytest.raises(InvalidRequest):
+            place(ns, customer(), "nope", 1)
+
+    def test_mixed_currencies_are_rejected(self, ns):
+        eur, usd = fake_product(ns), fake_product(ns, currency="USD")
+        with pytest.raises(InvalidRequest):
+            place(ns, customer(), eur, lines=[RequestedLine(eur, 1), RequestedLine(usd, 1)])
+
+    def test_publish_failure_still_answers_202(self, ns):
+        pid = fake_product(ns)
+        ns.publisher.fail = True
+        placed = place(ns, customer(), pid)
+        assert placed.status_code == 202
+        assert ns.metrics.counters["PublishFailures"] == 1
+
+
+class TestPipeline:
+    def test_paid_then_fulfilled(self, ns):
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        assert ns.publisher.published[-1] == OrderPaid(oid, "c")
+        assert orders.fulfil_order(ns.ports, OrderPaid(oid, "c")) == "fulfilled"
+        assert ns.orders.get(oid).status == model.FULFILLED
+        assert ns.orders.shipments[oid].tracking_number
+        assert ns.orders.notifications[oid][0].kind == "order-shipped"
+
+    def test_redelivery_never_charges_twice(self, ns):
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        for _ in range(3):
+            orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        assert ns.payments.capture_calls == 1
+
+    def test_decline_fails_order_and_releases_stock(self, ns):
+        pid = fake_product(ns, stock=4)
+        oid = place(ns, customer(), pid, 3, token="tok_decline").body["id"]
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "declined"
+        assert ns.orders.get(oid).status == model.FAILED
+        assert ns.products.get(pid).stock == 4
+
+    def test_transient_failure_propagates_for_retry(self, ns):
+        from funcmart.domain.errors import TransientFailure
+
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid, token="tok_transient").body["id"]
+        with pytest.raises(TransientFailure):
+            orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        assert ns.orders.get(oid).status == model.PENDING
+
+    def test_unknown_order_is_an_error_not_a_silent_success(self, ns):
+        with pytest.raises(NotFound):
+            orders.process_order(ns.ports, OrderPlaced("missing", "c"))
+
+    def test_dead_letter_flags_open_order(self, ns):
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "flagged"
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
+
+    def test_cancelled_while_charging_is_refunded(self, ns):
+        pid, who = fake_product(ns), customer()
+        oid = place(ns, who, pid).body["id"]
+        order = ns.orders.get(oid)
+        # the customer cancels between the consumer's read and its PAID write
+        real_charge = ns.payments.charge
+
+        def charge_then_cancel(key, amount, token):
+            charge = real_charge(key, amount, token)
+            orders.cancel_order(ns.ports, who, oid)
+            return charge
+
+        ns.payments.charge = charge_then_cancel
+        assert orders.process_order(ns.ports, OrderPlaced(order.id, "c")) == "lost-race"
+        assert ns.orders.get(oid).status == model.CANCELLED
+        assert ns.payments.refunds == [oid]
+        assert ns.products.get(pid).stock == 10
+
+
+class TestCancelAndRead:
+    def test_only_owner_or_admin_sees_an_order(self, ns):
+        from tests.support.builders import ADMIN
+
+        pid, owner = fake_product(ns), customer()
+        oid = place(ns, owner, pid).body["id"]
+        assert orders.get_order(ns.orders, owner, oid).id == oid
+        assert orders.get_order(ns.orders, ADMIN, oid).id == oid
+        with pytest.raises(NotFound):
+            orders.get_order(ns.orders, customer(), oid)
+
+    def test_fulfilled_order_cannot_be_cancelled(self, ns):
+        pid, who = fake_product(ns), customer()
+        oid = place(ns, who, pid).body["id"]
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        orders.fulfil_order(ns.ports, OrderPaid(oid, "c"))
+        with pytest.raises(Conflict):
+            orders.cancel_order(ns.ports, who, oid)
+
+    def test_list_is_newest_first_and_paged(self, ns):
+        pid, who = fake_product(ns, stock=100), customer()
+        ids = []
+        for _ in range(5):
+            ids.append(place(ns, who, pid).body["id"])
+            ns.clock.advance(1)
+        first = orders.list_orders(ns.orders, who, 2, None)
+        assert [o.id for o in first.items] == ids[::-1][:2]
+        second = orders.list_orders(ns.orders, who, 2, first.next_cursor)
+        assert [o.id for o in second.items] == ids[::-1][2:4]
+
+    def test_customer_cannot_list_anothers_orders(self, ns):
+        from funcmart.domain.errors import Forbidden
+
+        with pytest.raises(Forbidden):
+            orders.list_orders(ns.orders, customer(), 10, None, customer="someone-else")
+
+
+class TestReconciler:
+    def test_republishes_stale_pending_and_paid(self, ns):
+        pid = fake_product(ns)
+        pending = place(ns, customer(), pid).body["id"]
+        paid = place(ns, customer(), pid).body["id"]
+        orders.process_order(ns.ports, OrderPlaced(paid, "c"))
+        ns.publisher.published.clear()
+        ns.clock.advance(600)
+        counts = orders.reconcile_orders(ns.ports, orders.ReconcilePolicy())
+        assert counts["republished"] == 2
+        types = sorted(e.type for e in ns.publisher.published)
+        assert types == ["OrderPaid", "OrderPlaced"]
+        assert pending in {e.order_id for e in ns.publisher.published}
+
+    def test_fresh_orders_are_left_alone(self, ns):
+        place(ns, customer(), fake_product(ns))
+        ns.publisher.published.clear()
+        assert orders.reconcile_orders(ns.ports, orders.ReconcilePolicy())["republished"] == 0
+
+    def test_abandoned_pending_orders_release_stock(self, ns):
+        pid = fake_product(ns, stock=3)
+        oid = place(ns, customer(), pid, 2).body["id"]
+        ns.clock.advance(2 * 86400)
+        counts = orders.reconcile_orders(ns.ports, orders.ReconcilePolicy())
+        assert counts["abandoned"] == 1
+        assert ns.orders.get(oid).status == model.FAILED
+        assert ns.products.get(pid).stock == 3
+
+    def test_gives_up_after_max_republish(self, ns):
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
+        for _ in range(3):
+            ns.clock.advance(120)
+            orders.reconcile_orders(ns.ports, policy)
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
