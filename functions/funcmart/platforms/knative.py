@@ -331,7 +331,11 @@ def http(request: flask.Request) -> flask.Response:
 
 @functions_framework.cloud_event
 def cloudevent(event: Any) -> None:
-    runtime().serve_cloudevent(event)
+    try:
+        runtime().serve_cloudevent(event)
+    except DeliveryFailed as failed:
+        # Answered, not crashed: the function has logged why; the broker retries.
+        flask.abort(flask.Response(str(failed), status=500, content_type="text/plain"))
 
 
 def metrics() -> flask.Response:

@@ -49,7 +49,8 @@ class QueueMessage:
 
 def to_message(record: SQSRecord) -> QueueMessage:
     attrs = record.message_attributes
-    cid_attr = attrs.get("correlationId") if attrs else None
+    # Index, not .get(): only __getitem__ wraps the raw dict in an SQSMessageAttribute.
+    cid_attr = attrs["correlationId"] if attrs else None
     correlation_id = (cid_attr.string_value if cid_attr else None) or ""
     if not correlation_id:
         try:
@@ -76,21 +77,22 @@ class QueueFunction:
         self._observed = Observer("queue").wrap(self._handle)
 
     def _record(self, record: SQSRecord) -> object:
-        message = to_message(record)
-        logger.set_correlation_id(message.correlation_id or None)
+        message: QueueMessage | None = None
         try:
+            message = to_message(record)
+            logger.set_correlation_id(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(
                 "message failed; it will be retried",
                 extra={
-                    "messageId": message.message_id,
-                    "receiveCount": message.receive_count,
+                    "messageId": record.message_id,
+                    "receiveCount": message.receive_count if message else None,
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
             raise
-        logger.info("message done", extra={"messageId": message.message_id, "outcome": outcome})
+        logger.info("message done", extra={"messageId": record.message_id, "outcome": outcome})
         return outcome
 
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
