@@ -100,9 +100,10 @@ class Settings:
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
         if "metrics_backend" not in values:
-            values["metrics_backend"] = (
-                "emf" if env.get("AWS_LAMBDA_FUNCTION_NAME") else "inprocess"
-            )
+            # EMF on Lambda itself; emulators (the local platform, SAM) set AWS_SAM_LOCAL and
+            # keep the in-process registry that /metrics serves.
+            on_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME") and not env.get("AWS_SAM_LOCAL")
+            values["metrics_backend"] = "emf" if on_lambda else "inprocess"
         if "table_name" not in values:
             raise SettingsError("TABLE_NAME is not set: the function does not know its table")
         if values.get("publisher", "sqs") not in cls.PUBLISHERS:

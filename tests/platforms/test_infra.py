@@ -80,7 +80,9 @@ def test_every_template_function_has_a_knative_service_and_nothing_else_does() -
 def test_the_service_runs_the_template_handler(logical_id: str) -> None:
     fn = TPL.functions[logical_id]
     ksvc = by_function()[logical_id]
-    env = {e["name"]: e.get("value") for e in ksvc["spec"]["template"]["spec"]["containers"][0]["env"]}
+    env = {
+        e["name"]: e.get("value") for e in ksvc["spec"]["template"]["spec"]["containers"][0]["env"]
+    }
     assert env["FUNCMART_FUNCTION"] == logical_id
     assert env["FUNCMART_HANDLER"] == fn.handler
     assert env["FUNCMART_TRIGGER"] == manifests.trigger_of(fn)
@@ -168,7 +170,9 @@ CORE = [(p, d) for p, d in ALL if "knative.dev" not in d["apiVersion"]]
 
 
 @pytest.mark.parametrize(
-    "doc", [d for _, d in CORE], ids=[f"{p.name}:{d['kind']}/{d['metadata']['name']}" for p, d in CORE]
+    "doc",
+    [d for _, d in CORE],
+    ids=[f"{p.name}:{d['kind']}/{d['metadata']['name']}" for p, d in CORE],
 )
 def test_core_kinds_validate_against_the_kubernetes_schema(doc: dict[str, Any]) -> None:
     kubernetes_validate.validate(doc, K8S_VERSION, strict=True)

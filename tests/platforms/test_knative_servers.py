@@ -117,8 +117,10 @@ def test_the_edge_turns_away_bad_tokens_like_api_gateway(
     create_product: Server, headers: dict[str, str], status: int
 ) -> None:
     answer = httpx.post(f"{create_product.url}/products", json=new_product(), headers=headers)
+    # THEN the same answer as the local gateway's: problem+json with WWW-Authenticate
     assert answer.status_code == status
-    assert answer.json() == {"message": "Unauthorized"}
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["title"] == "Authentication required"
     assert answer.headers["www-authenticate"].startswith("Bearer")
 
 
@@ -151,7 +153,7 @@ def test_claims_reach_the_function_as_api_gateway_puts_them(create_product: Serv
 def test_a_path_the_function_does_not_serve_is_404(create_product: Server) -> None:
     answer = httpx.get(f"{create_product.url}/nowhere")
     assert answer.status_code == 404
-    assert answer.json() == {"message": "Not Found"}
+    assert answer.json()["detail"] == "no route for GET /nowhere"
 
 
 def test_get_product_is_public_and_goes_through_the_cache(

@@ -53,7 +53,9 @@ def client(service: str, endpoint: str):  # type: ignore[no-untyped-def]
     return boto3.client(service, endpoint_url=endpoint, region_name=REGION)
 
 
-def test_the_hook_creates_the_table_as_the_template_defines_it(stack: str, moto_endpoint: str) -> None:
+def test_the_hook_creates_the_table_as_the_template_defines_it(
+    stack: str, moto_endpoint: str
+) -> None:
     ddb = client("dynamodb", moto_endpoint)
     table = ddb.describe_table(TableName=f"{stack}-Table")["Table"]
     expected = TPL.create_table_kwargs(f"{stack}-Table")
@@ -115,7 +117,11 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
     assert deps.products.get(pid).stock == 2
     got = sqs.receive_message(QueueUrl=queue_url, MessageAttributeNames=["All"], WaitTimeSeconds=1)
     bodies = [json.loads(m["Body"]) for m in got.get("Messages", [])]
-    assert {"type": "OrderPlaced", "orderId": placed.body["id"], "correlationId": "corr-ls"} in bodies
+    assert {
+        "type": "OrderPlaced",
+        "orderId": placed.body["id"],
+        "correlationId": "corr-ls",
+    } in bodies
 
 
 def test_the_compose_file_mounts_the_hooks_and_runs_redis() -> None:

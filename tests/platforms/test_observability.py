@@ -4,7 +4,9 @@ rules name only metrics the code emits (derived from the code itself, not a list
 from __future__ import annotations
 
 import ast
+import io
 import json
+import logging
 import re
 from typing import Any
 
@@ -35,13 +37,11 @@ def _names(arg: ast.expr, dicts: dict[str, list[str]], where: str) -> set[str]:
         return {arg.value}
     if isinstance(arg, ast.IfExp):
         return _names(arg.body, dicts, where) | _names(arg.orelse, dicts, where)
-    if (
-        isinstance(arg, ast.Subscript)
-        and isinstance(arg.value, ast.Name)
-        and arg.value.id in dicts
-    ):
+    if isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name) and arg.value.id in dicts:
         return set(dicts[arg.value.id])
-    raise AssertionError(f"{where}: a metric name must be a literal the code states, not {ast.unparse(arg)}")
+    raise AssertionError(
+        f"{where}: a metric name must be a literal the code states, not {ast.unparse(arg)}"
+    )
 
 
 def emitted_metrics() -> dict[str, str]:
@@ -163,7 +163,7 @@ def test_prometheus_names_follow_one_rule() -> None:
 
 
 def test_logs_are_json_with_cold_start_function_and_correlation_id(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from funcmart.adapters.memory import FakeMetrics
     from funcmart.bootstrap import build
@@ -173,6 +173,11 @@ def test_logs_are_json_with_cold_start_function_and_correlation_id(
 
     monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
     app = HttpFunction(build(Settings.load({}, table_name="t"), metrics=FakeMetrics()))
+    # Read what the Powertools handler writes, through its own JSON formatter.
+    out = io.StringIO()
+    capture = logging.StreamHandler(out)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
 
     @app.get("/ping")
     def ping() -> Any:
@@ -184,9 +189,12 @@ def test_logs_are_json_with_cold_start_function_and_correlation_id(
         event = http_event(request, "GET /ping")
         return app.handler(event, LambdaContext("Ping", 128, 3, "arn:x"))
 
-    assert call()["statusCode"] == 200
-    assert call()["statusCode"] == 200
-    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines() if "pinged" in line]
+    try:
+        assert call()["statusCode"] == 200
+        assert call()["statusCode"] == 200
+    finally:
+        logger.removeHandler(capture)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if "pinged" in line]
     assert [line["cold_start"] for line in lines] == [True, False]
     assert all(line["correlation_id"] == "corr-42" for line in lines)
     assert all(line["function_name"] == "Ping" for line in lines)
@@ -198,4 +206,3 @@ def test_no_tracer_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
     assert Observer("http")._tracer is None
-

@@ -48,6 +48,9 @@ def test_the_handler_module_exists_and_imports(logical_id: str) -> None:
     assert module_path(fn).is_file(), f"{fn.handler}: no {module_path(fn)}"
     refs = {name: str(p.get("Default")) for name, p in TPL.raw["Parameters"].items()}
     refs["Table"] = "funcmart-template-check"
+    refs.update(
+        {lid: f"https://sqs.us-east-1.amazonaws.com/123456789012/{lid}" for lid in TPL.queues}
+    )
     env = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
     handler = load_handler(fn, env)
     assert callable(handler)

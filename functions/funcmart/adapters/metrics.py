@@ -12,12 +12,14 @@ alert rules can be checked against the code.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Mapping
 from typing import Any
 
 PREFIX = "funcmart"
+log = logging.getLogger(__name__)
 Labels = tuple[tuple[str, str], ...]
 
 
@@ -143,8 +145,11 @@ class EmfMetrics:
     """CloudWatch embedded metric format via Powertools, flushed after each invocation."""
 
     def __init__(self, namespace: str | None = None, service: str | None = None) -> None:
+        import os
+
         from aws_lambda_powertools import Metrics
 
+        namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or PREFIX
         self._metrics = Metrics(namespace=namespace, service=service)
 
     def incr(self, name: str, value: float = 1) -> None:
@@ -158,7 +163,11 @@ class EmfMetrics:
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
 
     def flush(self) -> None:
-        self._metrics.flush_metrics(raise_on_empty_metrics=False)
+        """Write this invocation's metrics; a metrics failure never fails the invocation."""
+        try:
+            self._metrics.flush_metrics(raise_on_empty_metrics=False)
+        except Exception:
+            log.exception("could not flush metrics")
 
 
 # One registry per process, like a Prometheus client's: every function loaded into a local

@@ -55,6 +55,7 @@ from funcmart.platforms.edge import (
     Edge,
     HttpRequest,
     HttpResponse,
+    HttpRoute,
     JwtConfig,
     LambdaContext,
     Route,
@@ -69,6 +70,8 @@ TRIGGERS = ("http", "queue", "schedule")
 # functions-framework loads its targets from a source file: this one re-exports ours.
 ENTRY = Path(__file__).resolve().parents[2] / "main.py"
 PING_TYPE = "dev.knative.sources.ping"
+# The one JWT authorizer a Knative function has (FUNCMART_JWT_*), named as in template.yaml.
+AUTHORIZER = "Jwt"
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
@@ -79,7 +82,7 @@ class KnativeSettings:
     function: str
     handler: str
     trigger: str
-    routes: tuple[Route, ...] = ()
+    routes: tuple[HttpRoute, ...] = ()
     timeout_seconds: float = 10
     memory_mb: int = 512
     jwt_issuer: str | None = None
@@ -100,7 +103,7 @@ class KnativeSettings:
             spec = {
                 "handler": env["FUNCMART_HANDLER"],
                 "trigger": env.get("FUNCMART_TRIGGER", ""),
-                "routes": _parse_routes(env.get("FUNCMART_ROUTES", ""), name),
+                "routes": _parse_routes(env.get("FUNCMART_ROUTES", "")),
                 "timeout_seconds": float(env.get("FUNCMART_TIMEOUT_SECONDS", "10")),
             }
         elif env.get("FUNCMART_FUNCTION"):
@@ -138,18 +141,22 @@ class KnativeSettings:
                 raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
 
 
-def _parse_routes(raw: str, function: str) -> tuple[Route, ...]:
+def _parse_routes(raw: str) -> tuple[HttpRoute, ...]:
     if not raw.strip():
         return ()
     try:
-        items = json.loads(raw)
-        return tuple(
-            Route.parse(str(i["route"]), bool(i.get("public", False)), function) for i in items
-        )
+        return tuple(_route(str(i["route"]), bool(i.get("public", False))) for i in json.loads(raw))
     except (ValueError, TypeError, KeyError) as exc:
         raise SettingsError(
             f'FUNCMART_ROUTES is JSON like [{{"route": "GET /products", "public": true}}]: {exc}'
         ) from exc
+
+
+def _route(route_key: str, public: bool) -> HttpRoute:
+    method, _, path = route_key.strip().partition(" ")
+    if not path.startswith("/"):
+        raise ValueError(f"a route looks like 'GET /path', got {route_key!r}")
+    return HttpRoute(method.upper(), path, public, None if public else AUTHORIZER)
 
 
 def _from_template(logical_id: str, path: str | None) -> dict[str, Any]:
@@ -163,7 +170,10 @@ def _from_template(logical_id: str, path: str | None) -> dict[str, Any]:
     if fn is None:
         raise SettingsError(f"template.yaml has no function {logical_id!r}")
     trigger = "http" if fn.routes else "queue" if fn.queues else "schedule"
-    routes = tuple(Route(r.method, r.path, r.public, logical_id) for r in fn.routes)
+    routes = tuple(
+        HttpRoute(r.method, r.path, r.public, None if r.public else AUTHORIZER, r.scopes)
+        for r in fn.routes
+    )
     return {
         "handler": fn.handler,
         "trigger": trigger,
@@ -184,16 +194,13 @@ class Runtime:
         self.handler = handler or load_handler(settings.handler)
         self._lock = threading.Lock()  # one invocation at a time per process, as on Lambda
         verifier = None
-        jwt_config = None
+        authorizers: dict[str, JwtConfig] = {}
         if settings.jwt_issuer and (settings.jwt_secret or settings.jwks_url):
-            jwt_config = JwtConfig(settings.jwt_issuer, settings.jwt_audiences)
+            authorizers[AUTHORIZER] = JwtConfig(settings.jwt_issuer, settings.jwt_audiences)
             verifier = TokenVerifier(settings.jwt_secret, settings.jwks_url)
-        self.edge = Edge(
-            RouteTable(settings.routes),
-            jwt_config,
-            verifier,
-            ApiContext(api_id=settings.namespace, port=int(os.environ.get("PORT", "8080"))),
-        )
+        routes = RouteTable(Route(settings.function, spec) for spec in settings.routes)
+        api = ApiContext(api_id=settings.namespace, port=int(os.environ.get("PORT", "8080")))
+        self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
 
     def context(self) -> LambdaContext:
         s = self.settings
@@ -206,10 +213,12 @@ class Runtime:
 
     # -- HTTP -------------------------------------------------------------------------
     def serve_http(self, request: flask.Request) -> flask.Response:
-        response = self.edge.serve(
-            to_http_request(request), lambda _route, event: self.invoke(event), REGISTRY
+        outcome = self.edge.handle(
+            to_http_request(request), lambda _r, event, _id: self.invoke(event)
         )
-        return to_flask(response)
+        response = to_flask(outcome.response)
+        response.headers["Apigw-Requestid"] = outcome.request_id
+        return response
 
     # -- CloudEvents ------------------------------------------------------------------
     def serve_cloudevent(self, event: Any) -> None:
