@@ -48,21 +48,26 @@ class QueueMessage:
 
 
 def to_message(record: SQSRecord) -> QueueMessage:
-    attrs = record.message_attributes
-    # Index, not .get(): only __getitem__ wraps the raw dict in an SQSMessageAttribute.
-    cid_attr = attrs["correlationId"] if attrs else None
-    correlation_id = (cid_attr.string_value if cid_attr else None) or ""
-    if not correlation_id:
+    raw = record.raw_event
+    attrs = raw.get("messageAttributes") or {}
+    cid = (attrs.get("correlationId") or {}).get("stringValue") or ""
+    body = raw.get("body") or ""
+    if not cid:
         try:
-            correlation_id = str(json.loads(record.body).get("correlationId") or "")
-        except (ValueError, AttributeError):
-            correlation_id = ""
+            parsed = json.loads(body)
+            cid = str(parsed.get("correlationId") or "") if isinstance(parsed, dict) else ""
+        except ValueError:
+            cid = ""
+    try:
+        receives = int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        receives = 1
     return QueueMessage(
-        message_id=record.message_id,
-        body=record.body or "",
-        correlation_id=correlation_id,
-        receive_count=int(record.attributes.approximate_receive_count or 1),
-        source=(record.event_source_arn or "").rsplit(":", 1)[-1],
+        message_id=str(raw.get("messageId", "")),
+        body=body,
+        correlation_id=str(cid)[:128],
+        receive_count=receives,
+        source=str(raw.get("eventSourceARN") or "").rsplit(":", 1)[-1],
     )
 
 
