@@ -19,6 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
+from funcmart.observability import Observer
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -120,6 +121,7 @@ class HttpFunction(APIGatewayHttpResolver):
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._not_found)
         self.exception_handler(Exception)(self._unexpected)
+        self._observed = Observer("http").wrap(self._handle)
 
     # -- request helpers -------------------------------------------------------------
     @property
@@ -172,6 +174,9 @@ class HttpFunction(APIGatewayHttpResolver):
     # -- entry point --------------------------------------------------------------------
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler: body limit and content type first, then the route."""
+        return self._observed(event, context)
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         rejected = self._reject_early(event)
         if rejected is not None:
             return rejected
