@@ -6,7 +6,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
-deps = build()
+deps = build().ready("products", "cache", "clock")
 app = HttpFunction(deps)
 
 

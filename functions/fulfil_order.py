@@ -6,7 +6,7 @@ from funcmart.domain.orders import OrderPaid
 from funcmart.platforms.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
 
-deps = build()
+deps = build().ready("order_ports")
 
 
 def on_message(message: QueueMessage) -> str:

@@ -7,7 +7,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build()
+deps = build().ready("orders")
 app = HttpFunction(deps)
 
 

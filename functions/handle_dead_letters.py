@@ -7,7 +7,7 @@ from funcmart.domain.errors import InvalidRequest
 from funcmart.platforms.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
 
-deps = build()
+deps = build().ready("order_ports")
 logger = Logger(service="funcmart")
 
 

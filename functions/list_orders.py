@@ -9,7 +9,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction
 from funcmart.services import orders
 
-deps = build()
+deps = build().ready("orders")
 app = HttpFunction(deps)
 
 

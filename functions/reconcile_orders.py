@@ -4,7 +4,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.schedule import ScheduledFunction
 from funcmart.services import orders
 
-deps = build()
+deps = build().ready("order_ports", "reconcile_policy")
 
 handler = ScheduledFunction(
     deps, lambda: orders.reconcile_orders(deps.order_ports, deps.reconcile_policy)

@@ -8,7 +8,7 @@ from funcmart.domain.catalog import StockChange
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build()
+deps = build().ready("products", "cache", "clock")
 app = HttpFunction(deps)
 
 

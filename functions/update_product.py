@@ -7,7 +7,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build()
+deps = build().ready("products", "cache", "clock")
 app = HttpFunction(deps)
 
 

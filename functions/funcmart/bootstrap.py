@@ -1,8 +1,10 @@
 """The composition root: wires adapters into the ports the services use.
 
-Each handler module calls `build()` at module scope (cold start) and reuses the result while
-warm. Adapters are built on first use, so a function pays only for the clients it touches.
-Tests call `build(...)` with fakes or with clients pointed at DynamoDB Local and a real Redis.
+Each handler module calls `build().ready(...)` at module scope, naming what it uses: those
+clients are built at cold start (on Lambda, in the init phase, before the first request is
+timed) and reused while warm. Nothing else is built, so a function pays only for the clients
+it touches. Tests call `build(...)` with fakes or with clients pointed at DynamoDB Local and a
+real Redis.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from funcmart.settings import Settings
 
 if TYPE_CHECKING:
     import redis
+    from botocore.session import Session
 
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
@@ -41,12 +44,28 @@ class Container:
                 raise TypeError(f"unknown dependency {name!r}")
             self.__dict__[name] = value
 
+    def ready(self, *names: str) -> Container:
+        """Build the named dependencies (and what they need) now; returns the container."""
+        for name in names:
+            if name not in _OVERRIDABLE:
+                raise TypeError(f"unknown dependency {name!r}")
+            getattr(self, name)
+        return self
+
+    @cached_property
+    def aws_session(self) -> Session:
+        """One botocore session for every AWS client: its loaders read botocore's service
+        descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)"""
+        import botocore.session
+
+        return botocore.session.get_session()
+
     @cached_property
     def tables(self) -> Tables:
         from funcmart.adapters.dynamodb.table import bind
 
         s = self.settings
-        return bind(s.table_name, s.aws_region, s.dynamodb_endpoint)
+        return bind(s.table_name, s.aws_region, s.dynamodb_endpoint, self.aws_session)
 
     @cached_property
     def redis_client(self) -> redis.Redis:
@@ -98,9 +117,7 @@ class Container:
 
     @cached_property
     def sqs_client(self) -> Any:
-        import boto3
-
-        return boto3.client(
+        return self.aws_session.create_client(
             "sqs", region_name=self.settings.aws_region, endpoint_url=self.settings.sqs_endpoint
         )
 

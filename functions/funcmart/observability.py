@@ -20,6 +20,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 SERVICE = "funcmart"
+TRACED_MODULES = ("botocore",)
 logger = Logger(service=SERVICE)
 
 R = TypeVar("R")
@@ -52,7 +53,9 @@ class Observer:
         if on_lambda():
             from aws_lambda_powertools import Tracer
 
-            self._tracer = Tracer(service=SERVICE)
+            # botocore only: every DynamoDB and SQS call goes through it, and patching all
+            # that X-Ray supports imports each of those libraries at cold start.
+            self._tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
         _share_json_formatting()
 
     def wrap(self, handler: Handler[R]) -> Handler[R]:

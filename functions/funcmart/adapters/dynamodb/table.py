@@ -2,6 +2,10 @@
 
 `bind(...)` builds model classes for one table name and endpoint, so nothing global is
 mutated and tests can bind the same models to DynamoDB Local, moto or AWS side by side.
+Every model of one binding, and the transactions, share one pynamodb Connection and so one
+botocore client, built by `bind` itself: left to itself pynamodb gives each model class its
+own botocore session and client, which a cold start pays for once per model (tens of
+milliseconds each, most of it re-reading botocore's JSON service descriptions).
 """
 
 from __future__ import annotations
@@ -10,14 +14,23 @@ import base64
 import binascii
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pynamodb.attributes import ListAttribute, MapAttribute, NumberAttribute, UnicodeAttribute
-from pynamodb.connection import Connection
+from pynamodb.connection import Connection, TableConnection
+from pynamodb.exceptions import TableError
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from funcmart.domain.errors import InvalidRequest
+
+if TYPE_CHECKING:
+    from botocore.session import Session
+
+# Requests to the table: short timeouts and few retries, as a function's own timeout is short.
+CONNECT_TIMEOUT_SECONDS = 2
+READ_TIMEOUT_SECONDS = 5
+MAX_RETRY_ATTEMPTS = 2
 
 
 class _Gsi1(GlobalSecondaryIndex["_Item"]):
@@ -157,7 +170,32 @@ class Tables:
     SimulatedCharge: type[SimulatedChargeItem]
 
 
-def bind(table_name: str, region: str, host: str | None) -> Tables:
+class SharedConnection(Connection):
+    """A pynamodb Connection that creates its client from a given botocore session (one per
+    process, shared with the other AWS clients) instead of a new session of its own."""
+
+    def __init__(self, session: Session | None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._shared_session = session
+
+    @property
+    def session(self) -> Session:
+        if self._shared_session is None:
+            return super().session
+        return self._shared_session
+
+
+def bind(table_name: str, region: str, host: str | None, session: Session | None = None) -> Tables:
+    """Model classes for `table_name`, sharing one connection whose client is built now."""
+    connection = SharedConnection(
+        session,
+        region=region,
+        host=host,
+        connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
+        read_timeout_seconds=READ_TIMEOUT_SECONDS,
+        max_retry_attempts=MAX_RETRY_ATTEMPTS,
+    )
+
     def model(base: type[_Item]) -> Any:
         meta = type(
             "Meta",
@@ -166,16 +204,25 @@ def bind(table_name: str, region: str, host: str | None) -> Tables:
                 "table_name": table_name,
                 "region": region,
                 "host": host,
-                "connect_timeout_seconds": 2,
-                "read_timeout_seconds": 5,
-                "max_retry_attempts": 2,
+                "connect_timeout_seconds": CONNECT_TIMEOUT_SECONDS,
+                "read_timeout_seconds": READ_TIMEOUT_SECONDS,
+                "max_retry_attempts": MAX_RETRY_ATTEMPTS,
             },
         )
-        return type(base.__name__, (base,), {"Meta": meta, "__module__": __name__})
+        bound: Any = type(base.__name__, (base,), {"Meta": meta, "__module__": __name__})
+        # pynamodb's per-model connection, built now (the key schema, no I/O), then pointed
+        # at the shared one. Every model has the same keys and indexes: one schema serves all.
+        table: TableConnection = bound._get_connection()
+        try:
+            connection.get_meta_table(table_name)
+        except TableError:
+            connection.add_meta_table(table.get_meta_table())
+        table.connection = connection
+        return bound
 
-    return Tables(
+    tables = Tables(
         table_name=table_name,
-        connection=Connection(region=region, host=host),
+        connection=connection,
         Product=model(ProductItem),
         Order=model(OrderItem),
         Idempotency=model(IdempotencyItem),
@@ -184,6 +231,8 @@ def bind(table_name: str, region: str, host: str | None) -> Tables:
         Notification=model(NotificationItem),
         SimulatedCharge=model(SimulatedChargeItem),
     )
+    connection.client  # noqa: B018 - built at cold start, not by the first request
+    return tables
 
 
 def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
