@@ -131,7 +131,7 @@ class Container:
         from funcmart.adapters.sqs import SqsPublisher
 
         urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}
-        return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v})
+        return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v}, self.metrics)
 
     @cached_property
     def metrics(self) -> Metrics:

@@ -35,6 +35,8 @@ class Settings:
     # A failed queue record becomes visible again after base * 2^(receives-1) seconds.
     retry_backoff_base_seconds: int = 2
     retry_backoff_max_seconds: int = 300
+    # Records of one queue batch processed at once (FIFO queues: always one at a time).
+    batch_concurrency: int = 10
     # "emf" (CloudWatch, the default on Lambda) or "inprocess" (Prometheus exposition).
     metrics_backend: str | None = None
     # Where events go: "sqs" (one queue per event type; AWS, LocalStack, local) or
@@ -65,6 +67,7 @@ class Settings:
         "max_republish": "RECONCILE_MAX_REPUBLISH",
         "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
         "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
+        "batch_concurrency": "BATCH_CONCURRENCY",
         "metrics_backend": "METRICS_BACKEND",
         "publisher": "PUBLISHER",
         "broker_url": "BROKER_URL",

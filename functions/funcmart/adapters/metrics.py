@@ -151,21 +151,25 @@ class EmfMetrics:
 
         namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or PREFIX
         self._metrics = Metrics(namespace=namespace, service=service)
+        self._lock = threading.Lock()  # the records of a queue batch run concurrently
 
     def incr(self, name: str, value: float = 1) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
-        self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        with self._lock:
+            self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
-        self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        with self._lock:
+            self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
 
     def flush(self) -> None:
         """Write this invocation's metrics; a metrics failure never fails the invocation."""
         try:
-            self._metrics.flush_metrics(raise_on_empty_metrics=False)
+            with self._lock:
+                self._metrics.flush_metrics(raise_on_empty_metrics=False)
         except Exception:
             log.exception("could not flush metrics")
 

@@ -1,8 +1,18 @@
-"""Publisher over SQS: one queue per event type."""
+"""Publisher over SQS: one queue per event type.
+
+`publish` sends at once. Inside `batched()` (a queue consumer's batch) events are collected
+and sent when the block ends, up to ten per SendMessageBatch: one request instead of ten,
+which SQS bills and a batch waits for. Either way a failed send is logged and counted, and
+the order is left for ReconcileOrders, which re-publishes events of orders left open.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
+import threading
+from collections.abc import Iterator
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -10,27 +20,71 @@ from botocore.exceptions import BotoCoreError, ClientError
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.orders import Event, event_to_dict
 
+log = logging.getLogger(__name__)
+SQS_BATCH = 10
+
 
 class SqsPublisher:
-    def __init__(self, client: Any, queue_urls: dict[str, str]) -> None:
+    def __init__(self, client: Any, queue_urls: dict[str, str], metrics: Any = None) -> None:
         self._sqs = client
         self._urls = queue_urls
+        self._metrics = metrics
+        self._lock = threading.Lock()
+        self._pending: list[Event] | None = None  # collecting, inside batched()
 
     def publish(self, event: Event) -> None:
-        url = self._urls.get(event.type)
-        if not url:
+        if not self._urls.get(event.type):
             raise DependencyUnavailable(f"no queue is configured for {event.type}")
+        with self._lock:
+            if self._pending is not None:
+                self._pending.append(event)
+                return
         try:
-            self._sqs.send_message(
-                QueueUrl=url,
-                MessageBody=json.dumps(event_to_dict(event), separators=(",", ":")),
-                MessageAttributes={
-                    "eventType": {"DataType": "String", "StringValue": event.type},
-                    "correlationId": {
-                        "DataType": "String",
-                        "StringValue": event.correlation_id or "-",
-                    },
-                },
-            )
+            self._sqs.send_message(QueueUrl=self._urls[event.type], **_message(event))
         except (BotoCoreError, ClientError) as exc:
             raise DependencyUnavailable(f"could not publish {event.type}: {exc}") from exc
+
+    @contextlib.contextmanager
+    def batched(self) -> Iterator[None]:
+        """Collect what is published in the block; send it, batched, when the block ends."""
+        with self._lock:
+            self._pending = []
+        try:
+            yield
+        finally:
+            with self._lock:
+                pending, self._pending = self._pending or [], None
+            self._send_batches(pending)
+
+    def _send_batches(self, events: list[Event]) -> None:
+        by_queue: dict[str, list[Event]] = {}
+        for event in events:
+            by_queue.setdefault(self._urls[event.type], []).append(event)
+        for url, queued in by_queue.items():
+            for start in range(0, len(queued), SQS_BATCH):
+                chunk = queued[start : start + SQS_BATCH]
+                entries = [{"Id": str(n), **_message(e)} for n, e in enumerate(chunk)]
+                try:
+                    answer = self._sqs.send_message_batch(QueueUrl=url, Entries=entries)
+                    failed = [chunk[int(f["Id"])] for f in answer.get("Failed") or []]
+                except (BotoCoreError, ClientError) as exc:
+                    log.warning("could not publish %d events: %s", len(chunk), exc)
+                    failed = chunk
+                if failed:
+                    # Committed already: ReconcileOrders re-publishes orders left open.
+                    log.warning(
+                        "publish failed; the reconciler will retry",
+                        extra={"orders": [e.order_id for e in failed]},
+                    )
+                    if self._metrics is not None:
+                        self._metrics.incr("PublishFailures", len(failed))
+
+
+def _message(event: Event) -> dict[str, Any]:
+    return {
+        "MessageBody": json.dumps(event_to_dict(event), separators=(",", ":")),
+        "MessageAttributes": {
+            "eventType": {"DataType": "String", "StringValue": event.type},
+            "correlationId": {"DataType": "String", "StringValue": event.correlation_id or "-"},
+        },
+    }
