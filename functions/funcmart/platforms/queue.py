@@ -23,7 +23,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -94,7 +94,7 @@ class QueueFunction:
         message: QueueMessage | None = None
         try:
             message = to_message(record)
-            logger.set_correlation_id(message.correlation_id or None)
+            correlate(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(
