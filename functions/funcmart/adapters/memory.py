@@ -130,7 +130,8 @@ class FakeCache:
         return copy.deepcopy(value) if value is not None else None
 
     def put(self, product_id: str, value: dict[str, Any]) -> None:
-        if self.available:
+        """Fills an empty entry only, as the Redis cache does (a fill never overwrites)."""
+        if self.available and product_id not in self.values:
             self.values[product_id] = copy.deepcopy(value)
 
     def invalidate(self, *product_ids: str) -> None:
