@@ -47,14 +47,16 @@ class FakeProductRepository:
                 raise Conflict(f"product {product.id} exists already")
             self._items[product.id] = product
 
-    def save(self, product: Product, expected_version: int) -> None:
+    def save(self, product: Product, expected_version: int) -> Product:
         with self._lock:
             current = self._items.get(product.id)
             if current is None or current.version != expected_version:
                 raise VersionConflict(
                     f"product {product.id} changed since version {expected_version}"
                 )
-            self._items[product.id] = replace(product, stock=current.stock)
+            stored = replace(product, stock=current.stock)
+            self._items[product.id] = stored
+            return stored
 
     def change_stock(self, product_id: str, change: StockChange, now: str) -> Product:
         with self._lock:

@@ -106,7 +106,7 @@ def update_product(
             currentVersion=current.version,
         )
     updated = catalog.apply_changes(current, changes, clock.now())
-    products.save(updated, expected_version)
+    updated = products.save(updated, expected_version)
     cache.invalidate(product_id)
     return updated
 
@@ -125,7 +125,7 @@ def archive_product(
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
     archived = catalog.archive(current, clock.now())
-    products.save(archived, current.version)
+    archived = products.save(archived, current.version)
     cache.invalidate(product_id)
     return archived
 
