@@ -22,7 +22,7 @@ import httpx
 import pytest
 
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.platforms.local.auth import mint_token
+from funcmart.platforms.edge import mint_token
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.services import free_port
@@ -50,8 +50,17 @@ def instances(
             port = free_port()
             procs.append(
                 subprocess.Popen(
-                    [sys.executable, "-m", "funcmart.platforms.local", "dev", "--port",
-                     str(port), "--no-consumers", "--resource-name", f"Table={table}"],
+                    [
+                        sys.executable,
+                        "-m",
+                        "funcmart.platforms.local",
+                        "dev",
+                        "--port",
+                        str(port),
+                        "--no-consumers",
+                        "--resource-name",
+                        f"Table={table}",
+                    ],
                     env=env,
                     stdout=(Path(logs) / f"{i}.log").open("wb"),
                     stderr=subprocess.STDOUT,
@@ -93,8 +102,12 @@ def test_200_concurrent_orders_for_50_in_stock_across_instances(instances, dynam
     created = httpx.post(
         f"{urls[0]}/products",
         headers={"Authorization": f"Bearer {token('admin', admin=True)}"},
-        json={"name": "Limited print", "category": "art", "stock": 50,
-              "price": {"amount": 4000, "currency": "EUR"}},
+        json={
+            "name": "Limited print",
+            "category": "art",
+            "stock": 50,
+            "price": {"amount": 4000, "currency": "EUR"},
+        },
         timeout=10,
     )
     assert created.status_code == 201, created.text
@@ -135,8 +148,12 @@ def test_50_concurrent_retries_of_one_request_make_one_order(instances, dynamodb
     created = httpx.post(
         f"{urls[1]}/products",
         headers={"Authorization": f"Bearer {admin}"},
-        json={"name": "Poster", "category": "art", "stock": 100,
-              "price": {"amount": 1500, "currency": "EUR"}},
+        json={
+            "name": "Poster",
+            "category": "art",
+            "stock": 100,
+            "price": {"amount": 1500, "currency": "EUR"},
+        },
         timeout=10,
     )
     pid = created.json()["id"]

@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -180,7 +180,7 @@ class HttpFunction(APIGatewayHttpResolver):
         rejected = self._reject_early(event)
         if rejected is not None:
             return rejected
-        logger.set_correlation_id(_correlation_id(event))
+        correlate(_correlation_id(event))
         try:
             return self.resolve(event, context)
         finally:

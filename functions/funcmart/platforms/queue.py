@@ -19,17 +19,19 @@ import json
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 
+from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
 
 logger = Logger(service="funcmart")
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,13 @@ class QueueMessage:
         except ValueError:
             data = None
         return event_from_dict(data)
+
+    def event_of(self, kind: type[E]) -> E:
+        """The event, which must be a `kind`; InvalidRequest for anything else."""
+        event = self.event()
+        if not isinstance(event, kind):
+            raise InvalidRequest(f"expected {kind.__name__}, got {event.type}")
+        return event
 
 
 def to_message(raw: dict[str, Any]) -> QueueMessage:
@@ -83,13 +92,18 @@ class QueueFunction:
         self._queue_urls: dict[str, str] = {}
         self._observed = Observer("queue").wrap(self._handle)
 
-    def _record(self, record: Any) -> bool:
-        """Run one record; True when it succeeded. A failure is logged, never raised."""
+    def _record(self, record: Any, keys: dict[str, Any] | None = None) -> bool:
+        """Run one record; True when it succeeded. A failure is logged, never raised.
+
+        `keys`: the invocation's log keys, for a record run on another thread."""
         message_id = record.get("messageId") if isinstance(record, dict) else None
         message: QueueMessage | None = None
+        if keys is not None:
+            logger.thread_safe_clear_keys()
+            logger.thread_safe_append_keys(**keys)
         try:
             message = to_message(record)
-            logger.thread_safe_append_keys(correlation_id=message.correlation_id or None)
+            correlate(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(
@@ -105,7 +119,7 @@ class QueueFunction:
             logger.info("message done", extra={"messageId": message_id, "outcome": outcome})
             return True
         finally:
-            logger.thread_safe_remove_keys(["correlation_id"])
+            correlate(None)
 
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler: one SQS batch in, the records that failed out."""
@@ -142,7 +156,8 @@ class QueueFunction:
         )
         if sequential:
             return [self._record(r) for r in records]
-        return list(self._pool.map(self._record, records))
+        keys = logger.thread_safe_get_current_keys()
+        return list(self._pool.map(lambda r: self._record(r, keys), records))
 
     @contextlib.contextmanager
     def _batched_publishing(self) -> Iterator[None]:
