@@ -8,7 +8,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt sam-build clean image manifests
+.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt sam-build bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -24,7 +24,7 @@ help:
 $(STAMP): pyproject.toml functions/requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,bench]'
 	@touch $@
 
 venv: $(STAMP)
@@ -57,6 +57,11 @@ typecheck: $(STAMP)
 
 test: $(STAMP) node_modules/.installed lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
+# BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.
+bench: $(STAMP) node_modules/.installed
+	$(PY) -m bench $(BENCH_ARGS)
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

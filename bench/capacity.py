@@ -1,0 +1,321 @@
+"""DynamoDB cost: read and write capacity units per operation and per order lifecycle, as
+DynamoDB reports them (ReturnConsumedCapacity=INDEXES, added to every request of the
+functions' own clients by a botocore event hook), beside the floor their item sizes allow:
+
+- reads: 4 KB per unit, 0.5 unit when eventually consistent, 1 when strongly consistent,
+  2 in a transaction; a GetItem of nothing still costs the minimum, a Query rounds its
+  items' total size up once, a BatchGetItem rounds each item;
+- writes: 1 KB per unit (the larger of the item before and after), 2 in a transaction.
+
+Item sizes follow DynamoDB's rules: attribute names plus values (strings in UTF-8 bytes,
+numbers 1 byte per two significant digits plus 1, maps and lists 3 bytes plus 1 per element).
+The floor is for the table itself; what the indexes cost is shown beside it.
+
+The functions run in-process through the local platform (gateway without sockets for the
+HTTP ones, SQS-shaped events for the consumers), against DynamoDB Local.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import uuid
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.backends import Backends
+
+OPS_READ = {"GetItem", "BatchGetItem", "Query", "TransactGetItems"}
+
+
+def attribute_size(value: dict[str, Any]) -> int:
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = len(str(Decimal(v).normalize()).lstrip("-").replace(".", "").lstrip("0")) or 1
+        return math.ceil(digits / 2) + 1
+    if kind == "B":
+        return len(v)
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":
+        return 3 + sum(1 + attribute_size(x) for x in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + attribute_size(x) for k, x in v.items())
+    if kind in ("SS", "NS", "BS"):
+        return sum(attribute_size({kind[0]: x}) for x in v)
+    raise ValueError(kind)
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    if not item:
+        return 0
+    return sum(len(k.encode()) + attribute_size(v) for k, v in item.items())
+
+
+@dataclass
+class Call:
+    function: str
+    operation: str
+    params: dict[str, Any]
+    consumed: list[dict[str, Any]] = field(default_factory=list)
+    read_sizes: list[int] = field(default_factory=list)  # items read, one size each
+    write_keys: list[tuple[dict[str, Any], int]] = field(default_factory=list)  # key, factor
+
+    @property
+    def table_units(self) -> float:
+        return sum(
+            float((c.get("Table") or {}).get("CapacityUnits", c.get("CapacityUnits", 0)))
+            for c in self.consumed
+        )
+
+    @property
+    def index_units(self) -> float:
+        total = 0.0
+        for c in self.consumed:
+            for idx in (c.get("GlobalSecondaryIndexes") or {}).values():
+                total += float(idx.get("CapacityUnits", 0))
+        return total
+
+    @property
+    def total_units(self) -> float:
+        return sum(float(c.get("CapacityUnits", 0)) for c in self.consumed)
+
+
+class Recorder:
+    """Adds ReturnConsumedCapacity to every DynamoDB call of a client and records the answers."""
+
+    def __init__(self) -> None:
+        self.calls: list[Call] = []
+        self.function = "-"
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-parameter-build.dynamodb.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
+
+    def _before(self, params: dict[str, Any], model: Any, **_: Any) -> None:
+        params["ReturnConsumedCapacity"] = "INDEXES"
+        self.calls.append(
+            Call(self.function, model.name, json.loads(json.dumps(params, default=str)))
+        )
+
+    def _after(self, parsed: dict[str, Any], model: Any, **_: Any) -> None:
+        call = next(c for c in reversed(self.calls) if c.operation == model.name)
+        consumed = parsed.get("ConsumedCapacity") or []
+        call.consumed = consumed if isinstance(consumed, list) else [consumed]
+        if "Item" in parsed or model.name == "GetItem":
+            call.read_sizes = [item_size(parsed.get("Item"))]
+        elif model.name == "Query":
+            call.read_sizes = [item_size(i) for i in parsed.get("Items", [])]
+        elif model.name == "BatchGetItem":
+            call.read_sizes = [
+                item_size(i) for items in parsed.get("Responses", {}).values() for i in items
+            ]
+
+
+def _write_keys(call: Call) -> list[tuple[dict[str, Any], int]]:
+    p = call.params
+    if call.operation == "PutItem":
+        return [({"pk": p["Item"]["pk"], "sk": p["Item"]["sk"]}, 1)]
+    if call.operation in ("UpdateItem", "DeleteItem"):
+        return [(p["Key"], 1)]
+    if call.operation == "TransactWriteItems":
+        out = []
+        for item in p["TransactItems"]:
+            ((_kind, spec),) = item.items()
+            key = spec.get("Key") or {"pk": spec["Item"]["pk"], "sk": spec["Item"]["sk"]}
+            out.append((key, 2))
+        return out
+    return []
+
+
+def floor(call: Call, sizes: dict[str, int]) -> float:
+    """The fewest capacity units the table could charge for this call."""
+    p, op = call.params, call.operation
+    if op == "GetItem":
+        unit = 1.0 if p.get("ConsistentRead") else 0.5
+        return unit * max(1, math.ceil(call.read_sizes[0] / 4096)) if call.read_sizes else unit
+    if op == "Query":
+        unit = 1.0 if p.get("ConsistentRead") else 0.5
+        return unit * max(1, math.ceil(sum(call.read_sizes) / 4096))
+    if op == "BatchGetItem":
+        (spec,) = p["RequestItems"].values()
+        unit = 1.0 if spec.get("ConsistentRead") else 0.5
+        return unit * sum(max(1, math.ceil(s / 4096)) for s in call.read_sizes)
+    total = 0.0
+    for key, factor in _write_keys(call):
+        size = sizes.get(_key_id(key), 0)
+        total += factor * max(1, math.ceil(size / 1024))
+    return total
+
+
+def _key_id(key: dict[str, Any]) -> str:
+    return f"{key['pk']['S']}|{key['sk']['S']}"
+
+
+@dataclass
+class Result:
+    calls: list[Call]
+    sizes: dict[str, int]
+    steps: dict[str, list[int]]  # step name -> indexes into calls
+
+    def rows(self) -> list[dict[str, Any]]:
+        out = []
+        for step, idxs in self.steps.items():
+            for i in idxs:
+                c = self.calls[i]
+                kind = "read" if c.operation in OPS_READ else "write"
+                out.append(
+                    {
+                        "step": step,
+                        "function": c.function,
+                        "operation": c.operation,
+                        "kind": kind,
+                        "table": c.table_units,
+                        "indexes": c.index_units,
+                        "floor": floor(c, self.sizes),
+                        "items": len(c.read_sizes) if kind == "read" else len(_write_keys(c)),
+                        "bytes": sum(c.read_sizes)
+                        if kind == "read"
+                        else sum(self.sizes.get(_key_id(k), 0) for k, _ in _write_keys(c)),
+                    }
+                )
+        return out
+
+
+def run(backends: Backends, logs: Path) -> Result:
+    os.environ.update(backends.env())
+    from funcmart.platforms.edge import HttpRequest
+    from funcmart.platforms.local.config import LocalSettings
+    from funcmart.platforms.local.events import sqs_event
+    from funcmart.platforms.local.platform import LocalPlatform, ensure_credentials
+
+    ensure_credentials()
+    table = backends.make_table()
+    client = backends.dynamodb_client()
+    data.load_products(client, table, 0, 400)  # 40 in each category
+    settings = LocalSettings(
+        port=0,
+        stack_name=f"cost-{uuid.uuid4().hex[:6]}",
+        dynamodb_endpoint=backends.dynamodb,
+        sqs_endpoint=backends.sqs,
+        redis_url=backends.redis_url,
+        names={"Table": table},
+    )
+    recorder = Recorder()
+    steps: dict[str, list[int]] = {}
+    from funcmart.platforms.local.template import load
+
+    every = list(load(settings.template_path).functions)
+    platform = LocalPlatform(
+        settings, poll_queues=False, run_schedules=False, functions=every, embedded=False
+    )
+    platform.start()
+    try:
+        for lid in platform.invoker.functions:
+            module = sys.modules.get(f"funcmart_fn_{lid}")
+            deps = getattr(module, "deps", None)
+            if deps is not None and "tables" in vars(deps):
+                recorder.attach(deps.tables.connection.client)
+        assert platform.gateway is not None
+        gateway = platform.gateway
+        admin = {"sub": "cost-admin", "groups": ["admin"]}
+        customer = {"sub": "cost-customer"}
+
+        def step(name: str, function: str, action: Any) -> Any:
+            recorder.function = function
+            first = len(recorder.calls)
+            answer = action()
+            steps[name] = list(range(first, len(recorder.calls)))
+            return answer
+
+        def http(
+            method: str, path: str, body: Any = None, claims: Any = None, **headers: str
+        ) -> Any:
+            hdrs = [("host", "127.0.0.1"), ("content-type", "application/json")]
+            hdrs += [(k.replace("_", "-").lower(), v) for k, v in headers.items()]
+            raw = json.dumps(body).encode() if body is not None else b""
+            out = gateway.handle(HttpRequest(method, path, hdrs, raw), claims=claims)
+            assert out.response.status < 300, (path, out.response.status, out.response.body)
+            return json.loads(out.response.body) if out.response.body else None
+
+        import redis
+
+        cache = redis.Redis.from_url(backends.redis_url)
+        new = {
+            "name": "Cost Product",
+            "description": "A product whose writes and reads are counted.",
+            "category": "cat-1",
+            "price": {"amount": 1299, "currency": "EUR"},
+            "stock": 100,
+        }
+        product = step(
+            "CreateProduct", "CreateProduct", lambda: http("POST", "/products", new, admin)
+        )
+        pid = product["id"]
+        cache.flushdb()
+        step("GetProduct (cache miss)", "GetProduct", lambda: http("GET", f"/products/{pid}"))
+        step("GetProduct (cache hit)", "GetProduct", lambda: http("GET", f"/products/{pid}"))
+        step(
+            "ListProducts (20 of a category)",
+            "ListProducts",
+            lambda: http("GET", "/products?category=cat-1&limit=20"),
+        )
+        order = step(
+            "PlaceOrder",
+            "PlaceOrder",
+            lambda: http(
+                "POST",
+                "/orders",
+                {"lines": [{"productId": pid, "quantity": 1}], "paymentToken": "tok_ok"},
+                customer,
+                idempotency_key=uuid.uuid4().hex,
+            ),
+        )
+        oid = order["id"]
+        queue = platform.deployment.queues  # type: ignore[union-attr]
+
+        def consume(function: str, queue_id: str, kind: str) -> Any:
+            body = json.dumps({"type": kind, "orderId": oid, "correlationId": "cost"})
+            message = {
+                "MessageId": uuid.uuid4().hex,
+                "ReceiptHandle": "r",
+                "Body": body,
+                "Attributes": {"ApproximateReceiveCount": "1"},
+                "MessageAttributes": {},
+            }
+            event = sqs_event([message], queue[queue_id].arn, "us-east-1")
+            result = platform.invoke(function, event)
+            assert not result["batchItemFailures"], result
+            return result
+
+        step(
+            "ProcessOrder",
+            "ProcessOrder",
+            lambda: consume("ProcessOrder", "OrderPlacedQueue", "OrderPlaced"),
+        )
+        step(
+            "FulfilOrder",
+            "FulfilOrder",
+            lambda: consume("FulfilOrder", "OrderPaidQueue", "OrderPaid"),
+        )
+        step("GetOrder", "GetOrder", lambda: http("GET", f"/orders/{oid}", claims=customer))
+        cache.close()
+    finally:
+        platform.stop()
+    sizes: dict[str, int] = {}
+    for call in recorder.calls:
+        for key, _ in _write_keys(call):
+            if _key_id(key) not in sizes:
+                got = client.get_item(TableName=table, Key=key, ConsistentRead=True)
+                sizes[_key_id(key)] = item_size(got.get("Item"))
+    return Result(recorder.calls, sizes, steps)
+
+
+LIFECYCLE = ("PlaceOrder", "ProcessOrder", "FulfilOrder")
