@@ -4,8 +4,9 @@ Concurrency. On Lambda each instance handles one event at a time; locally every 
 one warm instance in this process, shared by the gateway's request threads and the pollers.
 Two rules keep that correct:
 
-- one invocation at a time per function (Lambda's rule for an instance; Powertools'
-  BatchProcessor and resolver keep per-invocation state on module-level objects);
+- one invocation at a time per function (Lambda's rule for an instance; the resolver keeps
+  per-invocation state on module-level objects; within one queue invocation the records of
+  the batch may run on several threads, see `funcmart.platforms.queue`);
 - one HTTP invocation at a time in the whole process, because the Powertools event handler
   keeps the current event in class-level state (`BaseRouter.current_event`): two resolvers
   running at once, even of different functions, could read each other's request, claims

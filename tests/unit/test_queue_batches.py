@@ -1,0 +1,135 @@
+"""Queue batches: records run concurrently (one at a time on FIFO queues), failures are
+reported per record, and events published during a batch go out in SendMessageBatch calls."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+from funcmart.adapters.memory import FakeMetrics
+from funcmart.adapters.sqs import SqsPublisher
+from funcmart.bootstrap import build
+from funcmart.domain.orders import OrderPaid
+from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.settings import Settings
+
+ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
+
+
+def batch(count: int, arn: str = ARN) -> dict[str, Any]:
+    return {
+        "Records": [
+            {
+                "messageId": f"m{n}",
+                "receiptHandle": f"r{n}",
+                "body": f'{{"type":"OrderPaid","orderId":"o{n}","correlationId":"c{n}"}}',
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {},
+                "eventSource": "aws:sqs",
+                "eventSourceARN": arn,
+            }
+            for n in range(count)
+        ]
+    }
+
+
+class FakeSqs:
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.fail = fail
+
+    def send_message(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("send_message", kwargs))
+        return {}
+
+    def send_message_batch(self, **kwargs: Any) -> dict[str, Any]:
+        self.calls.append(("send_message_batch", kwargs))
+        if self.fail:
+            return {"Failed": [{"Id": e["Id"]} for e in kwargs["Entries"]]}
+        return {"Successful": kwargs["Entries"]}
+
+    def change_message_visibility(self, **kwargs: Any) -> None:
+        self.calls.append(("change_message_visibility", kwargs))
+
+    def get_queue_url(self, **kwargs: Any) -> dict[str, str]:
+        return {"QueueUrl": "https://queue"}
+
+
+def function(on_message: Any, **overrides: Any) -> QueueFunction:
+    deps = build(Settings.load({}, table_name="t"), metrics=FakeMetrics(), **overrides)
+    return QueueFunction(deps, on_message)
+
+
+def test_the_records_of_a_batch_run_at_the_same_time():
+    # GIVEN a consumer whose every message waits 0.3 s (on a payment gateway, say)
+    def slow(message: QueueMessage) -> str:
+        time.sleep(0.3)
+        return "done"
+
+    # WHEN a batch of ten arrives
+    started = time.monotonic()
+    answer = function(slow, sqs_client=FakeSqs()).handler(batch(10), None)
+    # THEN all ten succeed in about the time of one
+    assert answer == {"batchItemFailures": []}
+    assert time.monotonic() - started < 1.5
+
+
+def test_records_of_a_fifo_queue_run_one_at_a_time_in_order():
+    seen: list[str] = []
+    running = threading.Semaphore(1)
+
+    def in_order(message: QueueMessage) -> str:
+        assert running.acquire(blocking=False), "two records ran at once"
+        try:
+            seen.append(message.message_id)
+            time.sleep(0.01)
+        finally:
+            running.release()
+        return "done"
+
+    fifo = "arn:aws:sqs:us-east-1:123456789012:orders.fifo"
+    function(in_order, sqs_client=FakeSqs()).handler(batch(5, fifo), None)
+    assert seen == [f"m{n}" for n in range(5)]
+
+
+def test_only_the_records_that_failed_are_reported_in_record_order():
+    def odd_ones_fail(message: QueueMessage) -> str:
+        if int(message.message_id[1:]) % 2:
+            raise RuntimeError("boom")
+        return "done"
+
+    sqs = FakeSqs()
+    answer = function(odd_ones_fail, sqs_client=sqs).handler(batch(6), None)
+    assert answer == {"batchItemFailures": [{"itemIdentifier": f"m{n}"} for n in (1, 3, 5)]}
+    assert [c for c, _ in sqs.calls].count("change_message_visibility") == 3
+
+
+def test_events_published_during_a_batch_go_out_ten_to_a_request_when_it_is_done():
+    sqs = FakeSqs()
+    publisher = SqsPublisher(sqs, {"OrderPaid": "https://paid"}, FakeMetrics())
+
+    def publish(message: QueueMessage) -> str:
+        assert not sqs.calls, "sent before the batch was done"
+        publisher.publish(OrderPaid(message.message_id, "c"))
+        return "published"
+
+    function(publish, sqs_client=sqs, publisher=publisher).handler(batch(10), None)
+    sqs_calls = [c for c in sqs.calls if c[0].startswith("send")]
+    assert [c for c, _ in sqs_calls] == ["send_message_batch"]
+    assert len(sqs_calls[0][1]["Entries"]) == 10
+
+
+def test_outside_a_batch_an_event_is_sent_at_once():
+    sqs = FakeSqs()
+    SqsPublisher(sqs, {"OrderPaid": "https://paid"}).publish(OrderPaid("o1", "c"))
+    assert [c for c, _ in sqs.calls] == ["send_message"]
+
+
+def test_a_batch_send_that_fails_is_counted_and_left_to_the_reconciler():
+    metrics = FakeMetrics()
+    publisher = SqsPublisher(FakeSqs(fail=True), {"OrderPaid": "https://paid"}, metrics)
+    with publisher.batched():
+        for n in range(12):
+            publisher.publish(OrderPaid(f"o{n}", "c"))
+    assert metrics.counters["PublishFailures"] == 12
