@@ -177,8 +177,9 @@ class Result:
                         "function": c.function,
                         "operation": c.operation,
                         "kind": kind,
-                        "table": c.table_units,
-                        "indexes": c.index_units,
+                        # a Query on an index is charged to the index, not the table
+                        "table": c.total_units if c.operation == "Query" else c.table_units,
+                        "indexes": 0.0 if c.operation == "Query" else c.index_units,
                         "floor": floor(c, self.sizes),
                         "items": len(c.read_sizes) if kind == "read" else len(_write_keys(c)),
                         "bytes": sum(c.read_sizes)

@@ -63,14 +63,14 @@ class Sizes:
 FULL = Sizes(
     products=3000,
     requests={
-        "Empty": 3000,
-        "GetProduct hit": 3000,
-        "GetProduct miss": 1200,
-        "ListProducts": 800,
-        "PlaceOrder": 600,
+        "Empty": 2000,
+        "GetProduct hit": 2000,
+        "GetProduct miss": 1000,
+        "ListProducts": 500,
+        "PlaceOrder": 250,
     },
     warmup=40,
-    max_seconds=20,
+    max_seconds=12,
 )
 SMOKE = Sizes(products=300, requests=dict.fromkeys(SCENARIOS, 10), warmup=2, max_seconds=10)
 

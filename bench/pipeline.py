@@ -98,7 +98,7 @@ class Result:
 
     def details(self, scenario: str, system: str) -> str:
         runs = [r for r in self.runs if r.scenario == scenario and r.system == system]
-        return "; ".join(r.detail for r in runs)
+        return " / ".join(dict.fromkeys(r.detail for r in runs))  # each different one once
 
 
 def worker_cpus() -> set[int]:

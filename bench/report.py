@@ -94,6 +94,14 @@ class Report:
                     f"{p.rate(s.name, 'funcmart'):.1f} vs {p.rate(s.name, 'celery'):.1f} "
                     f"orders/s = {r:.2f}× | {_ok(r >= TARGET_PIPELINE)} |"
                 )
+        if self.pipeline is not None:
+            p = self.pipeline
+            s0 = p.scenarios[0].name
+            fm, ce = p.cpu_ms(s0, "funcmart")["worker"], p.cpu_ms(s0, "celery")["worker"]
+            rows.append(
+                f"| (no target) pipeline worker CPU per order, {s0} | funcmart {fm:.1f} ms, "
+                f"Celery {ce:.1f} ms ({ce / fm:.2f}× less for funcmart) | |"
+            )
         if self.scale is not None:
             sc = self.scale
             for name in ("ListProducts (category)", "GetProduct miss"):
@@ -283,10 +291,10 @@ class Report:
             "Capacity units as DynamoDB Local reports them (`ReturnConsumedCapacity=INDEXES` on "
             "every call of the functions' own clients), beside the floor the item sizes allow "
             "(reads: 4 KB per unit, 0.5 eventually / 1 strongly consistent; writes: 1 KB per "
-            "unit; both ×2 in transactions). Index units are what the GSIs (projection ALL) "
-            "charge on top.",
+            "unit; both ×2 in transactions). A Query on an index is charged to the index; on "
+            "writes, index units are what the GSIs (projection ALL) charge on top.",
             "",
-            "| step | operation | items | bytes | table units | floor | index units | |",
+            "| step | operation | items | bytes | units | floor | index units (writes) | |",
             "|---|---|---:|---:|---:|---:|---:|---|",
         ]
         for r in rows:
