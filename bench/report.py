@@ -100,7 +100,7 @@ class Report:
             fm, ce = p.cpu_ms(s0, "funcmart")["worker"], p.cpu_ms(s0, "celery")["worker"]
             rows.append(
                 f"| (no target) pipeline worker CPU per order, {s0} | funcmart {fm:.1f} ms, "
-                f"Celery {ce:.1f} ms ({ce / fm:.2f}× less for funcmart) | |"
+                f"Celery {ce:.1f} ms ({ce / fm if fm else float('nan'):.2f}× less for funcmart) | |"
             )
         if self.scale is not None:
             sc = self.scale
