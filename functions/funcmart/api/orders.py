@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field, StrictInt, StrictStr
 
@@ -17,19 +17,31 @@ class OrderLineIn(Strict):
     quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
+PaymentToken = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
+        description="a card token from the payment gateway; see the simulator's tokens",
+        examples=["tok_ok"],
+    ),
+]
+
+
 class NewOrder(Strict):
+    """An order of the lines given."""
+
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
-    paymentToken: Annotated[
-        StrictStr,
-        Field(
-            pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
-            description="a card token from the payment gateway; see the simulator's tokens",
-            examples=["tok_ok"],
-        ),
-    ]
+    paymentToken: PaymentToken
 
     def requested(self) -> list[RequestedLine]:
         return [RequestedLine(line.productId, line.quantity) for line in self.lines]
+
+
+class NewOrderFromCart(Strict):
+    """An order of everything in the caller's cart; the ordered lines leave the cart."""
+
+    fromCart: Literal[True]
+    paymentToken: PaymentToken
 
 
 class OrderLineOut(BaseModel):

@@ -1,8 +1,15 @@
 """The HTTP side of every function: one resolver per function, errors mapped once.
 
-A handler module builds its app with `http_function(...)`, declares its one route, and
+A handler module builds its app with `HttpFunction(deps)`, declares its one route, and
 exports `handler = app.handler`. Every platform delivers an API Gateway HTTP API (payload v2)
 event, so this module is the same on Lambda, Knative and the local platform.
+
+Rate limiting lives here, once for every function: each request counts against its caller
+(the token's `sub`, or the source IP when anonymous) in the function's route class (reads,
+writes, orders) with the GCRA in Redis. Every answer carries `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset` and `RateLimit-Policy`; a refused one is a 429 with
+`Retry-After`. When Redis cannot be reached the limiter fails open: the request goes through,
+the `RateLimiterFailOpen` metric counts it and a warning is logged.
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
+from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
+from funcmart.settings import SettingsError
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -116,6 +125,9 @@ class HttpFunction(APIGatewayHttpResolver):
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
         self.deps = deps
         self.max_body_bytes = deps.settings.max_body_bytes
+        self._rate_policies = _rate_policies(
+            deps.settings.rate_limit_class, deps.settings.rate_limit
+        )
         self.exception_handler(errors.DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._not_found)
@@ -177,10 +189,60 @@ class HttpFunction(APIGatewayHttpResolver):
             return rejected
         logger.set_correlation_id(_correlation_id(event))
         try:
-            return self.resolve(event, context)
+            route_class, policy = self._rate_policy(event)
+            decision = self._count_request(route_class, policy, event)
+            if decision is not None and not decision.allowed:
+                return self._too_many(route_class, policy, decision, event)
+            response = self.resolve(event, context)
+            if decision is not None and policy is not None:
+                response.setdefault("headers", {}).update(decision.headers(policy))
+            return response
         finally:
             if "metrics" in vars(self.deps):  # only if this function counted anything
                 self.deps.metrics.flush()
+
+    # -- rate limiting ------------------------------------------------------------------
+    def _rate_policy(self, event: dict[str, Any]) -> tuple[str, RatePolicy | None]:
+        if len(self._rate_policies) == 1:
+            return next(iter(self._rate_policies.items()))
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+        route_class = "reads" if str(method).upper() in ("GET", "HEAD") else "writes"
+        return route_class, self._rate_policies[route_class]
+
+    def _count_request(
+        self, route_class: str, policy: RatePolicy | None, event: dict[str, Any]
+    ) -> RateDecision | None:
+        """This request counted against its caller; None when unlimited or Redis is out."""
+        if policy is None:
+            return None
+        try:
+            return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy)
+        except errors.DependencyUnavailable as exc:
+            self.deps.metrics.incr("RateLimiterFailOpen")
+            logger.warning(
+                "rate limiter unavailable, request let through (fail open)",
+                extra={"detail": exc.detail, "routeClass": route_class},
+            )
+            return None
+
+    def _too_many(
+        self,
+        route_class: str,
+        policy: RatePolicy | None,
+        decision: RateDecision,
+        event: dict[str, Any],
+    ) -> dict[str, Any]:
+        assert policy is not None
+        self.deps.metrics.incr("RateLimited")
+        out = _raw_problem(
+            429,
+            "Too many requests",
+            f"at most {policy.limit} {route_class} requests per {policy.period_seconds} s; "
+            f"retry in {decision.retry_after_seconds} s",
+            (event.get("requestContext") or {}).get("requestId"),
+        )
+        out["headers"].update(decision.headers(policy))
+        return out
 
     @property
     def correlation_id(self) -> str:
@@ -216,6 +278,27 @@ class HttpFunction(APIGatewayHttpResolver):
                 rid,
             )
         return None
+
+
+def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RatePolicy | None]:
+    """The policy of the function's route class, or (no class configured) of reads and
+    writes, chosen per request by its method. RATE_LIMIT overrides the class default."""
+    if route_class is not None and route_class not in DEFAULT_LIMITS:
+        raise SettingsError(f"RATE_LIMIT_CLASS must be one of {sorted(DEFAULT_LIMITS)}")
+    classes = [route_class] if route_class else ["reads", "writes"]
+    try:
+        return {c: parse_policy(spec if spec is not None else DEFAULT_LIMITS[c]) for c in classes}
+    except ValueError as exc:
+        raise SettingsError(f"RATE_LIMIT: {exc}") from exc
+
+
+def _caller(event: dict[str, Any]) -> str:
+    """Who a request counts against: the verified subject, else the client's address."""
+    ctx = event.get("requestContext") or {}
+    claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    if isinstance(claims, dict) and claims.get("sub"):
+        return f"sub:{claims['sub']}"
+    return f"ip:{(ctx.get('http') or {}).get('sourceIp') or 'unknown'}"
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:
