@@ -54,14 +54,15 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-# The SAM CLI pins packages that clash with ours, so it lives in its own environment.
+# The SAM CLI pins packages that clash with ours, so it lives in its own environment. The
+# build needs a python3.11 on PATH (the template's runtime) but no container.
 .venv-sam/.installed:
 	$(PYTHON) -m venv .venv-sam
 	.venv-sam/bin/pip install --quiet aws-sam-cli
 	@touch $@
 
 sam-build: .venv-sam/.installed
-	.venv-sam/bin/sam build --template-file template.yaml
+	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

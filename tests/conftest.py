@@ -43,14 +43,15 @@ def aws_test_credentials() -> Iterator[None]:
 @pytest.fixture(autouse=True)
 def _record_backend(request: pytest.FixtureRequest) -> None:
     suite = request.node.path.parent.name
+    used = _backends[suite]  # listed even when it only uses fakes
     names = set(request.fixturenames)
     _backends[suite]
     if "dynamodb_endpoint" in names:
-        _backends[suite].add("DynamoDB Local")
+        used.add("DynamoDB Local")
     if "redis_url" in names:
-        _backends[suite].add("Redis server")
+        used.add("Redis server")
     if "moto_endpoint" in names:
-        _backends[suite].add("moto (SQS)")
+        used.add("moto (SQS)")
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -42,7 +42,10 @@ class ProductRepository(Protocol):
         """Write catalog fields (not stock) if the stored version is `expected_version`."""
 
     def change_stock(self, product_id: str, change: StockChange, now: str) -> Product:
-        """Apply a stock change atomically; never below zero. NotFound, or OutOfStock."""
+        """Apply a stock change atomically, keeping stock within 0..MAX_STOCK.
+
+        NotFound (missing or archived), OutOfStock (below zero) or InvalidRequest (above).
+        """
 
     def list(self, category: str | None, limit: int, cursor: str | None) -> Page[Product]:
         """Active products by name, one page; the cursor is opaque to callers."""

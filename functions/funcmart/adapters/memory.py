@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import base64
+import binascii
+import bisect
 import copy
+import json
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
 from funcmart.domain.cart import Cart
-from funcmart.domain.catalog import Product, StockChange
+from funcmart.domain.catalog import MAX_STOCK, Product, StockChange
 from funcmart.domain.errors import (
     Conflict,
     DependencyUnavailable,
@@ -66,6 +69,12 @@ class FakeProductRepository:
                 stock = change.set_to
             else:
                 stock = current.stock + (change.adjust_by or 0)
+                if stock > MAX_STOCK:
+                    raise InvalidRequest(
+                        f"stock is {current.stock}; adjusting by {change.adjust_by} would "
+                        f"exceed {MAX_STOCK}",
+                        field="adjust",
+                    )
                 if stock < 0:
                     raise OutOfStock(
                         f"product {product_id} has {current.stock} in stock; cannot adjust by "
@@ -77,34 +86,47 @@ class FakeProductRepository:
             return updated
 
     def list(self, category: str | None, limit: int, cursor: str | None) -> Page[Product]:
+        # Ordered and paged like the DynamoDB adapter: by "<casefolded name>#<id>", resuming
+        # after the cursor's key, and refusing cursors of another listing.
+        listing = f"CATEGORY#{category}" if category is not None else "CATALOG"
         active = sorted(
             (
-                p
+                (_sort_key(p), p)
                 for p in self._items.values()
                 if p.active and (category is None or p.category == category)
             ),
-            key=lambda p: (p.name.casefold(), p.id),
+            key=lambda kp: kp[0],
         )
-        start = 0
-        if cursor:
-            try:
-                after = base64.urlsafe_b64decode(cursor.encode() + b"==").decode()
-            except ValueError as exc:
-                raise InvalidRequest("cursor is not one this API issued") from exc
-            start = next(
-                (i + 1 for i, p in enumerate(active) if f"{p.name.casefold()}#{p.id}" == after),
-                len(active),
-            )
-        page = active[start : start + limit]
+        after = _decode_cursor(cursor, listing)
+        start = bisect.bisect_right([k for k, _ in active], after) if after is not None else 0
+        page = [p for _, p in active[start : start + limit]]
         more = start + limit < len(active)
-        next_cursor = (
-            base64.urlsafe_b64encode(f"{page[-1].name.casefold()}#{page[-1].id}".encode())
-            .decode()
-            .rstrip("=")
-            if more and page
-            else None
-        )
+        next_cursor = _encode_cursor(listing, _sort_key(page[-1])) if more and page else None
         return Page(items=page, next_cursor=next_cursor)
+
+
+def _sort_key(p: Product) -> str:
+    return f"{p.name.casefold()[:200]}#{p.id}"
+
+
+def _encode_cursor(listing: str, after: str) -> str:
+    raw = json.dumps({"listing": listing, "after": after}, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str | None, listing: str) -> str | None:
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
+    except (ValueError, binascii.Error, UnicodeError) as exc:
+        raise InvalidRequest("cursor is not one this API issued", field="cursor") from exc
+    if not isinstance(plain, dict) or set(plain) != {"listing", "after"}:
+        raise InvalidRequest("cursor is not one this API issued", field="cursor")
+    if plain["listing"] != listing or not isinstance(plain["after"], str):
+        raise InvalidRequest("cursor belongs to another listing", field="cursor")
+    return plain["after"]
 
 
 class FakeCache:

@@ -9,6 +9,7 @@ import logging
 import math
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import redis
@@ -86,8 +87,19 @@ class RedisGuard:
             return False
 
 
+@contextlib.contextmanager
+def _as_miss(what: str) -> Iterator[None]:
+    """A cache failure never fails the request: an outage or a refused command is a miss."""
+    try:
+        yield
+    except DependencyUnavailable:
+        pass  # the guard has logged the outage
+    except redis.RedisError as exc:
+        log.warning("redis refused %s: %s", what, exc)
+
+
 class RedisProductCache:
-    """ProductCache: `product:{id}` JSON with a TTL. A Redis outage reads as a miss."""
+    """ProductCache: `product:{id}` JSON with a TTL. Any Redis failure reads as a miss."""
 
     def __init__(self, guard: RedisGuard, ttl_seconds: int) -> None:
         self._guard = guard
@@ -98,20 +110,19 @@ class RedisProductCache:
         return f"product:{product_id}"
 
     def get(self, product_id: str) -> dict[str, Any] | None:
-        try:
+        raw = None
+        with _as_miss("cache get"):
             raw = self._guard.call("cache get", self._guard.client.get, self.key(product_id))
-        except DependencyUnavailable:
-            return None
         if raw is None:
             return None
         try:
-            value: dict[str, Any] = json.loads(raw)
+            value = json.loads(raw)
         except ValueError:
             return None
-        return value
+        return value if isinstance(value, dict) else None
 
     def put(self, product_id: str, value: dict[str, Any]) -> None:
-        with contextlib.suppress(DependencyUnavailable):
+        with _as_miss("cache put"):
             self._guard.call(
                 "cache put",
                 self._guard.client.set,
@@ -123,8 +134,8 @@ class RedisProductCache:
     def invalidate(self, *product_ids: str) -> None:
         if not product_ids:
             return
-        # When Redis is out the entry expires with its TTL; the guard logs the outage.
-        with contextlib.suppress(DependencyUnavailable):
+        # When Redis is out the entry expires with its TTL.
+        with _as_miss("cache invalidate"):
             self._guard.call(
                 "cache invalidate",
                 self._guard.client.delete,

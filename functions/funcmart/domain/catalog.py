@@ -14,6 +14,8 @@ ARCHIVED = "ARCHIVED"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 _CATEGORY = re.compile(CATEGORY_PATTERN)
 MAX_STOCK = 1_000_000_000
+# Ids we issue are 32 hex digits; anything much longer cannot be a table key (2 KB at most).
+MAX_PRODUCT_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,13 @@ class Product:
             created_at=d.get("createdAt", ""),
             updated_at=d.get("updatedAt", ""),
         )
+
+
+def require_plausible_id(product_id: str) -> str:
+    """NotFound for an id no product can have, before any store is asked about it."""
+    if not 0 < len(product_id) <= MAX_PRODUCT_ID_LENGTH:
+        raise NotFound(f"product {product_id[:MAX_PRODUCT_ID_LENGTH]}... does not exist")
+    return product_id
 
 
 def validate_category(category: str) -> str:

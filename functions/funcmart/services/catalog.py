@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from funcmart.domain import catalog
 from funcmart.domain.catalog import Product, ProductChanges, StockChange
-from funcmart.domain.errors import NotFound, VersionConflict
+from funcmart.domain.errors import DomainError, NotFound, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.ports import Clock, IdGenerator, Page, ProductCache, ProductRepository
@@ -28,10 +30,10 @@ def get_product(
     principal: Principal | None = None,
 ) -> tuple[Product, bool]:
     """The product and whether it came from the cache; archived ones only for admins."""
-    cached = cache.get(product_id)
+    catalog.require_plausible_id(product_id)
+    cached = _from_cache(cache.get(product_id))
     if cached is not None:
-        product = Product.from_dict(cached)
-        hit = True
+        product, hit = cached, True
     else:
         found = products.get(product_id)
         if found is None:
@@ -41,6 +43,16 @@ def get_product(
     if not product.active and not (principal and principal.is_admin):
         raise NotFound(f"product {product_id} does not exist")
     return product, hit
+
+
+def _from_cache(entry: dict[str, Any] | None) -> Product | None:
+    """The cached product, or None when there is none or it has a shape we cannot read."""
+    if entry is None:
+        return None
+    try:
+        return Product.from_dict(entry)
+    except (KeyError, TypeError, ValueError, DomainError):
+        return None  # e.g. written by another release; read through and overwrite it
 
 
 def create_product(
@@ -75,6 +87,7 @@ def update_product(
 ) -> Product:
     """Change catalog fields if nobody else changed the product since `expected_version`."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     current = products.get(product_id)
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
@@ -98,6 +111,7 @@ def archive_product(
 ) -> Product:
     """Take a product out of the catalog; orders that name it keep their copy."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     current = products.get(product_id)
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
@@ -117,6 +131,7 @@ def set_stock(
 ) -> Product:
     """Set or adjust stock atomically (admin); it never goes below zero."""
     principal.require_admin()
+    catalog.require_plausible_id(product_id)
     product = products.change_stock(product_id, change, clock.now())
     cache.invalidate(product_id)
     return product

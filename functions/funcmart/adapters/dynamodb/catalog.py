@@ -8,7 +8,7 @@ from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
 
 from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
 from funcmart.adapters.dynamodb.table import ProductItem, Tables, decode_cursor, encode_cursor
-from funcmart.domain.catalog import ACTIVE, Product, StockChange
+from funcmart.domain.catalog import ACTIVE, MAX_STOCK, Product, StockChange
 from funcmart.domain.errors import (
     Conflict,
     InvalidRequest,
@@ -28,6 +28,13 @@ def product_key(product_id: str) -> tuple[str, str]:
 
 def _sort_key(p: Product) -> str:
     return f"{p.name.casefold()[:200]}#{p.id}"
+
+
+def _above_maximum(stock: int, change: StockChange) -> InvalidRequest:
+    return InvalidRequest(
+        f"stock is {stock}; adjusting by {change.adjust_by} would exceed {MAX_STOCK}",
+        field="adjust",
+    )
 
 
 def to_product(item: ProductItem) -> Product:
@@ -130,6 +137,8 @@ class DynamoProductRepository:
             action = model.stock.set(model.stock + delta)
             if delta < 0:
                 condition &= model.stock >= -delta
+            elif delta > 0:
+                condition &= model.stock <= MAX_STOCK - delta
         try:
             item.update(
                 actions=[action, model.updated_at.set(now)],
@@ -142,6 +151,8 @@ class DynamoProductRepository:
             current = self.get(product_id)
             if current is None or not current.active:
                 raise NotFound(f"product {product_id} does not exist") from exc
+            if (change.adjust_by or 0) > 0:
+                raise _above_maximum(current.stock, change) from exc
             raise OutOfStock(
                 f"product {product_id} has {current.stock} in stock; cannot adjust by "
                 f"{change.adjust_by}",

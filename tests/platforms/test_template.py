@@ -1,0 +1,106 @@
+"""template.yaml: handlers exist and import, least-privilege policies, no Scan, lint-clean."""
+
+from __future__ import annotations
+
+import ast
+import fnmatch
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from funcmart.platforms.local import template
+from funcmart.platforms.local.loader import load_handler
+from funcmart.platforms.local.template import ROOT, Function, Template
+
+TPL = template.load()
+FUNCTIONS = sorted(TPL.functions)
+
+
+def module_path(fn: Function) -> Path:
+    return ROOT / fn.code_uri / (fn.module.replace(".", "/") + ".py")
+
+
+def statements(tpl: Template, logical_id: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for policy in tpl.resource(logical_id)["Properties"].get("Policies") or []:
+        assert isinstance(policy, dict) and "Statement" in policy, (
+            f"{logical_id}: policies are inline statements, not shared managed policies"
+        )
+        found.extend(policy["Statement"])
+    return found
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_template_declares_functions() -> None:
+    assert FUNCTIONS
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_the_handler_module_exists_and_imports(logical_id: str) -> None:
+    fn = TPL.functions[logical_id]
+    assert module_path(fn).is_file(), f"{fn.handler}: no {module_path(fn)}"
+    refs = {name: str(p.get("Default")) for name, p in TPL.raw["Parameters"].items()}
+    refs["Table"] = "funcmart-template-check"
+    env = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
+    handler = load_handler(fn, env)
+    assert callable(handler)
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_the_handler_module_docstring_names_its_trigger(logical_id: str) -> None:
+    fn = TPL.functions[logical_id]
+    doc = ast.get_docstring(ast.parse(module_path(fn).read_text())) or ""
+    triggers = [f"{r.method} {r.path}" for r in fn.routes]
+    assert any(doc.startswith(t) for t in triggers), (logical_id, doc[:60])
+
+
+def test_no_shared_role_or_global_policy() -> None:
+    glob = (TPL.raw.get("Globals") or {}).get("Function") or {}
+    assert "Policies" not in glob and "Role" not in glob
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_each_function_has_its_own_scoped_policy(logical_id: str) -> None:
+    props = TPL.resource(logical_id)["Properties"]
+    assert "Role" not in props, "a shared role would give every function every permission"
+    found = statements(TPL, logical_id)
+    assert found, f"{logical_id} has no policy of its own"
+    for st in found:
+        assert st["Effect"] == "Allow"
+        assert "*" not in as_list(st["Resource"]), f"{logical_id}: unscoped resource"
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_no_policy_allows_a_scan(logical_id: str) -> None:
+    for st in statements(TPL, logical_id):
+        for action in as_list(st["Action"]):
+            assert not fnmatch.fnmatchcase("dynamodb:Scan", action), (logical_id, action)
+
+
+def test_no_code_scans_a_table() -> None:
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "functions").rglob("*.py"))
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if re.search(r"\.scan\(", line)
+    ]
+    assert offenders == []
+
+
+def test_cfn_lint_is_silent() -> None:
+    cfn_lint = Path(sys.executable).parent / "cfn-lint"
+    done = subprocess.run(
+        [str(cfn_lint), str(ROOT / "template.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
