@@ -143,9 +143,9 @@ def current_products(
     """The products that exist (active or archived) by id, through the read-through cache."""
     found: dict[str, Product] = {}
     for product_id in product_ids:
-        cached = cache.get(product_id)
+        cached = _from_cache(cache.get(product_id))
         if cached is not None:
-            found[product_id] = Product.from_dict(cached)
+            found[product_id] = cached
             continue
         product = products.get(product_id)
         if product is not None:
