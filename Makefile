@@ -8,13 +8,14 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev invoke token test test-fast lint typecheck fmt sam-build clean
+.PHONY: help venv dev invoke token test test-fast lint typecheck fmt openapi sam-build clean
 
 help:
 	@echo "make dev            run every function locally on http://127.0.0.1:$(PORT) (SEED=1 adds demo products)"
 	@echo "make test           install what is needed, start DynamoDB Local, run every test and gate"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
+	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make lint | typecheck | sam-build | bench"
 
 $(STAMP): pyproject.toml functions/requirements.txt
@@ -49,6 +50,9 @@ typecheck: $(STAMP)
 
 test: $(STAMP) node_modules/.installed lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+openapi: $(STAMP)
+	$(PY) -m funcmart.platforms.openapi --write
 
 fmt: $(STAMP)
 	$(VENV)/bin/ruff check --fix .

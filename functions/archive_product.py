@@ -7,10 +7,10 @@ from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(403, 404))
 
 
-@app.delete("/products/<productId>")
+@app.delete("/products/<productId>", status_code=204)
 def archive_product(productId: str) -> Response[None]:
     catalog.archive_product(deps.products, deps.cache, deps.clock, app.principal(), productId)
     return Response(status_code=204)

@@ -10,7 +10,7 @@ deps = build()
 app = HttpFunction(deps)
 
 
-@app.delete("/cart")
+@app.delete("/cart", status_code=204)
 def clear_cart() -> Response[None]:
     cart.clear_cart(deps.carts, app.principal())
     return Response(status_code=204)

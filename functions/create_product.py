@@ -8,10 +8,10 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(403, 409))
 
 
-@app.post("/products")
+@app.post("/products", status_code=201)
 def create_product(body: NewProduct) -> Response[ProductOut]:
     product = catalog.create_product(
         deps.products, deps.clock, deps.ids, app.principal(), **body.command()

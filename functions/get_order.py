@@ -8,7 +8,7 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(404,))
 
 
 @app.get("/orders/<orderId>")

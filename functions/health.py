@@ -10,7 +10,7 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import health
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, also_answers=(503,))
 
 
 @app.get("/health")

@@ -10,7 +10,7 @@ from funcmart.platforms.http import HttpFunction
 from funcmart.services import orders
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(403,))
 
 
 @app.get("/orders")

@@ -4,7 +4,7 @@ lines come from the body or (`"fromCart": true`) from the caller's cart."""
 from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
@@ -12,12 +12,15 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(409, 422))
 
 
-@app.post("/orders")
-def place_order(body: Annotated[NewOrder | NewOrderFromCart, Body()]) -> Response[OrderOut]:
-    key, who, cid = app.header("Idempotency-Key"), app.principal(), app.correlation_id
+@app.post("/orders", status_code=202)
+def place_order(
+    body: Annotated[NewOrder | NewOrderFromCart, Body()],
+    key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
+) -> Response[OrderOut]:
+    who, cid = app.principal(), app.correlation_id
     if isinstance(body, NewOrderFromCart):
         placed = orders.place_order_from_cart(
             deps.order_ports, deps.carts, who, key, body.paymentToken, body.model_dump(), cid

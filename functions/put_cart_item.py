@@ -6,7 +6,7 @@ from funcmart.platforms.http import HttpFunction
 from funcmart.services import cart
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(404, 409))
 
 
 @app.put("/cart/items/<productId>")

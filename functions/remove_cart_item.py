@@ -10,7 +10,7 @@ deps = build()
 app = HttpFunction(deps)
 
 
-@app.delete("/cart/items/<productId>")
+@app.delete("/cart/items/<productId>", status_code=204)
 def remove_cart_item(productId: str) -> Response[None]:
     cart.remove_item(deps.carts, app.principal(), productId)
     return Response(status_code=204)

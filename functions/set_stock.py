@@ -9,7 +9,7 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
 deps = build()
-app = HttpFunction(deps)
+app = HttpFunction(deps, problems=(403, 404, 409))
 
 
 @app.put("/products/<productId>/stock")

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from funcmart.api.catalog import MoneyOut, Strict
 from funcmart.domain.cart import MAX_QUANTITY
 
 
 class CartItemIn(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"quantity": 2}]})
+
     quantity: Annotated[
         StrictInt,
         Field(ge=0, le=MAX_QUANTITY, description="the quantity to hold; 0 removes the line"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from funcmart.api.catalog import MoneyOut, Strict
 from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
@@ -30,6 +30,17 @@ PaymentToken = Annotated[
 class NewOrder(Strict):
     """An order of the lines given."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lines": [{"productId": "3f8e2b7c9a1d4e5fb6c7d8e9f0a1b2c3", "quantity": 1}],
+                    "paymentToken": "tok_ok",
+                }
+            ]
+        }
+    )
+
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
     paymentToken: PaymentToken
 
@@ -39,6 +50,10 @@ class NewOrder(Strict):
 
 class NewOrderFromCart(Strict):
     """An order of everything in the caller's cart; the ordered lines leave the cart."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"fromCart": True, "paymentToken": "tok_ok"}]}
+    )
 
     fromCart: Literal[True]
     paymentToken: PaymentToken

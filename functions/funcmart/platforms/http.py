@@ -121,9 +121,20 @@ def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[
 class HttpFunction(APIGatewayHttpResolver):
     """A Powertools resolver with funcmart's error mapping, auth helpers and body limit."""
 
-    def __init__(self, deps: Container) -> None:
+    def __init__(
+        self,
+        deps: Container,
+        *,
+        problems: tuple[int, ...] = (),
+        also_answers: tuple[int, ...] = (),
+    ) -> None:
+        """For the OpenAPI document: `problems`, the problem+json statuses the function's own
+        rules answer with (403, 404, 409, ...; those every function can answer are added
+        there); `also_answers`, statuses answered with the route's own response model."""
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
         self.deps = deps
+        self.error_statuses = tuple(sorted(set(problems)))
+        self.model_statuses = tuple(sorted(set(also_answers)))
         self.max_body_bytes = deps.settings.max_body_bytes
         self._rate_policies = _rate_policies(
             deps.settings.rate_limit_class, deps.settings.rate_limit
