@@ -8,10 +8,11 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev invoke token test test-fast lint typecheck fmt openapi sam-build clean
+.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build clean
 
 help:
 	@echo "make dev            run every function locally on http://127.0.0.1:$(PORT) (SEED=1 adds demo products)"
+	@echo "make consume        only the queue pollers and schedules (endpoints from AWS_ENDPOINT_URL_*)"
 	@echo "make test           install what is needed, start DynamoDB Local, run every test and gate"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
@@ -31,7 +32,11 @@ node_modules/.installed: package.json
 	@touch $@
 
 dev: $(STAMP)
-	$(PY) -m funcmart.platforms.local dev --port $(PORT) $(if $(SEED),--seed,)
+	$(PY) -m funcmart.platforms.local dev --port $(PORT) $(if $(SEED),--seed,) \
+		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
+
+consume: $(STAMP)
+	$(PY) -m funcmart.platforms.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
 invoke: $(STAMP)
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }

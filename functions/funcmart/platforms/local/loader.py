@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 from funcmart.platforms.local.template import ROOT, Function
@@ -33,9 +34,11 @@ def environment(values: Mapping[str, str]) -> Iterator[None]:
                     os.environ[k] = v
 
 
-def load_handler(fn: Function, env: Mapping[str, str]) -> Handler:
-    """Import `fn`'s module afresh under its environment and return its handler."""
-    path = ROOT / fn.code_uri / (fn.module.replace(".", "/") + ".py")
+def load_handler(fn: Function, env: Mapping[str, str], base: Path = ROOT) -> Handler:
+    """Import `fn`'s module afresh under its environment and return its handler.
+
+    `base` is the template's folder: CodeUri is relative to it, as in SAM."""
+    path = base / fn.code_uri / (fn.module.replace(".", "/") + ".py")
     name = f"funcmart_fn_{fn.logical_id}"
     spec = importlib.util.spec_from_file_location(name, path)
     if spec is None or spec.loader is None:

@@ -193,6 +193,9 @@ def start_embedded_redis(port: int | None = None) -> EmbeddedRedis:
 
     port = port or free_port()
     server = TcpFakeServer((LOOPBACK, port), server_type="redis")
+    # Clients keep idle pooled connections open: do not wait for them when stopping.
+    server.daemon_threads = True
+    server.block_on_close = False
     threading.Thread(target=server.serve_forever, daemon=True, name="fakeredis").start()
     wait_for_port(port, 5)
     return EmbeddedRedis(server, f"redis://{LOOPBACK}:{port}/0")

@@ -54,9 +54,15 @@ def load_yaml(path: Path) -> Any:
 
 @dataclass(frozen=True)
 class HttpRoute:
-    method: str
-    path: str
+    method: str  # upper case; ANY matches every method
+    path: str  # "/products/{productId}", "/{proxy+}" or "$default"
     public: bool
+    authorizer: str | None = None  # name in the HttpApi's Auth.Authorizers; None when public
+    scopes: tuple[str, ...] = ()  # AuthorizationScopes: the token needs one of them
+
+    @property
+    def route_key(self) -> str:
+        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,9 @@ class QueueSource:
 @dataclass(frozen=True)
 class Schedule:
     expression: str  # rate(...) or cron(...)
+    name: str = ""  # the event's key under the function's Events
+    input: str | None = None  # Input: a JSON text delivered instead of the scheduled event
+    enabled: bool = True
 
     @property
     def every_seconds(self) -> float:
@@ -87,6 +96,7 @@ class Function:
     code_uri: str
     timeout: int
     environment: dict[str, Any]
+    memory_size: int = 128
     routes: tuple[HttpRoute, ...] = ()
     queues: tuple[QueueSource, ...] = ()
     schedules: tuple[Schedule, ...] = ()
@@ -98,6 +108,16 @@ class Function:
     @property
     def attribute(self) -> str:
         return self.handler.rsplit(".", 1)[1]
+
+
+@dataclass(frozen=True)
+class JwtAuthorizer:
+    """An HttpApi JWT authorizer; issuer and audiences may still hold !Ref values."""
+
+    name: str
+    issuer: Any
+    audiences: tuple[Any, ...]
+    identity_source: str = "$request.header.Authorization"
 
 
 @dataclass(frozen=True)
@@ -113,6 +133,11 @@ class Template:
     raw: dict[str, Any]
     functions: dict[str, Function] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
+    authorizers: dict[str, JwtAuthorizer] = field(default_factory=dict)
+
+    def resources_of_type(self, type_: str) -> list[str]:
+        """Logical ids of every resource of one CloudFormation type, in template order."""
+        return [lid for lid, res in self.raw["Resources"].items() if res.get("Type") == type_]
 
     def parameter_default(self, name: str) -> Any:
         return self.raw.get("Parameters", {}).get(name, {}).get("Default")
@@ -147,16 +172,41 @@ class Template:
         return ttl.get("AttributeName") if ttl.get("Enabled") else None
 
 
-def _routes(events: dict[str, Any], default_public: bool) -> tuple[HttpRoute, ...]:
+def _routes(events: dict[str, Any], default_authorizer: str | None) -> tuple[HttpRoute, ...]:
     out = []
     for ev in events.values():
         if ev.get("Type") != "HttpApi":
             continue
         p = ev.get("Properties", {})
-        auth = (p.get("Auth") or {}).get("Authorizer")
-        public = default_public if auth is None else auth == "NONE"
-        out.append(HttpRoute(method=p["Method"].upper(), path=p["Path"], public=public))
+        auth = p.get("Auth") or {}
+        name = auth.get("Authorizer", default_authorizer)
+        public = name in (None, "NONE")
+        out.append(
+            HttpRoute(
+                method=str(p.get("Method", "ANY")).upper(),
+                path=str(p.get("Path", "$default")),
+                public=public,
+                authorizer=None if public else str(name),
+                scopes=tuple(str(s) for s in auth.get("AuthorizationScopes") or ()),
+            )
+        )
     return tuple(out)
+
+
+def _authorizers(api_props: dict[str, Any]) -> dict[str, JwtAuthorizer]:
+    out = {}
+    for name, spec in ((api_props.get("Auth") or {}).get("Authorizers") or {}).items():
+        jwt = spec.get("JwtConfiguration")
+        if not jwt:
+            continue  # Lambda authorizers are not emulated
+        audience = jwt.get("audience") or []
+        out[name] = JwtAuthorizer(
+            name=name,
+            issuer=jwt.get("issuer"),
+            audiences=tuple(audience if isinstance(audience, list) else [audience]),
+            identity_source=str(spec.get("IdentitySource", "$request.header.Authorization")),
+        )
+    return out
 
 
 def _ref_target(value: Any) -> str:
@@ -187,22 +237,36 @@ def _queues(events: dict[str, Any]) -> tuple[QueueSource, ...]:
 
 
 def _schedules(events: dict[str, Any]) -> tuple[Schedule, ...]:
-    return tuple(
-        Schedule(expression=ev["Properties"]["Schedule"])
-        for ev in events.values()
-        if ev.get("Type") in ("Schedule", "ScheduleV2")
-    )
+    out = []
+    for name, ev in events.items():
+        if ev.get("Type") not in ("Schedule", "ScheduleV2"):
+            continue
+        p = ev["Properties"]
+        expression = p.get("Schedule", p.get("ScheduleExpression"))
+        state = p.get("State")
+        enabled = bool(p.get("Enabled", True)) and state in (None, "ENABLED")
+        raw_input = p.get("Input")
+        out.append(
+            Schedule(
+                expression=str(expression),
+                name=name,
+                input=None if raw_input is None else str(raw_input),
+                enabled=enabled,
+            )
+        )
+    return tuple(out)
 
 
 def parse(raw: dict[str, Any]) -> Template:
     tpl = Template(raw=raw)
     glob = (raw.get("Globals") or {}).get("Function") or {}
     glob_env = ((glob.get("Environment") or {}).get("Variables")) or {}
-    api_default_public = True
+    default_authorizer: str | None = None
     for res in raw["Resources"].values():
         if res.get("Type") == "AWS::Serverless::HttpApi":
-            auth = (res.get("Properties") or {}).get("Auth") or {}
-            api_default_public = not auth.get("DefaultAuthorizer")
+            props = res.get("Properties") or {}
+            default_authorizer = (props.get("Auth") or {}).get("DefaultAuthorizer")
+            tpl.authorizers.update(_authorizers(props))
     for lid, res in raw["Resources"].items():
         props = res.get("Properties") or {}
         if res.get("Type") == "AWS::Serverless::Function":
@@ -215,7 +279,8 @@ def parse(raw: dict[str, Any]) -> Template:
                 code_uri=props.get("CodeUri", glob.get("CodeUri", ".")),
                 timeout=int(props.get("Timeout", glob.get("Timeout", 3))),
                 environment=env,
-                routes=_routes(events, api_default_public),
+                memory_size=int(props.get("MemorySize", glob.get("MemorySize", 128))),
+                routes=_routes(events, default_authorizer),
                 queues=_queues(events),
                 schedules=_schedules(events),
             )
@@ -235,7 +300,11 @@ def load(path: Path = TEMPLATE_PATH) -> Template:
 
 
 def resolve(value: Any, refs: dict[str, str]) -> str:
-    """Resolve an environment value against local stand-ins for !Ref, !GetAtt and !Sub."""
+    """Resolve an environment value against local stand-ins for !Ref, !GetAtt, !Sub, !Join.
+
+    An unknown reference raises KeyError naming it."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
     if not isinstance(value, _Tag):
         return str(value)
     if value.name == "Ref":
@@ -243,6 +312,15 @@ def resolve(value: Any, refs: dict[str, str]) -> str:
     if value.name == "GetAtt":
         target = value.value if isinstance(value.value, str) else ".".join(value.value)
         return refs[str(target)]
-    if value.name == "Sub" and isinstance(value.value, str):
-        return re.sub(r"\$\{([^}]+)\}", lambda m: refs[m.group(1)], value.value)
+    if value.name == "Sub":
+        text, local = value.value, {}
+        if isinstance(text, list):
+            text, extra = text
+            local = {k: resolve(v, refs) for k, v in extra.items()}
+        scope = {**refs, **local}
+        done = re.sub(r"\$\{([^}!]+)\}", lambda m: scope[m.group(1)], str(text))
+        return done.replace("${!", "${")  # ${!Literal} is CloudFormation's escape
+    if value.name == "Join":
+        sep, parts = value.value
+        return str(sep).join(resolve(p, refs) for p in parts)
     raise ValueError(f"cannot resolve {value!r} locally")
