@@ -142,8 +142,9 @@ class Container:
     def metrics(self) -> Metrics:
         from funcmart.adapters.metrics import REGISTRY, EmfMetrics
 
-        if self.settings.metrics_backend == "emf":
-            return EmfMetrics()
+        s = self.settings
+        if s.metrics_backend == "emf":
+            return EmfMetrics(namespace=s.metrics_namespace, service=s.service_name)
         return REGISTRY
 
     @cached_property

@@ -45,6 +45,11 @@ class Settings:
     retry_backoff_max_seconds: int = 300
     # "emf" (CloudWatch, the default on Lambda) or "inprocess" (Prometheus exposition).
     metrics_backend: str | None = None
+    # Read at cold start like everything else: Powertools would look them up in the
+    # environment at the first flush, which is too late where the environment is per cold
+    # start (the local platform loads several functions into one process).
+    metrics_namespace: str = "funcmart"
+    service_name: str = "funcmart"
 
     _ENV: ClassVar[dict[str, str]] = {
         "table_name": "TABLE_NAME",
@@ -70,6 +75,8 @@ class Settings:
         "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
         "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
         "metrics_backend": "METRICS_BACKEND",
+        "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
+        "service_name": "POWERTOOLS_SERVICE_NAME",
     }
 
     @classmethod

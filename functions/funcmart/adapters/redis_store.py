@@ -172,6 +172,20 @@ return 1
 """
 
 
+def _refusal_as_unavailable(guard: RedisGuard) -> Any:
+    """`guard.call`, where a command Redis refuses (a server without scripting, a full
+    memory, a proxy) is DependencyUnavailable as an outage is, without tripping the breaker."""
+
+    def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return guard.call(what, fn, *args, **kwargs)
+        except redis.RedisError as exc:
+            log.warning("redis refused %s: %s", what, exc)
+            raise DependencyUnavailable(f"Redis refused {what}") from exc
+
+    return call
+
+
 class RedisCartStore:
     """CartStore: `cart:{customer}`, a hash of product id to quantity, with a TTL renewed on
     every write. A Redis outage raises DependencyUnavailable (503): a cart cannot be guessed."""
@@ -179,6 +193,7 @@ class RedisCartStore:
     def __init__(self, guard: RedisGuard, ttl_seconds: int) -> None:
         self._guard = guard
         self._ttl = ttl_seconds
+        self._call = _refusal_as_unavailable(guard)
         self._set_line = guard.client.register_script(_SET_LINE)
         self._remove_ordered = guard.client.register_script(_REMOVE_ORDERED)
 
@@ -187,9 +202,7 @@ class RedisCartStore:
         return f"cart:{customer}"
 
     def get(self, customer: str) -> Cart:
-        raw: dict[str, str] = self._guard.call(
-            "cart get", self._guard.client.hgetall, self.key(customer)
-        )
+        raw: dict[str, str] = self._call("cart get", self._guard.client.hgetall, self.key(customer))
         quantities = {}
         for product_id, qty in raw.items():
             if qty.isdigit() and int(qty) > 0:
@@ -197,7 +210,7 @@ class RedisCartStore:
         return Cart(customer, quantities)
 
     def set_quantity(self, customer: str, product_id: str, quantity: int, max_lines: int) -> bool:
-        done = self._guard.call(
+        done = self._call(
             "cart set",
             self._set_line,
             keys=[self.key(customer)],
@@ -209,10 +222,10 @@ class RedisCartStore:
         pipe = self._guard.client.pipeline(transaction=True)
         pipe.hdel(self.key(customer), product_id)
         pipe.expire(self.key(customer), self._ttl)
-        self._guard.call("cart remove", pipe.execute)
+        self._call("cart remove", pipe.execute)
 
     def clear(self, customer: str) -> None:
-        self._guard.call("cart clear", self._guard.client.delete, self.key(customer))
+        self._call("cart clear", self._guard.client.delete, self.key(customer))
 
     def remove_ordered(self, customer: str, ordered: dict[str, int]) -> None:
         if not ordered:
@@ -220,7 +233,7 @@ class RedisCartStore:
         args: list[str] = []
         for product_id, qty in ordered.items():
             args += [product_id, str(qty)]
-        self._guard.call(
+        self._call(
             "cart remove ordered", self._remove_ordered, keys=[self.key(customer)], args=args
         )
 
@@ -256,7 +269,7 @@ class RedisRateLimiter:
         self._script = guard.client.register_script(_GCRA)
 
     def hit(self, key: str, policy: RatePolicy) -> RateDecision:
-        allowed, remaining, reset_ms, retry_ms = self._guard.call(
+        allowed, remaining, reset_ms, retry_ms = _refusal_as_unavailable(self._guard)(
             "rate limit",
             self._script,
             keys=[f"ratelimit:{key}"],

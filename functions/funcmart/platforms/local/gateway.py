@@ -8,6 +8,10 @@ What a client sees when something goes wrong, all as application/problem+json:
 404 no route (HTTP APIs have no 405); 401 with WWW-Authenticate: Bearer for a missing or bad
 token; 403 for a missing scope; 413 over 10 MB; 500 when the function raised (the traceback
 is logged, as Lambda logs it); 502 when the function's result is not a valid response.
+
+With the template's CorsConfiguration the gateway answers preflights and adds the
+Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
+/openapi.json and a Swagger UI at /docs, which no function route can shadow (see `apidocs`).
 """
 
 from __future__ import annotations
@@ -23,7 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from funcmart.platforms.http import PROBLEM_JSON, problem_body
+from funcmart.platforms.local.apidocs import ApiDocs
 from funcmart.platforms.local.auth import AuthError, TokenVerifier, Verified, token_from
+from funcmart.platforms.local.cors import CorsConfig
 from funcmart.platforms.local.events import (
     ApiContext,
     HttpRequest,
@@ -58,8 +64,12 @@ class Gateway:
         *,
         api: ApiContext | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
+        cors: CorsConfig | None = None,
+        docs: ApiDocs | None = None,
     ) -> None:
         self.routes = routes
+        self.cors = cors
+        self.docs = docs
         self.invoker = invoker
         self.verifier = verifier
         self.authorizers = dict(authorizers)
@@ -73,6 +83,15 @@ class Gateway:
         """Answer one request. `claims` skips token verification (in-process callers that
         act as a known principal, e.g. seeding demo data)."""
         rid = request_id()
+        if self.cors is not None and self.cors.is_preflight(request):
+            return Outcome(self.cors.preflight(request), rid)
+        page = self.docs.serve(request) if self.docs is not None else None
+        outcome = Outcome(page, rid) if page is not None else self._route(request, claims, rid)
+        if self.cors is not None:
+            self.cors.decorate(request, outcome.response)
+        return outcome
+
+    def _route(self, request: HttpRequest, claims: Mapping[str, Any] | None, rid: str) -> Outcome:
         found = self.routes.match(request.method, request.raw_path)
         if found is None:
             detail = f"no route for {request.method} {request.raw_path}"

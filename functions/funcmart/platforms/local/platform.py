@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 
 from funcmart.platforms.local import provision, services
+from funcmart.platforms.local.apidocs import ApiDocs
 from funcmart.platforms.local.auth import TokenVerifier
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.events import ApiContext, HttpRequest
@@ -201,6 +202,8 @@ class LocalPlatform:
             deployment.jwt_configs(),
             api=api,
             max_body_bytes=s.max_body_bytes,
+            cors=deployment.cors_config(),
+            docs=ApiDocs(),
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
