@@ -109,3 +109,12 @@ def test_an_archived_product_in_the_cart_refuses_the_order(ns):
     with pytest.raises(InvalidRequest):
         checkout(ns, me, random_id())
     assert ns.carts.get(me.subject).quantities == {pid: 1}
+
+
+def test_an_order_id_too_long_to_be_a_key_is_not_found(ns):
+    from funcmart.domain.errors import NotFound
+
+    with pytest.raises(NotFound):
+        orders.get_order(ns.orders, customer(), "x" * 3000)
+    with pytest.raises(NotFound):
+        orders.cancel_order(ns.ports, customer(), "x" * 3000)

@@ -225,6 +225,7 @@ def _publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
 
 def get_order(orders: OrderRepository, principal: Principal, order_id: str) -> Order:
     """The order, for its owner or an admin; others learn nothing of its existence."""
+    model.require_plausible_id(order_id)
     order = orders.get(order_id)
     if order is None or not principal.may_see(order.customer):
         raise NotFound(f"order {order_id} does not exist")
