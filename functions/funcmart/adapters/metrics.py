@@ -51,19 +51,25 @@ class EmfMetrics:
         from aws_lambda_powertools import Metrics
 
         self._metrics = Metrics(namespace=namespace, service=service)
+        self._pending = False
 
     def incr(self, name: str, value: float = 1) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
+        self._pending = True
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
+        self._pending = True
 
     def flush(self) -> None:
-        self._metrics.flush_metrics(raise_on_empty_metrics=False)
+        """Emit what this invocation recorded; nothing (and no warning) when it recorded none."""
+        if self._pending:
+            self._pending = False
+            self._metrics.flush_metrics(raise_on_empty_metrics=False)
 
 
 # One registry per process, like a Prometheus client's: every function loaded into a local
