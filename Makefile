@@ -8,7 +8,8 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build clean
+.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build clean image manifests
+IMAGE ?= funcmart:dev
 
 help:
 	@echo "make dev            run every function locally on http://127.0.0.1:$(PORT) (SEED=1 adds demo products)"
@@ -17,6 +18,8 @@ help:
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
+	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
+	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make lint | typecheck | sam-build | bench"
 
 $(STAMP): pyproject.toml functions/requirements.txt
@@ -72,6 +75,19 @@ fmt: $(STAMP)
 
 sam-build: .venv-sam/.installed
 	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
+
+# Knative: one image for every function; infra/ and localstack/ follow template.yaml.
+image:
+	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
+		docker build -t $(IMAGE) . ; \
+	else \
+		echo "make image: no Docker engine answers here. Build on a machine with Docker:"; \
+		echo "  docker build -t $(IMAGE) .     (or: podman build -t $(IMAGE) .)"; \
+		exit 1; \
+	fi
+
+manifests: $(STAMP)
+	$(PY) -m tools.manifests
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

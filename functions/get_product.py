@@ -14,7 +14,7 @@ app = HttpFunction(deps, problems=(404,))
 @app.get("/products/<productId>")
 def get_product(productId: str) -> Response[ProductOut]:
     product, hit = catalog.get_product(
-        deps.products, deps.cache, productId, app.optional_principal()
+        deps.products, deps.cache, productId, app.optional_principal(), deps.metrics
     )
     return json_response(product.to_dict(), headers={"X-Cache": "HIT" if hit else "MISS"})
 

@@ -132,19 +132,22 @@ class Container:
 
     @cached_property
     def publisher(self) -> Publisher:
+        s = self.settings
+        if s.publisher == "cloudevents":
+            from funcmart.adapters.broker import CloudEventPublisher
+
+            return CloudEventPublisher(s.broker_url, s.event_source, s.publish_timeout_seconds)
         from funcmart.adapters.sqs import SqsPublisher
 
-        s = self.settings
-        urls = {"OrderPlaced": s.order_placed_queue_url, "OrderPaid": s.order_paid_queue_url}
+        urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}
         return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v})
 
     @cached_property
     def metrics(self) -> Metrics:
         from funcmart.adapters.metrics import REGISTRY, EmfMetrics
 
-        s = self.settings
-        if s.metrics_backend == "emf":
-            return EmfMetrics(namespace=s.metrics_namespace, service=s.service_name)
+        if self.settings.metrics_backend == "emf":
+            return EmfMetrics()
         return REGISTRY
 
     @cached_property

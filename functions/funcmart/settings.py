@@ -45,11 +45,14 @@ class Settings:
     retry_backoff_max_seconds: int = 300
     # "emf" (CloudWatch, the default on Lambda) or "inprocess" (Prometheus exposition).
     metrics_backend: str | None = None
-    # Read at cold start like everything else: Powertools would look them up in the
-    # environment at the first flush, which is too late where the environment is per cold
-    # start (the local platform loads several functions into one process).
-    metrics_namespace: str = "funcmart"
-    service_name: str = "funcmart"
+    # Where events go: "sqs" (one queue per event type; AWS, LocalStack, local) or
+    # "cloudevents" (binary-mode CloudEvents POSTed to a Knative broker).
+    publisher: str = "sqs"
+    # The broker's ingress URL; Knative's K_SINK (a SinkBinding) when not set.
+    broker_url: str | None = None
+    # The CloudEvents `source` of published events.
+    event_source: str = "funcmart"
+    publish_timeout_seconds: float = 2.0
 
     _ENV: ClassVar[dict[str, str]] = {
         "table_name": "TABLE_NAME",
@@ -75,8 +78,23 @@ class Settings:
         "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
         "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
         "metrics_backend": "METRICS_BACKEND",
-        "metrics_namespace": "POWERTOOLS_METRICS_NAMESPACE",
-        "service_name": "POWERTOOLS_SERVICE_NAME",
+        "publisher": "PUBLISHER",
+        "broker_url": "BROKER_URL",
+        "event_source": "EVENT_SOURCE",
+        "publish_timeout_seconds": "PUBLISH_TIMEOUT_SECONDS",
+    }
+    # Standard variables read when the setting's own is not set.
+    _FALLBACK: ClassVar[dict[str, tuple[str, ...]]] = {
+        "aws_region": ("AWS_DEFAULT_REGION",),
+        "dynamodb_endpoint": ("AWS_ENDPOINT_URL",),
+        "sqs_endpoint": ("AWS_ENDPOINT_URL",),
+        "broker_url": ("K_SINK",),
+    }
+    PUBLISHERS: ClassVar[tuple[str, ...]] = ("sqs", "cloudevents")
+    # The setting holding the queue each published event type goes to (with "sqs").
+    EVENT_QUEUES: ClassVar[dict[str, str]] = {
+        "OrderPlaced": "order_placed_queue_url",
+        "OrderPaid": "order_paid_queue_url",
     }
 
     @classmethod
@@ -88,22 +106,20 @@ class Settings:
             if f.name in overrides:
                 values[f.name] = overrides[f.name]
                 continue
-            raw = env.get(cls._ENV[f.name])
-            if f.name == "aws_region" and not raw:
-                raw = env.get("AWS_DEFAULT_REGION")
-            if f.name == "dynamodb_endpoint" and not raw:
-                raw = env.get("AWS_ENDPOINT_URL")
-            if f.name == "sqs_endpoint" and not raw:
-                raw = env.get("AWS_ENDPOINT_URL")
+            names = (cls._ENV[f.name], *cls._FALLBACK.get(f.name, ()))
+            raw = next((env[n] for n in names if env.get(n)), None)
             if raw in (None, ""):
                 continue
             values[f.name] = _coerce(f.name, f.type, raw)
         if "metrics_backend" not in values:
-            values["metrics_backend"] = (
-                "emf" if env.get("AWS_LAMBDA_FUNCTION_NAME") else "inprocess"
-            )
+            # EMF on Lambda itself; emulators (the local platform, SAM) set AWS_SAM_LOCAL and
+            # keep the in-process registry that /metrics serves.
+            on_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME") and not env.get("AWS_SAM_LOCAL")
+            values["metrics_backend"] = "emf" if on_lambda else "inprocess"
         if "table_name" not in values:
             raise SettingsError("TABLE_NAME is not set: the function does not know its table")
+        if values.get("publisher", "sqs") not in cls.PUBLISHERS:
+            raise SettingsError(f"PUBLISHER must be one of {cls.PUBLISHERS}")
         return cls(**values)
 
 

@@ -14,10 +14,10 @@ import httpx
 import jwt
 import pytest
 
-from funcmart.platforms.local.auth import mint_token
+from funcmart.platforms.edge import JwtConfig, mint_token
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import JwtConfig, default_jwt_config
+from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import ROOT, load
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]

@@ -29,7 +29,7 @@ from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
 from funcmart.platforms import openapi
-from funcmart.platforms.local.auth import mint_token
+from funcmart.platforms.edge import mint_token
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config

@@ -118,7 +118,7 @@ def test_invoke_prints_the_response_and_only_the_response(tmp_path: Path):
 
 
 def test_token_prints_a_token_the_gateway_accepts():
-    from funcmart.platforms.local.auth import TokenVerifier
+    from funcmart.platforms.edge import TokenVerifier
     from funcmart.platforms.local.config import LocalSettings
     from funcmart.platforms.local.resources import default_jwt_config
     from funcmart.platforms.local.template import load

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import boto3
 import pytest
 from botocore.client import BaseClient
 
-from funcmart.platforms.local import template
+from funcmart.platforms.local import provision, template
+from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.loader import Handler, load_handler
+from funcmart.platforms.local.resources import Deployment
 from funcmart.platforms.local.template import Function, Template
 from tests.functions.invoking import DynamoCalls, EnvFor
+
+_TRANSACT_ACTIONS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
 
 
 @pytest.fixture(scope="session")
@@ -26,15 +37,31 @@ def function_table(make_table: Callable[[], str]) -> str:
 
 
 @pytest.fixture(scope="module")
-def env_for(tpl: Template, function_table: str, redis_url: str, dynamodb_endpoint: str) -> EnvFor:
-    """The environment a function gets from the template, with local stand-ins for refs."""
+def deployment(
+    tpl: Template,
+    function_table: str,
+    redis_url: str,
+    dynamodb_endpoint: str,
+    moto_endpoint: str,
+) -> Deployment:
+    """The template's resources as the local platform resolves them: the module's table on
+    DynamoDB Local, the queues (created here) on moto, the test Redis."""
+    settings = LocalSettings.load(
+        {}, names={"Table": function_table}, stack_name=f"fn{uuid.uuid4().hex[:8]}"
+    )
+    deployed = Deployment(tpl, settings, redis_url, dynamodb_endpoint, moto_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint, region_name=settings.region)
+    names = {lid: deployed.name(lid) for lid in tpl.queues}
+    deployed.queues = provision.ensure_queues(sqs, tpl, names, deployed.refs())
+    return deployed
+
+
+@pytest.fixture(scope="module")
+def env_for(deployment: Deployment, redis_url: str) -> EnvFor:
+    """The environment a function gets from the template, pointed at the test services."""
 
     def env(fn: Function, redis: str = redis_url) -> dict[str, str]:
-        refs = {name: str(p.get("Default")) for name, p in tpl.raw["Parameters"].items()}
-        refs.update(Table=function_table, RedisUrl=redis)
-        values = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
-        values["AWS_ENDPOINT_URL_DYNAMODB"] = dynamodb_endpoint
-        return values
+        return {**deployment.function_env(fn), "REDIS_URL": redis}
 
     return env
 
@@ -53,7 +80,13 @@ def dynamodb_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoCalls]:
 
     def recording(self: BaseClient, operation: str, params: dict[str, Any]) -> Any:
         if self.meta.service_model.service_name == "dynamodb":
-            recorded.calls.append((operation, params.get("IndexName")))
+            if operation == "TransactWriteItems":
+                # IAM authorizes each item of a transaction by its own action.
+                for item in params.get("TransactItems", []):
+                    (kind,) = item
+                    recorded.calls.append((_TRANSACT_ACTIONS[kind], None))
+            else:
+                recorded.calls.append((operation, params.get("IndexName")))
         return original(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)

@@ -21,7 +21,6 @@ from funcmart.domain.money import Money
 from funcmart.platforms.local.loader import Handler, load_handler
 from funcmart.platforms.local.template import Template
 from tests.functions.invoking import (
-    EVENTS,
     DynamoCalls,
     EnvFor,
     invoke,
@@ -174,18 +173,6 @@ def seeded(
 
 
 # -------------------------------------------------------------------------------- tests
-def test_every_event_file_has_a_case() -> None:
-    files = {p.name for p in EVENTS.glob("*.json")}
-    assert files - CASES.keys() == set(), "event files no test uses"
-    assert CASES.keys() - files == set(), "cases without an event file"
-
-
-def test_every_function_has_an_event(tpl: Template) -> None:
-    covered = {case.function for case in CASES.values()}
-    assert set(tpl.functions) - covered == set(), "functions without an event file"
-    assert covered - set(tpl.functions) == set(), "cases naming no function of the template"
-
-
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_events_are_named_after_their_function_and_match_its_route(
     tpl: Template, name: str

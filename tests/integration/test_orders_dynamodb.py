@@ -155,3 +155,18 @@ def test_publish_failure_after_commit_is_repaired_by_the_reconciler(deps):
     counts = orders.reconcile_orders(deps.order_ports, policy)
     assert counts["republished"] >= 1
     assert OrderPlaced(oid, deps.orders.get(oid).correlation_id) in deps.publisher.published
+
+
+def test_concurrent_charges_under_one_key_capture_once(deps):
+    # GIVEN ten consumers charging the same order at the same moment
+    from funcmart.domain.money import Money
+
+    key = random_id("order-")
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        charges = list(
+            pool.map(lambda _: deps.payments.charge(key, Money(990, "EUR"), "tok_ok"), range(10))
+        )
+    # THEN every one of them sees the same charge, and money was taken once
+    assert len({c.id for c in charges}) == 1
+    ledger = deps.tables.SimulatedCharge.get(f"PAYSIM#{key}", "CHARGE", consistent_read=True)
+    assert ledger.captures == 1

@@ -13,7 +13,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from funcmart.platforms.local.auth import AuthError, TokenVerifier, mint_token
+from funcmart.platforms.edge import AuthError, TokenVerifier, mint_token
 from funcmart.platforms.local.config import DEFAULT_DEV_JWT_SECRET
 from funcmart.platforms.local.resources import JwtConfig
 

@@ -13,7 +13,9 @@ from typing import Any
 import pytest
 
 from funcmart.platforms.local import template
+from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.loader import load_handler
+from funcmart.platforms.local.resources import Deployment, QueueRef
 from funcmart.platforms.local.template import ROOT, Function, Template
 
 TPL = template.load()
@@ -46,10 +48,15 @@ def test_the_template_declares_functions() -> None:
 def test_the_handler_module_exists_and_imports(logical_id: str) -> None:
     fn = TPL.functions[logical_id]
     assert module_path(fn).is_file(), f"{fn.handler}: no {module_path(fn)}"
-    refs = {name: str(p.get("Default")) for name, p in TPL.raw["Parameters"].items()}
-    refs["Table"] = "funcmart-template-check"
-    env = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
-    handler = load_handler(fn, env)
+    deployment = Deployment(TPL, LocalSettings.load({}), "redis://127.0.0.1:1/0", None, None)
+    deployment.queues = {
+        lid: QueueRef(
+            lid, name, f"http://127.0.0.1:1/123456789012/{name}", deployment.arn("sqs", name)
+        )
+        for lid in TPL.queues
+        for name in [deployment.name(lid)]
+    }
+    handler = load_handler(fn, deployment.function_env(fn))
     assert callable(handler)
 
 

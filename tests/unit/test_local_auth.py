@@ -7,7 +7,7 @@ import time
 import jwt
 import pytest
 
-from funcmart.platforms.local.auth import AuthError, TokenVerifier, mint_token, token_from
+from funcmart.platforms.edge import AuthError, TokenVerifier, mint_token, token_from
 from funcmart.platforms.local.config import DEFAULT_DEV_JWT_SECRET
 from funcmart.platforms.local.resources import JwtConfig
 

@@ -11,17 +11,16 @@ from aws_lambda_powertools.utilities.parser.models import (
     SqsModel,
 )
 
-from funcmart.platforms.local.events import (
+from funcmart.platforms.edge import (
     ApiContext,
     HttpRequest,
     MalformedResponse,
     api_gateway_claims,
-    failed_message_ids,
     http_event,
     http_response,
     scheduled_event,
-    sqs_event,
 )
+from funcmart.platforms.local.events import failed_message_ids, sqs_event
 
 NOW = 1_764_000_000.123  # 2025-11-24T16:00:00Z
 

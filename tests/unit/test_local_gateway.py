@@ -4,12 +4,10 @@ import json
 
 import pytest
 
-from funcmart.platforms.local.auth import TokenVerifier, mint_token
+from funcmart.platforms.edge import HttpRequest, Route, RouteTable, TokenVerifier, mint_token
 from funcmart.platforms.local.config import DEFAULT_DEV_JWT_SECRET
-from funcmart.platforms.local.events import HttpRequest
 from funcmart.platforms.local.gateway import Gateway
 from funcmart.platforms.local.resources import JwtConfig
-from funcmart.platforms.local.routes import Route, RouteTable
 from funcmart.platforms.local.runtime import Invoker, LoadedFunction
 from funcmart.platforms.local.template import Function, HttpRoute
 

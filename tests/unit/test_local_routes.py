@@ -2,8 +2,8 @@
 
 import pytest
 
+from funcmart.platforms.edge import Route, RouteTable
 from funcmart.platforms.local import template
-from funcmart.platforms.local.routes import Route, RouteTable
 from funcmart.platforms.local.template import HttpRoute
 
 

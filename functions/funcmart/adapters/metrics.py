@@ -1,35 +1,86 @@
 """Business metrics. The names are the same on every platform:
 
 - on Lambda, CloudWatch embedded metric format through Powertools Metrics;
-- elsewhere, in-process counters and latency summaries that the local platform and the
-  Knative adapter expose for Prometheus.
+- elsewhere, in-process counters and millisecond histograms that the Knative adapter and the
+  local gateway serve at /metrics in the Prometheus text format (`prometheus_text()`).
+
+A metric is named once, in CamelCase, where the code counts it (`OrdersPlaced`,
+`PaymentLatency`); `prometheus_name()` derives its Prometheus name mechanically
+(`funcmart_orders_placed_total`, `funcmart_payment_latency_milliseconds`), so dashboards and
+alert rules can be checked against the code.
 """
 
 from __future__ import annotations
 
+import logging
+import re
 import threading
-from collections import defaultdict
+from collections.abc import Mapping
 from typing import Any
+
+PREFIX = "funcmart"
+log = logging.getLogger(__name__)
+Labels = tuple[tuple[str, str], ...]
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "_", name).lower()
+
+
+def prometheus_name(name: str, kind: str) -> str:
+    """`OrdersPlaced`, "counter" -> `funcmart_orders_placed_total`; `PaymentLatency`,
+    "histogram" -> `funcmart_payment_latency_milliseconds`."""
+    suffix = {"counter": "_total", "histogram": "_milliseconds"}[kind]
+    return f"{PREFIX}_{_snake(name)}{suffix}"
+
+
+def _labels(labels: Mapping[str, str] | None) -> Labels:
+    return tuple(sorted((str(k), str(v)) for k, v in (labels or {}).items()))
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _render(labels: Labels, extra: tuple[str, str] | None = None) -> str:
+    pairs = [*labels, extra] if extra else list(labels)
+    if not pairs:
+        return ""
+    return "{" + ",".join(f'{k}="{_escape(v)}"' for k, v in pairs) + "}"
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
 class InProcessMetrics:
-    """Counters and millisecond histograms kept in this process (thread-safe)."""
+    """Counters and millisecond histograms kept in this process (thread-safe).
+
+    Labels are optional and meant for the platform's own request metrics (route, status
+    class); business metrics carry none, as on CloudWatch.
+    """
 
     BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self.counters: dict[str, float] = defaultdict(float)
-        self.histograms: dict[str, list[float]] = {}
+        self._counters: dict[str, dict[Labels, float]] = {}
+        # name -> labels -> [count, sum, cumulative bucket counts...]
+        self._histograms: dict[str, dict[Labels, list[float]]] = {}
 
-    def incr(self, name: str, value: float = 1) -> None:
+    def incr(self, name: str, value: float = 1, labels: Mapping[str, str] | None = None) -> None:
+        key = _labels(labels)
         with self._lock:
-            self.counters[name] += value
+            series = self._counters.setdefault(name, {})
+            series[key] = series.get(key, 0.0) + value
 
-    def observe_ms(self, name: str, milliseconds: float) -> None:
+    def observe_ms(
+        self, name: str, milliseconds: float, labels: Mapping[str, str] | None = None
+    ) -> None:
+        key = _labels(labels)
         with self._lock:
-            # [count, sum, bucket counts...]
-            h = self.histograms.setdefault(name, [0.0, 0.0] + [0.0] * len(self.BUCKETS_MS))
+            series = self._histograms.setdefault(name, {})
+            h = series.setdefault(key, [0.0, 0.0] + [0.0] * len(self.BUCKETS_MS))
             h[0] += 1
             h[1] += milliseconds
             for i, bound in enumerate(self.BUCKETS_MS):
@@ -39,37 +90,84 @@ class InProcessMetrics:
     def flush(self) -> None:
         """Nothing to send: the numbers are read where they are kept."""
 
+    @property
+    def counters(self) -> dict[str, float]:
+        """Each counter summed over its labels."""
+        with self._lock:
+            return {name: sum(series.values()) for name, series in self._counters.items()}
+
     def snapshot(self) -> dict[str, Any]:
         with self._lock:
-            return {"counters": dict(self.counters), "histograms": dict(self.histograms)}
+            return {
+                "counters": {n: sum(s.values()) for n, s in self._counters.items()},
+                "histograms": {
+                    n: {
+                        "count": sum(h[0] for h in s.values()),
+                        "sum": sum(h[1] for h in s.values()),
+                    }
+                    for n, s in self._histograms.items()
+                },
+            }
+
+    def prometheus_text(self) -> str:
+        """Everything recorded, in the Prometheus text exposition format (version 0.0.4)."""
+        lines: list[str] = []
+        with self._lock:
+            for name in sorted(self._counters):
+                prom = prometheus_name(name, "counter")
+                lines += [f"# HELP {prom} {name}", f"# TYPE {prom} counter"]
+                for labels, value in sorted(self._counters[name].items()):
+                    lines.append(f"{prom}{_render(labels)} {_number(value)}")
+            for name in sorted(self._histograms):
+                prom = prometheus_name(name, "histogram")
+                lines += [f"# HELP {prom} {name} (ms)", f"# TYPE {prom} histogram"]
+                for labels, h in sorted(self._histograms[name].items()):
+                    for i, bound in enumerate(self.BUCKETS_MS):
+                        le = ("le", str(bound))
+                        lines.append(f"{prom}_bucket{_render(labels, le)} {_number(h[2 + i])}")
+                    inf = ("le", "+Inf")
+                    lines.append(f"{prom}_bucket{_render(labels, inf)} {_number(h[0])}")
+                    lines.append(f"{prom}_sum{_render(labels)} {_number(h[1])}")
+                    lines.append(f"{prom}_count{_render(labels)} {_number(h[0])}")
+        return "\n".join(lines) + "\n" if lines else ""
+
+    def reset(self) -> None:
+        """Forget everything (tests)."""
+        with self._lock:
+            self._counters.clear()
+            self._histograms.clear()
+
+
+PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
 class EmfMetrics:
     """CloudWatch embedded metric format via Powertools, flushed after each invocation."""
 
     def __init__(self, namespace: str | None = None, service: str | None = None) -> None:
+        import os
+
         from aws_lambda_powertools import Metrics
 
+        namespace = namespace or os.environ.get("POWERTOOLS_METRICS_NAMESPACE") or PREFIX
         self._metrics = Metrics(namespace=namespace, service=service)
-        self._pending = False
 
     def incr(self, name: str, value: float = 1) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self._metrics.add_metric(name=name, unit=MetricUnit.Count, value=value)
-        self._pending = True
 
     def observe_ms(self, name: str, milliseconds: float) -> None:
         from aws_lambda_powertools.metrics import MetricUnit
 
         self._metrics.add_metric(name=name, unit=MetricUnit.Milliseconds, value=milliseconds)
-        self._pending = True
 
     def flush(self) -> None:
-        """Emit what this invocation recorded; nothing (and no warning) when it recorded none."""
-        if self._pending:
-            self._pending = False
+        """Write this invocation's metrics; a metrics failure never fails the invocation."""
+        try:
             self._metrics.flush_metrics(raise_on_empty_metrics=False)
+        except Exception:
+            log.exception("could not flush metrics")
 
 
 # One registry per process, like a Prometheus client's: every function loaded into a local

@@ -7,7 +7,7 @@ decides the outcome (see README, "Payment simulator"):
     tok_decline...   declined (final)
     tok_transient... a transient error every time (the message is retried, then dead-lettered)
     tok_flaky...     a transient error on the first attempt, captured on the next
-    tok_slow...      captured after a delay (PAYMENT_SLOW_SECONDS)
+    tok_slow...      captured at once, the answer delayed (PAYMENT_SLOW_SECONDS)
     anything else    captured
 """
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 import time
 import uuid
 
-from pynamodb.exceptions import DoesNotExist, PutError, UpdateError
+from pynamodb.exceptions import DoesNotExist, UpdateError
 
 from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
 from funcmart.adapters.dynamodb.table import Tables
@@ -56,28 +56,34 @@ class SimulatedPaymentGateway:
             raise TransientFailure("payment gateway timed out")
         if token.startswith("tok_flaky") and self._attempt(idempotency_key) == 1:
             raise TransientFailure("payment gateway timed out (first attempt)")
-        if token.startswith("tok_slow"):
-            time.sleep(self._slow)
         model = self._t.SimulatedCharge
         charge_id = f"ch_{uuid.uuid4().hex[:20]}"
-        item = model(
-            *self._key(idempotency_key),
-            charge_id=charge_id,
-            amount=amount.amount,
-            currency=amount.currency,
-            token=token,
-            status="CAPTURED",
-            captured_at=self._clock.now(),
-        )
+        item = model(*self._key(idempotency_key))
         try:
-            item.save(condition=model.pk.does_not_exist())
-        except PutError as exc:
+            # `captures` counts every time money was taken under this key: the condition
+            # keeps it at one however many consumers race here.
+            item.update(
+                actions=[
+                    model.charge_id.set(charge_id),
+                    model.amount.set(amount.amount),
+                    model.currency.set(amount.currency),
+                    model.token.set(token),
+                    model.status.set("CAPTURED"),
+                    model.captured_at.set(self._clock.now()),
+                    model.captures.add(1),
+                ],
+                condition=model.pk.does_not_exist(),
+                add_version_condition=False,
+            )
+        except UpdateError as exc:
             if not is_conditional_failure(exc):
                 raise
             raced = self.lookup(idempotency_key)  # a concurrent attempt captured first
             if raced is None:
                 raise
             return raced
+        if token.startswith("tok_slow"):
+            time.sleep(self._slow)  # captured; the answer is slow to come back
         return Charge(charge_id, idempotency_key, amount, "CAPTURED")
 
     def _attempt(self, idempotency_key: str) -> int:

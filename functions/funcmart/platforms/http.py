@@ -27,6 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
+from funcmart.observability import Observer
 from funcmart.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -143,6 +144,7 @@ class HttpFunction(APIGatewayHttpResolver):
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._not_found)
         self.exception_handler(Exception)(self._unexpected)
+        self._observed = Observer("http").wrap(self._handle)
 
     # -- request helpers -------------------------------------------------------------
     @property
@@ -195,6 +197,9 @@ class HttpFunction(APIGatewayHttpResolver):
     # -- entry point --------------------------------------------------------------------
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         """The Lambda handler: body limit and content type first, then the route."""
+        return self._observed(event, context)
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         rejected = self._reject_early(event)
         if rejected is not None:
             return rejected

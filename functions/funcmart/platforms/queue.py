@@ -22,6 +22,7 @@ from aws_lambda_powertools.utilities.batch import (
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funcmart.domain.orders import Event, event_from_dict
+from funcmart.observability import Observer
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -47,20 +48,26 @@ class QueueMessage:
 
 
 def to_message(record: SQSRecord) -> QueueMessage:
-    attrs = record.message_attributes
-    cid_attr = attrs.get("correlationId") if attrs else None
-    correlation_id = (cid_attr.string_value if cid_attr else None) or ""
-    if not correlation_id:
+    raw = record.raw_event
+    attrs = raw.get("messageAttributes") or {}
+    cid = (attrs.get("correlationId") or {}).get("stringValue") or ""
+    body = raw.get("body") or ""
+    if not cid:
         try:
-            correlation_id = str(json.loads(record.body).get("correlationId") or "")
-        except (ValueError, AttributeError):
-            correlation_id = ""
+            parsed = json.loads(body)
+            cid = str(parsed.get("correlationId") or "") if isinstance(parsed, dict) else ""
+        except ValueError:
+            cid = ""
+    try:
+        receives = int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 1))
+    except (TypeError, ValueError):
+        receives = 1
     return QueueMessage(
-        message_id=record.message_id,
-        body=record.body or "",
-        correlation_id=correlation_id,
-        receive_count=int(record.attributes.approximate_receive_count or 1),
-        source=(record.event_source_arn or "").rsplit(":", 1)[-1],
+        message_id=str(raw.get("messageId", "")),
+        body=body,
+        correlation_id=str(cid)[:128],
+        receive_count=receives,
+        source=str(raw.get("eventSourceARN") or "").rsplit(":", 1)[-1],
     )
 
 
@@ -72,26 +79,32 @@ class QueueFunction:
             event_type=EventType.SQS, raise_on_entire_batch_failure=False
         )
         self._queue_urls: dict[str, str] = {}
+        self._observed = Observer("queue").wrap(self._handle)
 
     def _record(self, record: SQSRecord) -> object:
-        message = to_message(record)
-        logger.set_correlation_id(message.correlation_id or None)
+        message: QueueMessage | None = None
         try:
+            message = to_message(record)
+            logger.set_correlation_id(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(
                 "message failed; it will be retried",
                 extra={
-                    "messageId": message.message_id,
-                    "receiveCount": message.receive_count,
+                    "messageId": record.message_id,
+                    "receiveCount": message.receive_count if message else None,
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
             raise
-        logger.info("message done", extra={"messageId": message.message_id, "outcome": outcome})
+        logger.info("message done", extra={"messageId": record.message_id, "outcome": outcome})
         return outcome
 
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The Lambda handler: one SQS batch in, the records that failed out."""
+        return self._observed(event, context)
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not isinstance(event, dict) or not isinstance(event.get("Records"), list):
             logger.error("not an SQS event; nothing to do", extra={"event": str(event)[:500]})
             return {"batchItemFailures": []}
@@ -108,11 +121,13 @@ class QueueFunction:
             self._deps.metrics.flush()
 
     def _back_off(self, event: dict[str, Any], failures: list[dict[str, str]]) -> None:
-        """Delay the next delivery of each failed record: base * 2^(receives-1) seconds."""
+        """Delay the next delivery of each failed record: base * 2^(receives-1) seconds.
+
+        Only SQS records: on Knative the broker's delivery policy does the backing off."""
         failed = {f["itemIdentifier"] for f in failures}
         s = self._deps.settings
         for rec in event["Records"]:
-            if rec.get("messageId") not in failed:
+            if rec.get("messageId") not in failed or rec.get("eventSource") != "aws:sqs":
                 continue
             receives = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", 1))
             delay = min(

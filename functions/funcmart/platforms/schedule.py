@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
+from funcmart.observability import Observer
+
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
 
@@ -17,8 +19,13 @@ class ScheduledFunction:
     def __init__(self, deps: Container, run: Callable[[], dict[str, int]]) -> None:
         self._deps = deps
         self._run = run
+        self._observed = Observer("schedule").wrap(self._handle)
 
     def handler(self, event: dict[str, Any], context: Any) -> dict[str, int]:
+        """The Lambda handler: one scheduled event, the use case's counts back."""
+        return self._observed(event, context)
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, int]:
         event_id = event.get("id") if isinstance(event, dict) else None
         logger.set_correlation_id(str(event_id) if event_id else None)
         try:

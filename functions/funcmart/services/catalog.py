@@ -9,7 +9,7 @@ from funcmart.domain.catalog import Product, ProductChanges, StockChange
 from funcmart.domain.errors import DomainError, NotFound, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
-from funcmart.ports import Clock, IdGenerator, Page, ProductCache, ProductRepository
+from funcmart.ports import Clock, IdGenerator, Metrics, Page, ProductCache, ProductRepository
 
 MAX_PAGE = 100
 
@@ -28,10 +28,16 @@ def get_product(
     cache: ProductCache,
     product_id: str,
     principal: Principal | None = None,
+    metrics: Metrics | None = None,
 ) -> tuple[Product, bool]:
-    """The product and whether it came from the cache; archived ones only for admins."""
+    """The product and whether it came from the cache; archived ones only for admins.
+
+    Counts CacheHits or CacheMisses when given `metrics` (an unreadable entry or Redis being
+    down is a miss)."""
     catalog.require_plausible_id(product_id)
     cached = _from_cache(cache.get(product_id))
+    if metrics is not None:
+        metrics.incr("CacheHits" if cached is not None else "CacheMisses")
     if cached is not None:
         product, hit = cached, True
     else:

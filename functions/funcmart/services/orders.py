@@ -359,6 +359,14 @@ def handle_dead_letter(p: OrderPorts, event: model.Event, source: str) -> str:
     return "flagged" if p.orders.transition(order, flagged) else "ignored"
 
 
+# Named in full so that every metric name is a literal where it is counted.
+RECONCILE_METRICS = {
+    "republished": "ReconciledRepublished",
+    "abandoned": "ReconciledAbandoned",
+    "flagged": "ReconciledFlagged",
+}
+
+
 @dataclass(frozen=True)
 class ReconcilePolicy:
     republish_after_seconds: int = 120
@@ -397,7 +405,7 @@ def reconcile_orders(p: OrderPorts, policy: ReconcilePolicy) -> dict[str, int]:
         counts["republished"] += 1
     for name, n in counts.items():
         if n:
-            p.metrics.incr(f"Reconciled{name.capitalize()}", n)
+            p.metrics.incr(RECONCILE_METRICS[name], n)
     return counts
 
 

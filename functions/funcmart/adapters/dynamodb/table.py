@@ -139,6 +139,7 @@ class SimulatedChargeItem(_Item):
     status = UnicodeAttribute()
     captured_at = UnicodeAttribute()
     refunded_at = UnicodeAttribute(null=True)
+    captures = NumberAttribute(default=0)
 
 
 @dataclass(frozen=True)

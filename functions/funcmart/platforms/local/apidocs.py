@@ -11,7 +11,7 @@ import mimetypes
 from importlib import resources
 from pathlib import Path
 
-from funcmart.platforms.local.events import HttpRequest, HttpResponse
+from funcmart.platforms.edge import HttpRequest, HttpResponse
 from funcmart.platforms.local.template import ROOT
 
 OPENAPI_PATH = ROOT / "docs" / "openapi.json"

@@ -213,7 +213,7 @@ def cmd_invoke(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
-    from funcmart.platforms.local.auth import mint_token
+    from funcmart.platforms.edge import mint_token
     from funcmart.platforms.local.resources import default_jwt_config
     from funcmart.platforms.local.template import load
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from funcmart.platforms.local.events import HttpRequest, HttpResponse
+from funcmart.platforms.edge import HttpRequest, HttpResponse
 
 
 @dataclass(frozen=True)

@@ -22,36 +22,29 @@ import socket
 import threading
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from funcmart.platforms.http import PROBLEM_JSON, problem_body
-from funcmart.platforms.local.apidocs import ApiDocs
-from funcmart.platforms.local.auth import AuthError, TokenVerifier, Verified, token_from
-from funcmart.platforms.local.cors import CorsConfig
-from funcmart.platforms.local.events import (
+from funcmart.adapters.metrics import PROMETHEUS_CONTENT_TYPE, REGISTRY
+from funcmart.platforms.edge import (
     ApiContext,
+    Edge,
     HttpRequest,
     HttpResponse,
-    MalformedResponse,
-    http_event,
-    http_response,
+    JwtConfig,
+    Outcome,
+    Route,
+    RouteTable,
+    TokenVerifier,
+    problem_response,
     request_id,
 )
-from funcmart.platforms.local.resources import JwtConfig
-from funcmart.platforms.local.routes import Route, RouteTable
+from funcmart.platforms.local.apidocs import ApiDocs
+from funcmart.platforms.local.cors import CorsConfig
 from funcmart.platforms.local.runtime import Invoker
 
 log = logging.getLogger("local-platform")
 access_log = logging.getLogger("local-platform.access")
-
-
-@dataclass
-class Outcome:
-    response: HttpResponse
-    request_id: str
-    function: str | None = None
 
 
 class Gateway:
@@ -67,92 +60,51 @@ class Gateway:
         cors: CorsConfig | None = None,
         docs: ApiDocs | None = None,
     ) -> None:
-        self.routes = routes
+        self.invoker = invoker
         self.cors = cors
         self.docs = docs
-        self.invoker = invoker
-        self.verifier = verifier
-        self.authorizers = dict(authorizers)
-        self.api = api or ApiContext()
+        self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.max_body_bytes = max_body_bytes
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
+    @property
+    def routes(self) -> RouteTable:
+        return self.edge.routes
+
+    @property
+    def api(self) -> ApiContext:
+        return self.edge.api
+
     # -- the gateway without sockets ---------------------------------------------------
     def handle(self, request: HttpRequest, *, claims: Mapping[str, Any] | None = None) -> Outcome:
-        """Answer one request. `claims` skips token verification (in-process callers that
-        act as a known principal, e.g. seeding demo data)."""
-        rid = request_id()
+        """Answer one request (`platforms.edge` routes, authorizes and maps it). GET /metrics
+        is the process's metrics in the Prometheus text format, as on Knative. CORS wraps
+        every answer, as API Gateway's does."""
         if self.cors is not None and self.cors.is_preflight(request):
-            return Outcome(self.cors.preflight(request), rid)
-        page = self.docs.serve(request) if self.docs is not None else None
-        outcome = Outcome(page, rid) if page is not None else self._route(request, claims, rid)
+            return Outcome(self.cors.preflight(request), request_id())
+        outcome = self._answer(request, claims)
         if self.cors is not None:
             self.cors.decorate(request, outcome.response)
         return outcome
 
-    def _route(self, request: HttpRequest, claims: Mapping[str, Any] | None, rid: str) -> Outcome:
-        found = self.routes.match(request.method, request.raw_path)
-        if found is None:
-            detail = f"no route for {request.method} {request.raw_path}"
-            return Outcome(problem_response(404, "Not found", detail, rid), rid)
-        route, params = found
-        try:
-            verified = self._authorize(route, request, claims)
-        except AuthError as exc:
-            title = "Authentication required" if exc.status == 401 else "Forbidden"
-            headers = [("WWW-Authenticate", exc.www_authenticate)]
-            return Outcome(problem_response(exc.status, title, exc.description, rid, headers), rid)
-        event = http_event(
-            request,
-            route.route_key,
-            params,
-            api=self.api,
-            claims=verified.claims if verified else None,
-            scopes=verified.scopes if verified else None,
-            req_id=rid,
-        )
-        return Outcome(self._invoke(route, event, rid), rid, route.function)
+    def _answer(self, request: HttpRequest, claims: Mapping[str, Any] | None) -> Outcome:
+        if request.method == "GET" and request.raw_path == "/metrics":
+            return metrics_outcome()
+        page = self.docs.serve(request) if self.docs is not None else None
+        if page is not None:
+            return Outcome(page, request_id())
+        return self.edge.handle(request, self._call, claims=claims)
 
-    def _authorize(
-        self, route: Route, request: HttpRequest, claims: Mapping[str, Any] | None
-    ) -> Verified | None:
-        if route.spec.public:
-            return None
-        if claims is not None:
-            return Verified(dict(claims), None)
-        config = self.authorizers.get(route.spec.authorizer or "")
-        if config is None:
-            raise AuthError(
-                401, "invalid_token", f"authorizer {route.spec.authorizer} is not a JWT authorizer"
-            )
-        token = token_from(request.header(config.header))
-        return self.verifier.verify(token, config, route.spec.scopes)
-
-    def _invoke(self, route: Route, event: dict[str, Any], rid: str) -> HttpResponse:
-        try:
-            result = self.invoker.invoke(route.function, event, http=True, request_id=rid)
-        except Exception:
-            log.exception("%s raised on %s (request %s)", route.function, route.route_key, rid)
-            return problem_response(
-                500, "Internal error", f"the function {route.function} failed; see its log", rid
-            )
-        try:
-            return http_response(result)
-        except MalformedResponse as exc:
-            log.error("%s returned a malformed response (request %s): %s", route.function, rid, exc)
-            return problem_response(
-                502,
-                "Bad gateway",
-                f"the function {route.function} returned a malformed response",
-                rid,
-            )
+    def _call(self, route: Route, event: dict[str, Any], rid: str) -> Any:
+        return self.invoker.invoke(route.function, event, http=True, request_id=rid)
 
     # -- serving -----------------------------------------------------------------------
     def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self._server = _Server((host, port), self)
-        self.api = ApiContext(
-            self.api.account_id, self.api.api_id, self.api.stage, self._server.server_address[1]
+        api = self.edge.api
+        self.edge.api = ApiContext(
+            api.account_id, api.api_id, api.stage, self._server.server_address[1]
         )
         self._thread = threading.Thread(
             target=self._server.serve_forever,
@@ -184,15 +136,11 @@ class Gateway:
             self._thread.join(grace)
 
 
-def problem_response(
-    status: int,
-    title: str,
-    detail: str,
-    rid: str,
-    headers: list[tuple[str, str]] | None = None,
-) -> HttpResponse:
-    body = problem_body(status, title, detail, rid).encode()
-    return HttpResponse(status, [("Content-Type", PROBLEM_JSON), *(headers or [])], body)
+def metrics_outcome() -> Outcome:
+    body = REGISTRY.prometheus_text().encode()
+    return Outcome(
+        HttpResponse(200, [("Content-Type", PROMETHEUS_CONTENT_TYPE)], body), request_id()
+    )
 
 
 class _BodyTooLarge(Exception):

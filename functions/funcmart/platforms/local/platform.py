@@ -22,15 +22,13 @@ from typing import Any
 
 import boto3
 
+from funcmart.platforms.edge import ApiContext, HttpRequest, RouteTable, TokenVerifier
 from funcmart.platforms.local import provision, services
 from funcmart.platforms.local.apidocs import ApiDocs
-from funcmart.platforms.local.auth import TokenVerifier
 from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.events import ApiContext, HttpRequest
 from funcmart.platforms.local.gateway import Gateway
 from funcmart.platforms.local.pollers import QueuePoller, ScheduleTimer
 from funcmart.platforms.local.resources import TABLE, Deployment
-from funcmart.platforms.local.routes import RouteTable
 from funcmart.platforms.local.runtime import Invoker, load_functions
 from funcmart.platforms.local.template import Template, load
 

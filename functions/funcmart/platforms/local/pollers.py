@@ -16,7 +16,8 @@ import threading
 import time
 from typing import Any
 
-from funcmart.platforms.local.events import failed_message_ids, scheduled_event, sqs_event
+from funcmart.platforms.edge import scheduled_event
+from funcmart.platforms.local.events import failed_message_ids, sqs_event
 from funcmart.platforms.local.resources import QueueRef
 from funcmart.platforms.local.runtime import Invoker
 from funcmart.platforms.local.template import QueueSource, Schedule

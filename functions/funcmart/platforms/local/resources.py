@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from funcmart.platforms.edge import JwtConfig
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.cors import CorsConfig
 from funcmart.platforms.local.template import Function, Template, resolve
@@ -30,15 +31,6 @@ class QueueRef:
     name: str
     url: str
     arn: str
-
-
-@dataclass(frozen=True)
-class JwtConfig:
-    """A resolved JWT authorizer: what `iss` must be and which audiences are accepted."""
-
-    issuer: str
-    audiences: tuple[str, ...]
-    header: str = "authorization"  # from IdentitySource $request.header.<Name>
 
 
 def physical_name(tpl: Template, settings: LocalSettings, logical_id: str) -> str:

@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from funcmart.platforms.local.events import LambdaContext
+from funcmart.platforms.edge import LambdaContext
 from funcmart.platforms.local.loader import Handler, load_handler
 from funcmart.platforms.local.resources import Deployment
 from funcmart.platforms.local.template import Function

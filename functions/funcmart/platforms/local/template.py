@@ -13,6 +13,8 @@ from typing import Any
 
 import yaml
 
+from funcmart.platforms.edge import HttpRoute
+
 ROOT = Path(__file__).resolve().parents[4]
 TEMPLATE_PATH = ROOT / "template.yaml"
 
@@ -50,19 +52,6 @@ def load_yaml(path: Path) -> Any:
     """Parse a CloudFormation YAML file, keeping intrinsic functions as `_Tag` objects."""
     with path.open() as fh:
         return yaml.load(fh, Loader=_Loader)
-
-
-@dataclass(frozen=True)
-class HttpRoute:
-    method: str  # upper case; ANY matches every method
-    path: str  # "/products/{productId}", "/{proxy+}" or "$default"
-    public: bool
-    authorizer: str | None = None  # name in the HttpApi's Auth.Authorizers; None when public
-    scopes: tuple[str, ...] = ()  # AuthorizationScopes: the token needs one of them
-
-    @property
-    def route_key(self) -> str:
-        return "$default" if self.path == "$default" else f"{self.method} {self.path}"
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,74 @@
+"""Publisher to a Knative broker: each event a CloudEvent in binary content mode.
+
+The broker's Triggers filter on the CloudEvent `type` (`dev.funcmart.order.placed`, ...) and
+deliver to the consumer's Knative Service, retrying with backoff and dead-lettering what still
+fails, as SQS and its redrive policy do on AWS. The body is the same JSON the SQS publisher
+sends, so the consumer reads one message format on every platform.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from funcmart.domain.errors import DependencyUnavailable
+from funcmart.domain.orders import Event, event_to_dict
+
+TYPE_PREFIX = "dev.funcmart."
+# CloudEvents extension attribute carrying the correlation id (names are lowercase a-z0-9).
+CORRELATION_EXTENSION = "correlationid"
+
+Opener = Callable[..., Any]
+
+
+def cloudevent_type(event_type: str) -> str:
+    """`OrderPlaced` -> `dev.funcmart.order.placed`: the type Triggers filter on."""
+    words = re.findall(r"[A-Z][a-z0-9]*", event_type)
+    if not words or "".join(words) != event_type:
+        raise ValueError(f"an event type is CamelCase, got {event_type!r}")
+    return TYPE_PREFIX + ".".join(w.lower() for w in words)
+
+
+class CloudEventPublisher:
+    def __init__(
+        self,
+        sink_url: str | None,
+        source: str = "funcmart",
+        timeout_seconds: float = 2.0,
+        opener: Opener | None = None,
+    ) -> None:
+        self._sink = sink_url
+        self._source = source
+        self._timeout = timeout_seconds
+        self._open = opener or urllib.request.urlopen
+
+    def publish(self, event: Event) -> None:
+        if not self._sink:
+            raise DependencyUnavailable("no broker is configured (BROKER_URL or K_SINK)")
+        headers = {
+            "Content-Type": "application/json",
+            "ce-specversion": "1.0",
+            "ce-id": uuid.uuid4().hex,
+            "ce-type": cloudevent_type(event.type),
+            "ce-source": self._source,
+            "ce-subject": event.order_id,
+            "ce-time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            f"ce-{CORRELATION_EXTENSION}": event.correlation_id or "-",
+        }
+        body = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
+        request = urllib.request.Request(self._sink, data=body, headers=headers, method="POST")
+        try:
+            with self._open(request, timeout=self._timeout) as response:
+                status = int(response.status)
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            raise DependencyUnavailable(f"could not publish {event.type}: {exc}") from exc
+        if not 200 <= status < 300:
+            raise DependencyUnavailable(f"the broker answered {status} to {event.type}")

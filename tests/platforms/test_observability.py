@@ -1,0 +1,208 @@
+"""Metrics, logs and traces: one set of names on every platform, and the dashboard and alert
+rules name only metrics the code emits (derived from the code itself, not a list)."""
+
+from __future__ import annotations
+
+import ast
+import io
+import json
+import logging
+import re
+from typing import Any
+
+import pytest
+import yaml
+
+from funcmart.adapters.metrics import InProcessMetrics, prometheus_name
+from funcmart.platforms.local.template import ROOT
+
+CODE = ROOT / "functions"
+METHODS = {"incr": "counter", "observe_ms": "histogram"}
+
+
+def _module_dicts(tree: ast.Module) -> dict[str, list[str]]:
+    """Module-level `NAME = {"k": "Literal", ...}`: the values, for name lookups."""
+    found: dict[str, list[str]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Dict):
+            values = [v.value for v in node.value.values if isinstance(v, ast.Constant)]
+            for target in node.targets:
+                if isinstance(target, ast.Name):
+                    found[target.id] = [str(v) for v in values]
+    return found
+
+
+def _names(arg: ast.expr, dicts: dict[str, list[str]], where: str) -> set[str]:
+    if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+        return {arg.value}
+    if isinstance(arg, ast.IfExp):
+        return _names(arg.body, dicts, where) | _names(arg.orelse, dicts, where)
+    if isinstance(arg, ast.Subscript) and isinstance(arg.value, ast.Name) and arg.value.id in dicts:
+        return set(dicts[arg.value.id])
+    raise AssertionError(
+        f"{where}: a metric name must be a literal the code states, not {ast.unparse(arg)}"
+    )
+
+
+def emitted_metrics() -> dict[str, str]:
+    """Every metric the code counts or observes, as its Prometheus name -> kind."""
+    found: dict[str, str] = {}
+    for path in sorted(CODE.rglob("*.py")):
+        tree = ast.parse(path.read_text())
+        dicts = _module_dicts(tree)
+        for node in ast.walk(tree):
+            if not (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr in METHODS
+                and node.args
+            ):
+                continue
+            where = f"{path.relative_to(ROOT)}:{node.lineno}"
+            kind = METHODS[node.func.attr]
+            for name in _names(node.args[0], dicts, where):
+                found[prometheus_name(name, kind)] = kind
+    return found
+
+
+EMITTED = emitted_metrics()
+
+
+def series_named(expression: str) -> set[str]:
+    """The funcmart metric families a PromQL expression reads."""
+    names = set(re.findall(r"\bfuncmart_[a-z0-9_]+", expression))
+    return {re.sub(r"_(bucket|sum|count)$", "", n) for n in names}
+
+
+def dashboard_expressions() -> list[str]:
+    dash = json.loads((ROOT / "infra/grafana/funcmart.json").read_text())
+    return [t["expr"] for p in dash["panels"] for t in p.get("targets", [])]
+
+
+def alert_expressions() -> list[str]:
+    rules = yaml.safe_load((ROOT / "infra/prometheus/alerts.yaml").read_text())
+    return [r["expr"] for g in rules["groups"] for r in g["rules"]]
+
+
+def test_the_code_emits_the_business_metrics() -> None:
+    for name in (
+        "funcmart_orders_placed_total",
+        "funcmart_orders_paid_total",
+        "funcmart_orders_dead_lettered_total",
+        "funcmart_cache_hits_total",
+        "funcmart_cache_misses_total",
+        "funcmart_reconciled_republished_total",
+        "funcmart_http_requests_total",
+    ):
+        assert EMITTED.get(name) == "counter", name
+    assert EMITTED["funcmart_payment_latency_milliseconds"] == "histogram"
+    assert EMITTED["funcmart_http_latency_milliseconds"] == "histogram"
+
+
+@pytest.mark.parametrize(
+    ("source", "expressions"),
+    [("dashboard", dashboard_expressions()), ("alerts", alert_expressions())],
+)
+def test_every_metric_named_is_one_the_code_emits(source: str, expressions: list[str]) -> None:
+    assert expressions, f"the {source} has no expressions"
+    named = set().union(*(series_named(e) for e in expressions))
+    assert named, f"the {source} names no funcmart metric"
+    assert named <= set(EMITTED), f"{source} names metrics nobody emits: {named - set(EMITTED)}"
+    for expression in expressions:
+        for suffix_use in re.findall(r"\bfuncmart_[a-z0-9_]+_(?:bucket|sum|count)\b", expression):
+            family = re.sub(r"_(bucket|sum|count)$", "", suffix_use)
+            assert EMITTED[family] == "histogram", f"{suffix_use}: only histograms have buckets"
+
+
+def test_the_alerts_cover_dead_letters_errors_and_latency() -> None:
+    expressions = " ".join(alert_expressions())
+    assert "funcmart_orders_dead_lettered_total" in expressions
+    assert 'code=~"5.."' in expressions
+    assert "histogram_quantile(0.99" in expressions
+
+
+# ------------------------------------------------------------------ Prometheus text
+
+
+def test_prometheus_text_has_counters_and_cumulative_histograms() -> None:
+    m = InProcessMetrics()
+    m.incr("OrdersPlaced")
+    m.incr("OrdersPlaced", 2)
+    m.incr("HttpRequests", labels={"route": "GET /x", "code": "200"})
+    for ms in (3, 40, 40, 20000):
+        m.observe_ms("PaymentLatency", ms)
+    lines = m.prometheus_text().splitlines()
+    assert "# TYPE funcmart_orders_placed_total counter" in lines
+    assert "funcmart_orders_placed_total 3" in lines
+    assert 'funcmart_http_requests_total{code="200",route="GET /x"} 1' in lines
+    assert "# TYPE funcmart_payment_latency_milliseconds histogram" in lines
+    assert 'funcmart_payment_latency_milliseconds_bucket{le="5"} 1' in lines
+    assert 'funcmart_payment_latency_milliseconds_bucket{le="50"} 3' in lines
+    assert 'funcmart_payment_latency_milliseconds_bucket{le="10000"} 3' in lines
+    assert 'funcmart_payment_latency_milliseconds_bucket{le="+Inf"} 4' in lines
+    assert "funcmart_payment_latency_milliseconds_sum 20083" in lines
+    assert "funcmart_payment_latency_milliseconds_count 4" in lines
+
+
+def test_label_values_are_escaped() -> None:
+    m = InProcessMetrics()
+    m.incr("HttpRequests", labels={"route": 'a"b\\c'})
+    assert 'funcmart_http_requests_total{route="a\\"b\\\\c"} 1' in m.prometheus_text()
+
+
+def test_nothing_recorded_is_an_empty_exposition() -> None:
+    assert InProcessMetrics().prometheus_text() == ""
+
+
+def test_prometheus_names_follow_one_rule() -> None:
+    assert prometheus_name("OrdersDeadLettered", "counter") == "funcmart_orders_dead_lettered_total"
+    assert prometheus_name("HttpLatency", "histogram") == "funcmart_http_latency_milliseconds"
+
+
+# ---------------------------------------------------------------------------- logs
+
+
+def test_logs_are_json_with_cold_start_function_and_correlation_id(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from funcmart.adapters.memory import FakeMetrics
+    from funcmart.bootstrap import build
+    from funcmart.platforms.edge import HttpRequest, LambdaContext, http_event
+    from funcmart.platforms.http import HttpFunction, json_response, logger
+    from funcmart.settings import Settings
+
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    app = HttpFunction(build(Settings.load({}, table_name="t"), metrics=FakeMetrics()))
+    # Read what the Powertools handler writes, through its own JSON formatter.
+    out = io.StringIO()
+    capture = logging.StreamHandler(out)
+    capture.setFormatter(logger.registered_formatter)
+    logger.addHandler(capture)
+
+    @app.get("/ping")
+    def ping() -> Any:
+        logger.info("pinged")
+        return json_response({"ok": True})
+
+    def call() -> dict[str, Any]:
+        request = HttpRequest("GET", "/ping", [("X-Correlation-Id", "corr-42")])
+        event = http_event(request, "GET /ping")
+        return app.handler(event, LambdaContext("Ping", 128, 3, "arn:x"))
+
+    try:
+        assert call()["statusCode"] == 200
+        assert call()["statusCode"] == 200
+    finally:
+        logger.removeHandler(capture)
+    lines = [json.loads(line) for line in out.getvalue().splitlines() if "pinged" in line]
+    assert [line["cold_start"] for line in lines] == [True, False]
+    assert all(line["correlation_id"] == "corr-42" for line in lines)
+    assert all(line["function_name"] == "Ping" for line in lines)
+    assert all(line["service"] == "funcmart" for line in lines)
+
+
+def test_no_tracer_outside_lambda(monkeypatch: pytest.MonkeyPatch) -> None:
+    from funcmart.observability import Observer
+
+    monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
+    assert Observer("http")._tracer is None
