@@ -161,8 +161,11 @@ def config_map(tpl: Template) -> dict[str, Any]:
     data: dict[str, str] = {}
     for name, value in _global_env(tpl).items():
         literal = _literal(value)
+        target = _ref_target(value)
         if literal is not None:
             data[name] = literal
+        elif target in params and params[target] is not None:
+            data[name] = str(params[target])  # a template parameter: its default
     # The template's references, given their in-cluster values.
     data["TABLE_NAME"] = STACK
     data["REDIS_URL"] = "redis://redis:6379/0"

@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.platforms.local.auth import mint_token
+from funcmart.platforms.edge import mint_token
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
