@@ -114,6 +114,8 @@ def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[
     issues = []
     for e in errs:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        if len(loc) == 2 and loc[0] == "header":  # a header by its usual name
+            loc = ["-".join(w.capitalize() for w in loc[1].split("-"))]
         issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
     return 400, f"the request is not valid: {summary}", issues
@@ -179,7 +181,8 @@ class HttpFunction(APIGatewayHttpResolver):
     def _validation_error(self, exc: RequestValidationError) -> Response[Any]:
         status, detail, issues = _validation_detail(list(exc.errors()))
         title = "Malformed request" if not issues else "Invalid request"
-        return problem(status, title, detail, self.request_id, errors=issues or None)
+        field = issues[0]["field"] if len(issues) == 1 else None
+        return problem(status, title, detail, self.request_id, field=field, errors=issues or None)
 
     def _not_found(self, exc: NotFoundError) -> Response[Any]:
         path = self.current_event.get("rawPath", "")
