@@ -1,7 +1,6 @@
 """SQS order-paid: PAID to FULFILLED with a shipment and a customer notification."""
 
 from funcmart.bootstrap import build
-from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import OrderPaid
 from funcmart.platforms.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
@@ -10,10 +9,7 @@ deps = build()
 
 
 def on_message(message: QueueMessage) -> str:
-    event = message.event()
-    if not isinstance(event, OrderPaid):
-        raise InvalidRequest(f"expected OrderPaid, got {event.type}")
-    return orders.fulfil_order(deps.order_ports, event)
+    return orders.fulfil_order(deps.order_ports, message.event_of(OrderPaid))
 
 
 handler = QueueFunction(deps, on_message).handler

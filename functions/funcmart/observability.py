@@ -41,6 +41,14 @@ def _share_json_formatting() -> None:
         copy_config_to_registered_loggers(source_logger=logger, include=names)
 
 
+def correlate(correlation_id: str | None) -> None:
+    """Tag this thread's log lines with the correlation id of the work it is doing."""
+    if correlation_id:
+        logger.thread_safe_append_keys(correlation_id=correlation_id)
+    else:
+        logger.thread_safe_remove_keys(["correlation_id"])
+
+
 class Observer:
     """Wraps one function's handler: cold-start flag and names in every log line, a trace
     segment on Lambda. One per handler, built at cold start."""
@@ -60,7 +68,10 @@ class Observer:
 
         def observed(event: dict[str, Any], context: Any) -> R:
             name = getattr(context, "function_name", None) or os.environ.get("FUNCMART_FUNCTION")
-            logger.append_keys(
+            # Per-invocation keys are kept per thread: where one process serves several
+            # functions at once (the local platform), each line names its own invocation.
+            logger.thread_safe_clear_keys()
+            logger.thread_safe_append_keys(
                 cold_start=self._cold,
                 function_name=name,
                 function_request_id=getattr(context, "aws_request_id", None),

@@ -38,8 +38,9 @@ class ProductRepository(Protocol):
     def add(self, product: Product) -> None:
         """Store a new product; Conflict if the id exists."""
 
-    def save(self, product: Product, expected_version: int) -> None:
-        """Write catalog fields (not stock) if the stored version is `expected_version`."""
+    def save(self, product: Product, expected_version: int) -> Product:
+        """Write catalog fields (not stock) if the stored version is `expected_version`;
+        returns the product as stored (with its current stock)."""
 
     def change_stock(self, product_id: str, change: StockChange, now: str) -> Product:
         """Apply a stock change atomically, keeping stock within 0..MAX_STOCK.

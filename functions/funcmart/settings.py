@@ -110,7 +110,7 @@ class Settings:
             raw = next((env[n] for n in names if env.get(n)), None)
             if raw in (None, ""):
                 continue
-            values[f.name] = _coerce(f.name, f.type, raw)
+            values[f.name] = coerce(f.name, f.type, raw)
         if "metrics_backend" not in values:
             # EMF on Lambda itself; emulators (the local platform, SAM) set AWS_SAM_LOCAL and
             # keep the in-process registry that /metrics serves.
@@ -123,7 +123,8 @@ class Settings:
         return cls(**values)
 
 
-def _coerce(name: str, type_: Any, raw: str) -> Any:
+def coerce(name: str, type_: Any, raw: str) -> Any:
+    """An environment string as the field's type (int, float, Path or str)."""
     kind = str(type_)
     try:
         if kind.startswith("int"):
@@ -132,4 +133,8 @@ def _coerce(name: str, type_: Any, raw: str) -> Any:
             return float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
+    if kind.startswith("Path"):
+        from pathlib import Path
+
+        return Path(raw)
     return raw

@@ -154,7 +154,11 @@ def test_publish_failure_after_commit_is_repaired_by_the_reconciler(deps):
     policy = orders.ReconcilePolicy(republish_after_seconds=0)
     counts = orders.reconcile_orders(deps.order_ports, policy)
     assert counts["republished"] >= 1
-    assert OrderPlaced(oid, deps.orders.get(oid).correlation_id) in deps.publisher.published
+    republished = OrderPlaced(oid, deps.orders.get(oid).correlation_id)
+    assert republished in deps.publisher.published
+    # and the consumer that receives it takes the order the rest of the way
+    assert orders.process_order(deps.order_ports, republished) == "paid"
+    assert deps.orders.get(oid).status == model.PAID
 
 
 def test_concurrent_charges_under_one_key_capture_once(deps):

@@ -103,15 +103,27 @@ class TestProductCache:
         assert cache.get(two.id) is None
         assert cache.get(kept.id) == kept.to_dict()
 
-    def test_a_put_replaces_the_value(self, cache: ProductCache) -> None:
+    def test_a_fill_never_overwrites_an_entry(self, cache: ProductCache) -> None:
         product = a_product(stock=1)
         cache.put(product.id, product.to_dict())
         cache.put(product.id, {**product.to_dict(), "stock": 2})
         value = cache.get(product.id)
-        assert value is not None and value["stock"] == 2
+        assert value is not None and value["stock"] == 1
 
 
 class TestRedisProductCache:
+    def test_a_read_that_raced_a_write_cannot_cache_its_stale_copy(
+        self, real_cache: RedisProductCache
+    ) -> None:
+        # GIVEN a reader that missed and fetched version 1 from the table
+        v1 = a_product()
+        assert real_cache.get(v1.id) is None
+        # WHEN a writer commits version 2 and invalidates before the reader fills the cache
+        real_cache.invalidate(v1.id)
+        real_cache.put(v1.id, v1.to_dict())
+        # THEN the stale copy was refused: the next read goes to the table
+        assert real_cache.get(v1.id) is None
+
     def test_entries_live_under_product_keys_with_the_ttl(
         self, real_cache: RedisProductCache, redis_client: redis.Redis
     ) -> None:

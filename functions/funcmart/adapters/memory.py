@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import bisect
 import copy
-import json
 import threading
 from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
+from funcmart.adapters import cursors
 from funcmart.domain.cart import Cart
 from funcmart.domain.catalog import MAX_STOCK, Product, StockChange
 from funcmart.domain.errors import (
@@ -51,14 +49,16 @@ class FakeProductRepository:
                 raise Conflict(f"product {product.id} exists already")
             self._items[product.id] = product
 
-    def save(self, product: Product, expected_version: int) -> None:
+    def save(self, product: Product, expected_version: int) -> Product:
         with self._lock:
             current = self._items.get(product.id)
             if current is None or current.version != expected_version:
                 raise VersionConflict(
                     f"product {product.id} changed since version {expected_version}"
                 )
-            self._items[product.id] = replace(product, stock=current.stock)
+            stored = replace(product, stock=current.stock)
+            self._items[product.id] = stored
+            return stored
 
     def change_stock(self, product_id: str, change: StockChange, now: str) -> Product:
         with self._lock:
@@ -110,21 +110,14 @@ def _sort_key(p: Product) -> str:
 
 
 def _encode_cursor(listing: str, after: str) -> str:
-    raw = json.dumps({"listing": listing, "after": after}, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode({"listing": listing, "after": after})
 
 
 def _decode_cursor(cursor: str | None, listing: str) -> str | None:
     if not cursor:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise InvalidRequest("cursor is not one this API issued", field="cursor") from exc
-    if not isinstance(plain, dict) or set(plain) != {"listing", "after"}:
-        raise InvalidRequest("cursor is not one this API issued", field="cursor")
-    if plain["listing"] != listing or not isinstance(plain["after"], str):
+    plain = cursors.decode(cursor, {"listing", "after"})
+    if plain["listing"] != listing:
         raise InvalidRequest("cursor belongs to another listing", field="cursor")
     return plain["after"]
 
@@ -141,7 +134,8 @@ class FakeCache:
         return copy.deepcopy(value) if value is not None else None
 
     def put(self, product_id: str, value: dict[str, Any]) -> None:
-        if self.available:
+        """Fills an empty entry only, as the Redis cache does (a fill never overwrites)."""
+        if self.available and product_id not in self.values:
             self.values[product_id] = copy.deepcopy(value)
 
     def invalidate(self, *product_ids: str) -> None:

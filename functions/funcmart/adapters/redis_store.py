@@ -99,27 +99,49 @@ def _as_miss(what: str) -> Iterator[None]:
 
 
 class RedisProductCache:
-    """ProductCache: `product:{id}` JSON with a TTL. Any Redis failure reads as a miss."""
+    """ProductCache: `product:{id}` JSON with a TTL. Any Redis failure reads as a miss.
 
-    def __init__(self, guard: RedisGuard, ttl_seconds: int) -> None:
+    A write does not delete the entry but replaces it with a short-lived tombstone, and a
+    read-through fill only writes where nothing is (SET NX). So a read that fetched the
+    product just before a write committed cannot put its stale copy back afterwards: it
+    finds the tombstone and leaves it. Reads in the tombstone's few seconds go to DynamoDB.
+    """
+
+    TOMBSTONE = "-"
+
+    def __init__(self, guard: RedisGuard, ttl_seconds: int, tombstone_seconds: int = 5) -> None:
         self._guard = guard
         self._ttl = ttl_seconds
+        self._tombstone_ttl = tombstone_seconds
 
     @staticmethod
     def key(product_id: str) -> str:
         return f"product:{product_id}"
 
     def get(self, product_id: str) -> dict[str, Any] | None:
-        raw = None
-        with _as_miss("cache get"):
-            raw = self._guard.call("cache get", self._guard.client.get, self.key(product_id))
-        if raw is None:
+        key = self.key(product_id)
+        try:
+            raw = self._guard.call("cache get", self._guard.client.get, key)
+        except DependencyUnavailable:
+            return None  # the guard has logged the outage
+        except redis.ResponseError as exc:  # something else lives there (e.g. WRONGTYPE)
+            log.warning("redis refused cache get: %s", exc)
+            self._discard(key)
+            return None
+        if raw is None or raw == self.TOMBSTONE:
             return None
         try:
             value = json.loads(raw)
         except ValueError:
+            value = None
+        if not isinstance(value, dict):
+            self._discard(key)  # unreadable: make room for a fresh fill
             return None
-        return value if isinstance(value, dict) else None
+        return value
+
+    def _discard(self, key: str) -> None:
+        with _as_miss("cache discard"):
+            self._guard.call("cache discard", self._guard.client.delete, key)
 
     def put(self, product_id: str, value: dict[str, Any]) -> None:
         with _as_miss("cache put"):
@@ -129,6 +151,7 @@ class RedisProductCache:
                 self.key(product_id),
                 json.dumps(value, separators=(",", ":")),
                 ex=self._ttl,
+                nx=True,
             )
 
     def invalidate(self, *product_ids: str) -> None:
@@ -136,11 +159,13 @@ class RedisProductCache:
             return
         # When Redis is out the entry expires with its TTL.
         with _as_miss("cache invalidate"):
-            self._guard.call(
-                "cache invalidate",
-                self._guard.client.delete,
-                *(self.key(p) for p in product_ids),
-            )
+            self._guard.call("cache invalidate", self._tombstones, product_ids)
+
+    def _tombstones(self, product_ids: tuple[str, ...]) -> None:
+        pipe = self._guard.client.pipeline(transaction=False)
+        for p in product_ids:
+            pipe.set(self.key(p), self.TOMBSTONE, ex=self._tombstone_ttl)
+        pipe.execute()
 
 
 # ---------------------------------------------------------------------------- carts

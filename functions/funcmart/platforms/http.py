@@ -27,7 +27,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 from funcmart.settings import SettingsError
 
 if TYPE_CHECKING:
@@ -206,7 +206,7 @@ class HttpFunction(APIGatewayHttpResolver):
         rejected = self._reject_early(event)
         if rejected is not None:
             return rejected
-        logger.set_correlation_id(_correlation_id(event))
+        correlate(_correlation_id(event))
         try:
             route_class, policy = self._rate_policy(event)
             decision = self._count_request(route_class, policy, event)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import (
@@ -21,13 +21,15 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
 
 logger = Logger(service="funcmart")
+E = TypeVar("E", bound=Event)
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,13 @@ class QueueMessage:
         except ValueError:
             data = None
         return event_from_dict(data)
+
+    def event_of(self, kind: type[E]) -> E:
+        """The event, which must be a `kind`; InvalidRequest for anything else."""
+        event = self.event()
+        if not isinstance(event, kind):
+            raise InvalidRequest(f"expected {kind.__name__}, got {event.type}")
+        return event
 
 
 def to_message(record: SQSRecord) -> QueueMessage:
@@ -85,7 +94,7 @@ class QueueFunction:
         message: QueueMessage | None = None
         try:
             message = to_message(record)
-            logger.set_correlation_id(message.correlation_id or None)
+            correlate(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
 
-from funcmart.observability import Observer
+from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -27,7 +27,7 @@ class ScheduledFunction:
 
     def _handle(self, event: dict[str, Any], context: Any) -> dict[str, int]:
         event_id = event.get("id") if isinstance(event, dict) else None
-        logger.set_correlation_id(str(event_id) if event_id else None)
+        correlate(str(event_id) if event_id else None)
         try:
             counts = self._run()
             logger.info("scheduled run done", extra={"counts": counts})

@@ -35,7 +35,10 @@ def get_product(
     Counts CacheHits or CacheMisses when given `metrics` (an unreadable entry or Redis being
     down is a miss)."""
     catalog.require_plausible_id(product_id)
-    cached = _from_cache(cache.get(product_id))
+    entry = cache.get(product_id)
+    cached = _from_cache(entry)
+    if entry is not None and cached is None:
+        cache.invalidate(product_id)  # e.g. written by another release: make room for ours
     if metrics is not None:
         metrics.incr("CacheHits" if cached is not None else "CacheMisses")
     if cached is not None:
@@ -58,7 +61,7 @@ def _from_cache(entry: dict[str, Any] | None) -> Product | None:
     try:
         return Product.from_dict(entry)
     except (KeyError, TypeError, ValueError, DomainError):
-        return None  # e.g. written by another release; read through and overwrite it
+        return None
 
 
 def create_product(
@@ -103,7 +106,7 @@ def update_product(
             currentVersion=current.version,
         )
     updated = catalog.apply_changes(current, changes, clock.now())
-    products.save(updated, expected_version)
+    updated = products.save(updated, expected_version)
     cache.invalidate(product_id)
     return updated
 
@@ -122,7 +125,7 @@ def archive_product(
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
     archived = catalog.archive(current, clock.now())
-    products.save(archived, current.version)
+    archived = products.save(archived, current.version)
     cache.invalidate(product_id)
     return archived
 

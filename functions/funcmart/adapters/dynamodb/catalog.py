@@ -95,7 +95,7 @@ class DynamoProductRepository:
             raise
 
     @translate_errors
-    def save(self, product: Product, expected_version: int) -> None:
+    def save(self, product: Product, expected_version: int) -> Product:
         model = self._t.Product
         item = self._item(product)
         actions: list[Any] = [
@@ -124,6 +124,7 @@ class DynamoProductRepository:
                     f"product {product.id} changed since version {expected_version}"
                 ) from exc
             raise
+        return to_product(item)  # as stored, with the stock of this moment
 
     @translate_errors
     def change_stock(self, product_id: str, change: StockChange, now: str) -> Product:

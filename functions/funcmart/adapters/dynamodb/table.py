@@ -6,9 +6,6 @@ mutated and tests can bind the same models to DynamoDB Local, moto or AWS side b
 
 from __future__ import annotations
 
-import base64
-import binascii
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +14,7 @@ from pynamodb.connection import Connection
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
-from funcmart.domain.errors import InvalidRequest
+from funcmart.adapters import cursors
 
 
 class _Gsi1(GlobalSecondaryIndex["_Item"]):
@@ -190,24 +187,11 @@ def encode_cursor(last_evaluated_key: dict[str, Any] | None) -> str | None:
     """An opaque, URL-safe page cursor from DynamoDB's LastEvaluatedKey."""
     if not last_evaluated_key:
         return None
-    plain = {k: next(iter(v.values())) for k, v in last_evaluated_key.items()}
-    raw = json.dumps(plain, separators=(",", ":"), sort_keys=True).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return cursors.encode({k: next(iter(v.values())) for k, v in last_evaluated_key.items()})
 
 
 def decode_cursor(cursor: str | None, expected_keys: set[str]) -> dict[str, Any] | None:
     """The LastEvaluatedKey a cursor stands for; InvalidRequest for anything we did not issue."""
     if not cursor:
         return None
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        plain = json.loads(base64.urlsafe_b64decode(padded.encode("ascii")))
-    except (ValueError, binascii.Error, UnicodeError) as exc:
-        raise InvalidRequest("cursor is not one this API issued", field="cursor") from exc
-    if (
-        not isinstance(plain, dict)
-        or set(plain) != expected_keys
-        or not all(isinstance(v, str) and 0 < len(v) <= 1024 for v in plain.values())
-    ):
-        raise InvalidRequest("cursor is not one this API issued", field="cursor")
-    return {k: {"S": v} for k, v in plain.items()}
+    return {k: {"S": v} for k, v in cursors.decode(cursor, expected_keys).items()}

@@ -115,6 +115,9 @@ def _logging(verbose: bool) -> None:
     )
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb", "redis"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The functions log JSON through their own handler, as on Lambda; the platform's plain
+    # lines are for the platform alone.
+    logging.getLogger("funcmart").propagate = False
 
 
 def _stop_on_signals(stop: threading.Event) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from funcmart.platforms.local.template import TEMPLATE_PATH
-from funcmart.settings import SettingsError
+from funcmart.settings import SettingsError, coerce
 
 # Only ever accepted by the local gateway; 32+ bytes so HS256 keys meet RFC 7518's minimum.
 DEFAULT_DEV_JWT_SECRET = "funcmart-local-dev-secret-do-not-use-in-any-deployment"
@@ -75,7 +75,7 @@ class LocalSettings:
                 continue
             raw = next((env[v] for v in cls._ENV.get(f.name, ()) if env.get(v)), None)
             if raw is not None:
-                values[f.name] = _coerce(f.name, str(f.type), raw)
+                values[f.name] = coerce(f.name, str(f.type), raw)
         unknown = set(overrides) - {f.name for f in fields(cls)}
         if unknown:
             raise SettingsError(f"unknown local settings: {sorted(unknown)}")
@@ -92,19 +92,6 @@ class LocalSettings:
             raise SettingsError("poll wait must be 0-20 seconds (SQS's long-poll range)")
         if self.schedule_every is not None and self.schedule_every <= 0:
             raise SettingsError("schedule interval must be positive")
-
-
-def _coerce(name: str, kind: str, raw: str) -> Any:
-    try:
-        if kind.startswith("int"):
-            return int(raw)
-        if kind.startswith("float"):
-            return float(raw)
-    except ValueError as exc:
-        raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
-    if kind.startswith("Path"):
-        return Path(raw)
-    return raw
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:
