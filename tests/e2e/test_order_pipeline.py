@@ -91,12 +91,14 @@ class Shop:
         return int(self.http.get(f"/products/{product_id}").json()["stock"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.25)
+        time.sleep(every)
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
@@ -231,21 +233,28 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_charges_once(
             "AWS_ENDPOINT_URL_SQS": moto_endpoint,
             "REDIS_URL": redis_url,
             "FUNCMART_STACK_NAME": stack.stack_name,
-            "PAYMENT_SLOW_SECONDS": "1",
+            "PAYMENT_SLOW_SECONDS": "3",
         }
         table = ["--resource-name", f"Table={stack.names['Table']}"]
         log = tmp_path / "consumer.log"
         # WHEN a consumer works through them and is killed (SIGKILL) at the worst moment:
-        # order 50's charge is captured, the answer not yet back, the order still PENDING
-        watched = ids[50]
+        # a slow order's charge is captured, the answer not yet back, the order still PENDING
+        slow = ids[::50]  # the orders whose gateway answers slowly
+        caught: list[str] = []
 
         def charged_but_not_recorded() -> bool:
-            charged = tables.SimulatedCharge.count(f"PAYSIM#{watched}") > 0
-            return charged and tables.Order.get(f"ORDER#{watched}", "ORDER").status == "PENDING"
+            for oid in slow[1:]:
+                charged = tables.SimulatedCharge.count(f"PAYSIM#{oid}") > 0
+                if charged and tables.Order.get(f"ORDER#{oid}", "ORDER").status == "PENDING":
+                    caught.append(oid)
+                    return True
+            return False
 
         first = _consumer(env, table, log)
         try:
-            wait_until(charged_but_not_recorded, 120, "order 50 charged, not yet recorded")
+            wait_until(
+                charged_but_not_recorded, 150, "a slow order charged, not yet recorded", 0.05
+            )
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)
