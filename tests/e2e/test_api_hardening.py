@@ -15,10 +15,10 @@ import jwt
 import pytest
 
 from funcmart.platforms.edge import JwtConfig, mint_token
-from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import ROOT, load
+from tests.support.platforms import local_settings
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]
 PROBLEM = "application/problem+json"
@@ -28,14 +28,13 @@ WRITES_PER_MINUTE = 5  # low, so that the rate-limit test reaches it quickly
 
 @pytest.fixture(scope="module")
 def platform(make_table, dynamodb_endpoint, moto_endpoint, redis_url) -> Iterator[LocalPlatform]:
-    settings = LocalSettings(
-        port=0,
-        stack_name=f"hard-{uuid.uuid4().hex[:8]}",
-        dynamodb_endpoint=dynamodb_endpoint,
-        sqs_endpoint=moto_endpoint,
-        redis_url=redis_url,
-        names={"Table": make_table()},
-        parameters={"WritesRateLimit": f"{WRITES_PER_MINUTE}/60s"},
+    settings = local_settings(
+        "hard",
+        make_table(),
+        dynamodb_endpoint,
+        moto_endpoint,
+        redis_url,
+        **{"WritesRateLimit": f"{WRITES_PER_MINUTE}/60s"},
     )
     with LocalPlatform(settings) as running:
         yield running

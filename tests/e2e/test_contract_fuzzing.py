@@ -30,11 +30,11 @@ from schemathesis.generation import GenerationMode
 
 from funcmart.platforms import openapi
 from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import load
 from tests.support import report
+from tests.support.platforms import local_settings
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]
 EXAMPLES = int(os.environ.get("FUNCMART_FUZZ_EXAMPLES", "12"))
@@ -50,14 +50,8 @@ LIMITS_OFF = {"ReadsRateLimit": "off", "WritesRateLimit": "off", "OrdersRateLimi
 
 @pytest.fixture(scope="module")
 def platform(make_table, dynamodb_endpoint, moto_endpoint, redis_url) -> Iterator[LocalPlatform]:
-    settings = LocalSettings(
-        port=0,
-        stack_name=f"fuzz-{uuid.uuid4().hex[:8]}",
-        dynamodb_endpoint=dynamodb_endpoint,
-        sqs_endpoint=moto_endpoint,
-        redis_url=redis_url,
-        names={"Table": make_table()},
-        parameters=LIMITS_OFF,
+    settings = local_settings(
+        "fuzz", make_table(), dynamodb_endpoint, moto_endpoint, redis_url, **LIMITS_OFF
     )
     with LocalPlatform(settings) as running:
         yield running

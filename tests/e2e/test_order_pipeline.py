@@ -25,21 +25,16 @@ from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import load
+from tests.support.platforms import local_settings
 
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
-def settings_for(stack: str, table: str, dynamodb: str, sqs: str, redis: str) -> LocalSettings:
-    return LocalSettings(
-        port=0,
-        stack_name=stack,
-        dynamodb_endpoint=dynamodb,
-        sqs_endpoint=sqs,
-        redis_url=redis,
-        names={"Table": table},
-        # failed records come back at once, so retries and dead-lettering take seconds; one
-        # customer places more orders than the default rate limit allows
-        parameters={"RetryBackoffBaseSeconds": "0", "OrdersRateLimit": "off"},
+def settings_for(prefix: str, table: str, dynamodb: str, sqs: str, redis: str) -> LocalSettings:
+    # failed records come back at once, so retries and dead-lettering take seconds; one
+    # customer places more orders than the default rate limit allows
+    return local_settings(
+        prefix, table, dynamodb, sqs, redis, RetryBackoffBaseSeconds="0", OrdersRateLimit="off"
     )
 
 
@@ -104,9 +99,7 @@ def wait_until(
 
 @pytest.fixture(scope="module")
 def stack(make_table, dynamodb_endpoint, moto_endpoint, redis_url) -> LocalSettings:
-    return settings_for(
-        f"pipe-{uuid.uuid4().hex[:8]}", make_table(), dynamodb_endpoint, moto_endpoint, redis_url
-    )
+    return settings_for("pipe", make_table(), dynamodb_endpoint, moto_endpoint, redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -145,7 +138,7 @@ def test_a_batch_of_ten_with_one_poison_record(
 ):
     # GIVEN ten orders waiting in the queue, one of them with a card that always times out
     stack = settings_for(
-        f"batch-{uuid.uuid4().hex[:8]}",
+        "batch",
         make_table(),
         dynamodb_endpoint,
         moto_endpoint,
@@ -195,7 +188,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_charges_once(
 ):
     orders_total = 300
     stack = settings_for(
-        f"crash-{uuid.uuid4().hex[:8]}",
+        "crash",
         make_table(),
         dynamodb_endpoint,
         moto_endpoint,

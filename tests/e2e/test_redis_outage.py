@@ -14,10 +14,10 @@ import pytest
 
 from funcmart.platforms.edge import mint_token
 from funcmart.platforms.local import services
-from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import load
+from tests.support.platforms import local_settings
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]
 
@@ -33,13 +33,8 @@ def own_redis() -> Iterator[services.Process]:
 
 @pytest.fixture(scope="module")
 def platform(make_table, dynamodb_endpoint, moto_endpoint, own_redis) -> Iterator[LocalPlatform]:
-    settings = LocalSettings(
-        port=0,
-        stack_name=f"outage-{uuid.uuid4().hex[:8]}",
-        dynamodb_endpoint=dynamodb_endpoint,
-        sqs_endpoint=moto_endpoint,
-        redis_url=own_redis.url,
-        names={"Table": make_table()},
+    settings = local_settings(
+        "outage", make_table(), dynamodb_endpoint, moto_endpoint, own_redis.url
     )
     with LocalPlatform(settings) as running:
         yield running
