@@ -8,7 +8,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt sam-build bench clean image manifests
+.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test           install what is needed, start DynamoDB Local, run every test and gate"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
+	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make lint | typecheck | sam-build | bench"
@@ -57,6 +58,9 @@ typecheck: $(STAMP)
 
 test: $(STAMP) node_modules/.installed lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+openapi: $(STAMP)
+	$(PY) -m funcmart.platforms.openapi --write
 
 # Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
 # BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.

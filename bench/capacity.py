@@ -29,6 +29,7 @@ from typing import Any
 
 from bench import data
 from bench.backends import Backends
+from bench.latency import UNLIMITED
 
 OPS_READ = {"GetItem", "BatchGetItem", "Query", "TransactGetItems"}
 
@@ -208,6 +209,7 @@ def run(backends: Backends, logs: Path) -> Result:
         sqs_endpoint=backends.sqs,
         redis_url=backends.redis_url,
         names={"Table": table},
+        parameters=UNLIMITED,
     )
     recorder = Recorder()
     steps: dict[str, list[int]] = {}

@@ -241,7 +241,8 @@ def run(
         old = code_at(before, tmp / "before")
         deps = package.paths[1:] if smoke else package.paths
         for lid in chosen:
-            plan[f"{lid}{BEFORE}{before}"] = ([old, *deps], mods[lid], envs[lid])
+            if (old / f"{mods[lid]}.py").exists():  # functions added since have no "before"
+                plan[f"{lid}{BEFORE}{before}"] = ([old, *deps], mods[lid], envs[lid])
     # Bytecode is compiled once, before the rounds (-B keeps the samples from writing any), so
     # every sample reads .pyc files as a warm file cache would serve them.
     for path in {p for paths, _, _ in plan.values() for p in paths}:

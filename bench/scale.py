@@ -15,7 +15,7 @@ from pathlib import Path
 from bench import data
 from bench.backends import Backends, serve
 from bench.common import median
-from bench.latency import Run, load
+from bench.latency import UNLIMITED, Run, load
 
 SIZES = (1_000, 10_000, 100_000)
 SCENARIOS = ("ListProducts (category)", "ListProducts (catalog)", "GetProduct miss")
@@ -64,7 +64,15 @@ def run(
 
     table = backends.make_table()
     client = backends.dynamodb_client()
-    gateway = serve(backends, table, logs, mode="http", stack="bench-scale", name="scale-gateway")
+    gateway = serve(
+        backends,
+        table,
+        logs,
+        mode="http",
+        stack="bench-scale",
+        name="scale-gateway",
+        parameters=UNLIMITED,
+    )
     assert gateway.url is not None
     cache = redis.Redis.from_url(backends.redis_url)
     result = Result(sizes, repeats)

@@ -6,11 +6,11 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "clock")
-app = HttpFunction(deps)
+deps = build().ready("products", "cache", "clock", "rate_limiter")
+app = HttpFunction(deps, problems=(403, 404))
 
 
-@app.delete("/products/<productId>")
+@app.delete("/products/<productId>", status_code=204)
 def archive_product(productId: str) -> Response[None]:
     catalog.archive_product(deps.products, deps.cache, deps.clock, app.principal(), productId)
     return Response(status_code=204)

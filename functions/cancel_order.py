@@ -7,8 +7,8 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build().ready("order_ports")
-app = HttpFunction(deps)
+deps = build().ready("order_ports", "rate_limiter")
+app = HttpFunction(deps, problems=(404, 409))
 
 
 @app.post("/orders/<orderId>/cancel")

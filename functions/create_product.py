@@ -7,11 +7,11 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "clock", "ids")
-app = HttpFunction(deps)
+deps = build().ready("products", "clock", "ids", "rate_limiter")
+app = HttpFunction(deps, problems=(403, 409))
 
 
-@app.post("/products")
+@app.post("/products", status_code=201)
 def create_product(body: NewProduct) -> Response[ProductOut]:
     product = catalog.create_product(
         deps.products, deps.clock, deps.ids, app.principal(), **body.command()

@@ -7,8 +7,8 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build().ready("orders")
-app = HttpFunction(deps)
+deps = build().ready("orders", "rate_limiter")
+app = HttpFunction(deps, problems=(404,))
 
 
 @app.get("/orders/<orderId>")

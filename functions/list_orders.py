@@ -9,8 +9,8 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction
 from funcmart.services import orders
 
-deps = build().ready("orders")
-app = HttpFunction(deps)
+deps = build().ready("orders", "rate_limiter")
+app = HttpFunction(deps, problems=(403,))
 
 
 @app.get("/orders")

@@ -9,7 +9,7 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction
 from funcmart.services import catalog
 
-deps = build().ready("products")
+deps = build().ready("products", "rate_limiter")
 app = HttpFunction(deps)
 
 

@@ -1,27 +1,34 @@
-"""POST /orders: reserve stock and record a PENDING order, once per Idempotency-Key."""
+"""POST /orders: reserve stock and record a PENDING order, once per Idempotency-Key; the
+lines come from the body or (`"fromCart": true`) from the caller's cart."""
+
+from typing import Annotated
 
 from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from funcmart.api.orders import NewOrder, OrderOut
+from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build().ready("order_ports")
-app = HttpFunction(deps)
+deps = build().ready("order_ports", "carts", "rate_limiter")
+app = HttpFunction(deps, problems=(409, 422))
 
 
-@app.post("/orders")
-def place_order(body: NewOrder) -> Response[OrderOut]:
-    placed = orders.place_order(
-        deps.order_ports,
-        app.principal(),
-        app.header("Idempotency-Key"),
-        body.requested(),
-        body.paymentToken,
-        body.model_dump(),
-        app.correlation_id,
-    )
+@app.post("/orders", status_code=202)
+def place_order(
+    body: Annotated[NewOrder | NewOrderFromCart, Body()],
+    key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
+) -> Response[OrderOut]:
+    who, cid = app.principal(), app.correlation_id
+    if isinstance(body, NewOrderFromCart):
+        placed = orders.place_order_from_cart(
+            deps.order_ports, deps.carts, who, key, body.paymentToken, body.model_dump(), cid
+        )
+    else:
+        placed = orders.place_order(
+            deps.order_ports, who, key, body.requested(), body.paymentToken, body.model_dump(), cid
+        )
     headers = {"Location": f"/orders/{placed.body['id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"

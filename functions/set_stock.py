@@ -8,8 +8,8 @@ from funcmart.domain.catalog import StockChange
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "clock")
-app = HttpFunction(deps)
+deps = build().ready("products", "cache", "clock", "rate_limiter")
+app = HttpFunction(deps, problems=(403, 404, 409))
 
 
 @app.put("/products/<productId>/stock")

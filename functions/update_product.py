@@ -7,8 +7,8 @@ from funcmart.bootstrap import build
 from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "clock")
-app = HttpFunction(deps)
+deps = build().ready("products", "cache", "clock", "rate_limiter")
+app = HttpFunction(deps, problems=(403, 404, 409))
 
 
 @app.patch("/products/<productId>")

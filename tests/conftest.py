@@ -61,6 +61,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     for suite in sorted(_backends):
         used = ", ".join(sorted(_backends[suite])) or "in-memory fakes"
         terminalreporter.write_line(f"tests/{suite}: {used}")
+    from tests.support import report
+
+    for name, line in sorted(report.LINES.items()):
+        terminalreporter.write_line(f"{name}: {line}")
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,15 @@ def _literal(value: Any) -> str | None:
     return None if isinstance(value, _Tag) else str(value)
 
 
+def _parameter_default(tpl: Template, value: Any) -> str | None:
+    """The default of the template parameter a `!Ref` names (e.g. a rate limit), if any."""
+    if isinstance(value, _Tag) and value.name == "Ref":
+        spec = (tpl.raw.get("Parameters") or {}).get(str(value.value))
+        if spec is not None and spec.get("Default") is not None:
+            return str(spec["Default"])
+    return None
+
+
 def _ref_target(value: Any) -> str | None:
     if isinstance(value, _Tag) and value.name in ("Ref", "GetAtt"):
         target = value.value if isinstance(value.value, str) else ".".join(value.value)
@@ -219,6 +228,8 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         if var in AWS_ONLY_ENV:
             continue
         literal = _literal(value)
+        if literal is None:
+            literal = _parameter_default(tpl, value)
         if literal is None:
             raise ValueError(f"{fn.logical_id}: {var} has no Knative value; add it to AWS_ONLY_ENV")
         env.append({"name": var, "value": literal})

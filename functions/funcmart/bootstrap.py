@@ -21,7 +21,9 @@ if TYPE_CHECKING:
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
     from funcmart.ports import (
+        CartStore,
         Clock,
+        HealthProbe,
         IdGenerator,
         Metrics,
         OrderRepository,
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
         ProductCache,
         ProductRepository,
         Publisher,
+        RateLimiter,
     )
     from funcmart.services.orders import OrderPorts, ReconcilePolicy
 
@@ -90,6 +93,29 @@ class Container:
         from funcmart.adapters.redis_store import RedisProductCache
 
         return RedisProductCache(self.redis, self.settings.cache_ttl_seconds)
+
+    @cached_property
+    def carts(self) -> CartStore:
+        from funcmart.adapters.redis_store import RedisCartStore
+
+        return RedisCartStore(self.redis, self.settings.cart_ttl_seconds)
+
+    @cached_property
+    def rate_limiter(self) -> RateLimiter:
+        from funcmart.adapters.redis_store import RedisRateLimiter
+
+        return RedisRateLimiter(self.redis)
+
+    @cached_property
+    def table_probe(self) -> HealthProbe:
+        from funcmart.adapters.dynamodb.health import TableProbe
+
+        s = self.settings
+        return TableProbe(s.table_name, s.aws_region, s.dynamodb_endpoint, s.health_timeout_seconds)
+
+    @cached_property
+    def redis_probe(self) -> HealthProbe:
+        return self.redis.ping
 
     @cached_property
     def clock(self) -> Clock:

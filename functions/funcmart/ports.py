@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
+from funcmart.domain.cart import Cart
 from funcmart.domain.catalog import Product, StockChange
 from funcmart.domain.money import Money
 from funcmart.domain.orders import (
@@ -20,6 +21,7 @@ from funcmart.domain.orders import (
     Order,
     Shipment,
 )
+from funcmart.domain.ratelimit import RateDecision, RatePolicy
 
 T = TypeVar("T")
 
@@ -141,3 +143,41 @@ class Metrics(Protocol):
 
     def flush(self) -> None:
         """Send what was recorded during this invocation, where the backend needs it."""
+
+
+# -------------------------------------------------------------------------- carts
+
+
+class CartStore(Protocol):
+    """Carts by customer. Every write renews the cart's time to live."""
+
+    def get(self, customer: str) -> Cart: ...
+
+    def set_quantity(self, customer: str, product_id: str, quantity: int, max_lines: int) -> bool:
+        """Set one line (0 removes it). False, and nothing written, when the cart already
+        holds `max_lines` other products."""
+
+    def remove(self, customer: str, product_id: str) -> None: ...
+
+    def clear(self, customer: str) -> None: ...
+
+    def remove_ordered(self, customer: str, ordered: dict[str, int]) -> None:
+        """Remove the lines that still hold exactly the ordered quantity, so a line changed
+        while the order was being placed stays in the cart."""
+
+
+# ---------------------------------------------------------------------- rate limits
+
+
+class RateLimiter(Protocol):
+    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+        """Count one request against `key` atomically; DependencyUnavailable when the store
+        cannot be reached (the HTTP platform then lets the request through)."""
+
+
+# ------------------------------------------------------------------------- health
+
+
+class HealthProbe(Protocol):
+    def __call__(self) -> bool:
+        """True when the dependency answers, within a short timeout."""

@@ -21,6 +21,14 @@ class Settings:
     sqs_endpoint: str | None = None
     max_body_bytes: int = 65536
     cache_ttl_seconds: int = 300
+    # A cart lives this long after its last change.
+    cart_ttl_seconds: int = 604800
+    # Per caller and route class: "60/60s", "off"; unset means the class default
+    # (funcmart.domain.ratelimit.DEFAULT_LIMITS). The class defaults from the HTTP method.
+    rate_limit: str | None = None
+    rate_limit_class: str | None = None
+    # How long /health waits for each dependency.
+    health_timeout_seconds: float = 1.0
     # How long a Redis outage is remembered before the next attempt (a small circuit breaker).
     redis_retry_after_seconds: float = 5.0
     redis_socket_timeout_seconds: float = 0.25
@@ -56,6 +64,10 @@ class Settings:
         "sqs_endpoint": "AWS_ENDPOINT_URL_SQS",
         "max_body_bytes": "MAX_BODY_BYTES",
         "cache_ttl_seconds": "CACHE_TTL_SECONDS",
+        "cart_ttl_seconds": "CART_TTL_SECONDS",
+        "rate_limit": "RATE_LIMIT",
+        "rate_limit_class": "RATE_LIMIT_CLASS",
+        "health_timeout_seconds": "HEALTH_TIMEOUT_SECONDS",
         "redis_retry_after_seconds": "REDIS_RETRY_AFTER_SECONDS",
         "redis_socket_timeout_seconds": "REDIS_SOCKET_TIMEOUT_SECONDS",
         "order_placed_queue_url": "ORDER_PLACED_QUEUE_URL",

@@ -2,29 +2,21 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
 
 from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import load
+from tests.support.platforms import local_settings
 
 
 @pytest.fixture(scope="module")
 def platform(make_table, dynamodb_endpoint, moto_endpoint, redis_url) -> Iterator[LocalPlatform]:
-    settings = LocalSettings(
-        port=0,
-        stack_name=f"e2e-{uuid.uuid4().hex[:8]}",
-        dynamodb_endpoint=dynamodb_endpoint,
-        sqs_endpoint=moto_endpoint,
-        redis_url=redis_url,
-        names={"Table": make_table()},
-    )
+    settings = local_settings("e2e", make_table(), dynamodb_endpoint, moto_endpoint, redis_url)
     with LocalPlatform(settings) as running:
         yield running
 

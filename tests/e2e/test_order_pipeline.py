@@ -25,20 +25,16 @@ from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.platform import LocalPlatform
 from funcmart.platforms.local.resources import default_jwt_config
 from funcmart.platforms.local.template import load
+from tests.support.platforms import local_settings
 
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
-def settings_for(stack: str, table: str, dynamodb: str, sqs: str, redis: str) -> LocalSettings:
-    return LocalSettings(
-        port=0,
-        stack_name=stack,
-        dynamodb_endpoint=dynamodb,
-        sqs_endpoint=sqs,
-        redis_url=redis,
-        names={"Table": table},
-        # failed records come back at once, so retries and dead-lettering take seconds
-        parameters={"RetryBackoffBaseSeconds": "0"},
+def settings_for(prefix: str, table: str, dynamodb: str, sqs: str, redis: str) -> LocalSettings:
+    # failed records come back at once, so retries and dead-lettering take seconds; one
+    # customer places more orders than the default rate limit allows
+    return local_settings(
+        prefix, table, dynamodb, sqs, redis, RetryBackoffBaseSeconds="0", OrdersRateLimit="off"
     )
 
 
@@ -90,20 +86,20 @@ class Shop:
         return int(self.http.get(f"/products/{product_id}").json()["stock"])
 
 
-def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None:
+def wait_until(
+    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.25
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if condition():
             return
-        time.sleep(0.25)
+        time.sleep(every)
     raise AssertionError(f"not within {timeout}s: {what}")
 
 
 @pytest.fixture(scope="module")
 def stack(make_table, dynamodb_endpoint, moto_endpoint, redis_url) -> LocalSettings:
-    return settings_for(
-        f"pipe-{uuid.uuid4().hex[:8]}", make_table(), dynamodb_endpoint, moto_endpoint, redis_url
-    )
+    return settings_for("pipe", make_table(), dynamodb_endpoint, moto_endpoint, redis_url)
 
 
 @pytest.fixture(scope="module")
@@ -142,7 +138,7 @@ def test_a_batch_of_ten_with_one_poison_record(
 ):
     # GIVEN ten orders waiting in the queue, one of them with a card that always times out
     stack = settings_for(
-        f"batch-{uuid.uuid4().hex[:8]}",
+        "batch",
         make_table(),
         dynamodb_endpoint,
         moto_endpoint,
@@ -192,7 +188,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_charges_once(
 ):
     orders_total = 300
     stack = settings_for(
-        f"crash-{uuid.uuid4().hex[:8]}",
+        "crash",
         make_table(),
         dynamodb_endpoint,
         moto_endpoint,
@@ -230,21 +226,28 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_charges_once(
             "AWS_ENDPOINT_URL_SQS": moto_endpoint,
             "REDIS_URL": redis_url,
             "FUNCMART_STACK_NAME": stack.stack_name,
-            "PAYMENT_SLOW_SECONDS": "1",
+            "PAYMENT_SLOW_SECONDS": "3",
         }
         table = ["--resource-name", f"Table={stack.names['Table']}"]
         log = tmp_path / "consumer.log"
         # WHEN a consumer works through them and is killed (SIGKILL) at the worst moment:
-        # order 50's charge is captured, the answer not yet back, the order still PENDING
-        watched = ids[50]
+        # a slow order's charge is captured, the answer not yet back, the order still PENDING
+        slow = ids[::50]  # the orders whose gateway answers slowly
+        caught: list[str] = []
 
         def charged_but_not_recorded() -> bool:
-            charged = tables.SimulatedCharge.count(f"PAYSIM#{watched}") > 0
-            return charged and tables.Order.get(f"ORDER#{watched}", "ORDER").status == "PENDING"
+            for oid in slow[1:]:
+                charged = tables.SimulatedCharge.count(f"PAYSIM#{oid}") > 0
+                if charged and tables.Order.get(f"ORDER#{oid}", "ORDER").status == "PENDING":
+                    caught.append(oid)
+                    return True
+            return False
 
         first = _consumer(env, table, log)
         try:
-            wait_until(charged_but_not_recorded, 120, "order 50 charged, not yet recorded")
+            wait_until(
+                charged_but_not_recorded, 150, "a slow order charged, not yet recorded", 0.05
+            )
         finally:
             os.killpg(first.pid, signal.SIGKILL)
             first.wait(10)

@@ -60,6 +60,9 @@ def instances(
                         "--no-consumers",
                         "--resource-name",
                         f"Table={table}",
+                        # 50 retries of one customer's request: more than its rate limit
+                        "--parameter",
+                        "OrdersRateLimit=off",
                     ],
                     env=env,
                     stdout=(Path(logs) / f"{i}.log").open("wb"),

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from funcmart.platforms.local.template import Template
-from tests.functions import test_catalog_functions, test_order_functions
+from tests.functions import test_cart_functions, test_catalog_functions, test_order_functions
 from tests.functions.invoking import EVENTS
 
-CASES = {**test_catalog_functions.CASES, **test_order_functions.CASES}
+CASES = {
+    **test_catalog_functions.CASES,
+    **test_order_functions.CASES,
+    **test_cart_functions.CASES,
+}
 
 
 def test_every_event_file_has_a_case() -> None:

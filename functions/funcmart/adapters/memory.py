@@ -10,6 +10,7 @@ from dataclasses import replace
 from typing import Any
 
 from funcmart.adapters import cursors
+from funcmart.domain.cart import Cart
 from funcmart.domain.catalog import MAX_STOCK, Product, StockChange
 from funcmart.domain.errors import (
     Conflict,
@@ -30,6 +31,7 @@ from funcmart.domain.orders import (
     PaymentDeclined,
     Shipment,
 )
+from funcmart.domain.ratelimit import RateDecision, RatePolicy, gcra
 from funcmart.ports import Page
 
 
@@ -346,3 +348,66 @@ class FakePublisher:
         if self.fail:
             raise DependencyUnavailable("publisher is down")
         self.published.append(event)
+
+
+class FakeCartStore:
+    """CartStore in memory; `available = False` behaves like a Redis outage."""
+
+    def __init__(self) -> None:
+        self.carts: dict[str, dict[str, int]] = {}
+        self.available = True
+        self.writes = 0
+
+    def _up(self) -> None:
+        if not self.available:
+            raise DependencyUnavailable("Redis is unavailable", retry_after=5)
+
+    def get(self, customer: str) -> Cart:
+        self._up()
+        return Cart(customer, dict(self.carts.get(customer, {})))
+
+    def set_quantity(self, customer: str, product_id: str, quantity: int, max_lines: int) -> bool:
+        self._up()
+        cart = self.carts.setdefault(customer, {})
+        if quantity == 0:
+            cart.pop(product_id, None)
+        elif product_id not in cart and len(cart) >= max_lines:
+            return False
+        else:
+            cart[product_id] = quantity
+        self.writes += 1
+        return True
+
+    def remove(self, customer: str, product_id: str) -> None:
+        self._up()
+        self.carts.get(customer, {}).pop(product_id, None)
+        self.writes += 1
+
+    def clear(self, customer: str) -> None:
+        self._up()
+        self.carts.pop(customer, None)
+
+    def remove_ordered(self, customer: str, ordered: dict[str, int]) -> None:
+        self._up()
+        cart = self.carts.get(customer, {})
+        for product_id, qty in ordered.items():
+            if cart.get(product_id) == qty:
+                del cart[product_id]
+
+
+class FakeRateLimiter:
+    """RateLimiter in memory on a clock you can move (`FakeClock`); the same GCRA."""
+
+    def __init__(self, clock: FakeClock | None = None) -> None:
+        self.clock = clock or FakeClock()
+        self.tats: dict[str, float] = {}
+        self.available = True
+        self.keys: list[str] = []
+
+    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+        if not self.available:
+            raise DependencyUnavailable("Redis is unavailable", retry_after=5)
+        self.keys.append(key)
+        decision, tat = gcra(self.tats.get(key), self.clock.epoch() * 1000, policy)
+        self.tats[key] = tat
+        return decision

@@ -1,10 +1,12 @@
-"""Redis: the product cache, with a small circuit breaker so an outage costs one timeout."""
+"""Redis: the product cache, carts and rate limits, behind a small circuit breaker so an
+outage costs one timeout. Every multi-step change is one Lua script, so it is atomic."""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import logging
+import math
 import threading
 import time
 from collections.abc import Iterator
@@ -12,7 +14,9 @@ from typing import Any
 
 import redis
 
+from funcmart.domain.cart import Cart
 from funcmart.domain.errors import DependencyUnavailable
+from funcmart.domain.ratelimit import RateDecision, RatePolicy
 
 log = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
@@ -162,3 +166,145 @@ class RedisProductCache:
         for p in product_ids:
             pipe.set(self.key(p), self.TOMBSTONE, ex=self._tombstone_ttl)
         pipe.execute()
+
+
+# ---------------------------------------------------------------------------- carts
+
+# KEYS[1] the cart; ARGV product id, quantity, max lines, ttl seconds. 1 done, 0 cart full.
+_SET_LINE = """
+local qty = tonumber(ARGV[2])
+if qty == 0 then
+  redis.call('HDEL', KEYS[1], ARGV[1])
+else
+  if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0
+     and redis.call('HLEN', KEYS[1]) >= tonumber(ARGV[3]) then
+    return 0
+  end
+  redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+end
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return 1
+"""
+
+# KEYS[1] the cart; ARGV pairs of product id and the quantity that was ordered.
+_REMOVE_ORDERED = """
+for i = 1, #ARGV, 2 do
+  if redis.call('HGET', KEYS[1], ARGV[i]) == ARGV[i + 1] then
+    redis.call('HDEL', KEYS[1], ARGV[i])
+  end
+end
+return 1
+"""
+
+
+def _refusal_as_unavailable(guard: RedisGuard) -> Any:
+    """`guard.call`, where a command Redis refuses (a server without scripting, a full
+    memory, a proxy) is DependencyUnavailable as an outage is, without tripping the breaker."""
+
+    def call(what: str, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return guard.call(what, fn, *args, **kwargs)
+        except redis.RedisError as exc:
+            log.warning("redis refused %s: %s", what, exc)
+            raise DependencyUnavailable(f"Redis refused {what}") from exc
+
+    return call
+
+
+class RedisCartStore:
+    """CartStore: `cart:{customer}`, a hash of product id to quantity, with a TTL renewed on
+    every write. A Redis outage raises DependencyUnavailable (503): a cart cannot be guessed."""
+
+    def __init__(self, guard: RedisGuard, ttl_seconds: int) -> None:
+        self._guard = guard
+        self._ttl = ttl_seconds
+        self._call = _refusal_as_unavailable(guard)
+        self._set_line = guard.client.register_script(_SET_LINE)
+        self._remove_ordered = guard.client.register_script(_REMOVE_ORDERED)
+
+    @staticmethod
+    def key(customer: str) -> str:
+        return f"cart:{customer}"
+
+    def get(self, customer: str) -> Cart:
+        raw: dict[str, str] = self._call("cart get", self._guard.client.hgetall, self.key(customer))
+        quantities = {}
+        for product_id, qty in raw.items():
+            if qty.isdigit() and int(qty) > 0:
+                quantities[product_id] = int(qty)
+        return Cart(customer, quantities)
+
+    def set_quantity(self, customer: str, product_id: str, quantity: int, max_lines: int) -> bool:
+        done = self._call(
+            "cart set",
+            self._set_line,
+            keys=[self.key(customer)],
+            args=[product_id, quantity, max_lines, self._ttl],
+        )
+        return bool(int(done))
+
+    def remove(self, customer: str, product_id: str) -> None:
+        pipe = self._guard.client.pipeline(transaction=True)
+        pipe.hdel(self.key(customer), product_id)
+        pipe.expire(self.key(customer), self._ttl)
+        self._call("cart remove", pipe.execute)
+
+    def clear(self, customer: str) -> None:
+        self._call("cart clear", self._guard.client.delete, self.key(customer))
+
+    def remove_ordered(self, customer: str, ordered: dict[str, int]) -> None:
+        if not ordered:
+            return
+        args: list[str] = []
+        for product_id, qty in ordered.items():
+            args += [product_id, str(qty)]
+        self._call(
+            "cart remove ordered", self._remove_ordered, keys=[self.key(customer)], args=args
+        )
+
+
+# ------------------------------------------------------------------------ rate limits
+
+# GCRA (see funcmart.domain.ratelimit), on the Redis server's clock so that every function
+# instance agrees. KEYS[1] the caller's key; ARGV emission interval and period, in ms.
+# Returns allowed (1/0), remaining, ms until the budget is full again, ms until next allowed.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[1])
+local period = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now) or now
+if tat < now then tat = now end
+local new_tat = tat + interval
+local allow_at = new_tat - period
+if now < allow_at then
+  return {0, 0, tostring(tat - now), tostring(allow_at - now)}
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
+return {1, math.floor((now - allow_at) / interval + 1e-9), tostring(new_tat - now), '0'}
+"""
+
+
+class RedisRateLimiter:
+    """RateLimiter: one GCRA Lua script per request, `ratelimit:{class}:{caller}` keys that
+    expire as soon as the caller's budget is full again."""
+
+    def __init__(self, guard: RedisGuard) -> None:
+        self._guard = guard
+        self._script = guard.client.register_script(_GCRA)
+
+    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+        allowed, remaining, reset_ms, retry_ms = _refusal_as_unavailable(self._guard)(
+            "rate limit",
+            self._script,
+            keys=[f"ratelimit:{key}"],
+            args=[repr(policy.interval_ms), policy.period_seconds * 1000],
+        )
+        ok = int(allowed) == 1
+        return RateDecision(
+            allowed=ok,
+            limit=policy.limit,
+            remaining=max(0, int(remaining)),
+            reset_seconds=math.ceil(float(reset_ms) / 1000),
+            retry_after_seconds=0 if ok else max(1, math.ceil(float(retry_ms) / 1000)),
+        )

@@ -25,6 +25,19 @@ class MoneyIn(Strict):
 
 
 class NewProduct(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "Dune",
+                    "category": "books",
+                    "price": {"amount": 1299, "currency": "EUR"},
+                    "stock": 5,
+                }
+            ]
+        }
+    )
+
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
     description: Annotated[StrictStr, Field(max_length=4000)] = ""
     category: Category
@@ -42,6 +55,12 @@ class NewProduct(Strict):
 
 
 class ProductPatch(Strict):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"version": 1, "price": {"amount": 1099, "currency": "EUR"}}]
+        }
+    )
+
     version: Annotated[StrictInt, Field(ge=1, description="the version you read")]
     name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
     description: Annotated[StrictStr, Field(max_length=4000)] | None = None
@@ -58,6 +77,8 @@ class ProductPatch(Strict):
 
 
 class StockUpdate(Strict):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"adjust": -2}]})
+
     set: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] | None = None
     adjust: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
 

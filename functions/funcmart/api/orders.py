@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from funcmart.api.catalog import MoneyOut, Strict
 from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
@@ -17,19 +17,46 @@ class OrderLineIn(Strict):
     quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
 
 
+PaymentToken = Annotated[
+    StrictStr,
+    Field(
+        pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
+        description="a card token from the payment gateway; see the simulator's tokens",
+        examples=["tok_ok"],
+    ),
+]
+
+
 class NewOrder(Strict):
+    """An order of the lines given."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "lines": [{"productId": "3f8e2b7c9a1d4e5fb6c7d8e9f0a1b2c3", "quantity": 1}],
+                    "paymentToken": "tok_ok",
+                }
+            ]
+        }
+    )
+
     lines: Annotated[list[OrderLineIn], Field(min_length=1, max_length=MAX_LINES)]
-    paymentToken: Annotated[
-        StrictStr,
-        Field(
-            pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
-            description="a card token from the payment gateway; see the simulator's tokens",
-            examples=["tok_ok"],
-        ),
-    ]
+    paymentToken: PaymentToken
 
     def requested(self) -> list[RequestedLine]:
         return [RequestedLine(line.productId, line.quantity) for line in self.lines]
+
+
+class NewOrderFromCart(Strict):
+    """An order of everything in the caller's cart; the ordered lines leave the cart."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"fromCart": True, "paymentToken": "tok_ok"}]}
+    )
+
+    fromCart: Literal[True]
+    paymentToken: PaymentToken
 
 
 class OrderLineOut(BaseModel):

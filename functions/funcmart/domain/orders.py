@@ -17,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from funcmart.domain.catalog import Product
-from funcmart.domain.errors import Conflict, InvalidRequest
+from funcmart.domain.errors import Conflict, InvalidRequest, NotFound
 from funcmart.domain.money import Money
 
 PENDING = "PENDING"
@@ -42,6 +42,8 @@ RELEASES_STOCK = {(PENDING, FAILED), (PENDING, CANCELLED), (PAID, CANCELLED)}
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
+# Ids we issue are 32 hex digits; anything much longer cannot be a table key (2 KB at most).
+MAX_ORDER_ID_LENGTH = 128
 
 
 @dataclass(frozen=True)
@@ -100,6 +102,13 @@ class Order:
 
     def releases_stock_to(self, to: str) -> bool:
         return (self.status, to) in RELEASES_STOCK
+
+
+def require_plausible_id(order_id: str) -> str:
+    """NotFound for an id no order can have, before any store is asked about it."""
+    if not 0 < len(order_id) <= MAX_ORDER_ID_LENGTH:
+        raise NotFound(f"order {order_id[:MAX_ORDER_ID_LENGTH]}... does not exist")
+    return order_id
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,15 @@
 """The HTTP side of every function: one resolver per function, errors mapped once.
 
-A handler module builds its app with `http_function(...)`, declares its one route, and
+A handler module builds its app with `HttpFunction(deps)`, declares its one route, and
 exports `handler = app.handler`. Every platform delivers an API Gateway HTTP API (payload v2)
 event, so this module is the same on Lambda, Knative and the local platform.
+
+Rate limiting lives here, once for every function: each request counts against its caller
+(the token's `sub`, or the source IP when anonymous) in the function's route class (reads,
+writes, orders) with the GCRA in Redis. Every answer carries `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset` and `RateLimit-Policy`; a refused one is a 429 with
+`Retry-After`. When Redis cannot be reached the limiter fails open: the request goes through,
+the `RateLimiterFailOpen` metric counts it and a warning is logged.
 """
 
 from __future__ import annotations
@@ -19,7 +26,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 
 from funcmart.domain import errors
 from funcmart.domain.identity import Principal, require
+from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
 from funcmart.observability import Observer, correlate
+from funcmart.settings import SettingsError
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -105,6 +114,8 @@ def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[
     issues = []
     for e in errs:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        if len(loc) == 2 and loc[0] == "header":  # a header by its usual name
+            loc = ["-".join(w.capitalize() for w in loc[1].split("-"))]
         issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
     return 400, f"the request is not valid: {summary}", issues
@@ -113,10 +124,24 @@ def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[
 class HttpFunction(APIGatewayHttpResolver):
     """A Powertools resolver with funcmart's error mapping, auth helpers and body limit."""
 
-    def __init__(self, deps: Container) -> None:
+    def __init__(
+        self,
+        deps: Container,
+        *,
+        problems: tuple[int, ...] = (),
+        also_answers: tuple[int, ...] = (),
+    ) -> None:
+        """For the OpenAPI document: `problems`, the problem+json statuses the function's own
+        rules answer with (403, 404, 409, ...; those every function can answer are added
+        there); `also_answers`, statuses answered with the route's own response model."""
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
         self.deps = deps
+        self.error_statuses = tuple(sorted(set(problems)))
+        self.model_statuses = tuple(sorted(set(also_answers)))
         self.max_body_bytes = deps.settings.max_body_bytes
+        self._rate_policies = _rate_policies(
+            deps.settings.rate_limit_class, deps.settings.rate_limit
+        )
         self.exception_handler(errors.DomainError)(self._domain_error)
         self.exception_handler(RequestValidationError)(self._validation_error)
         self.exception_handler(NotFoundError)(self._not_found)
@@ -156,7 +181,8 @@ class HttpFunction(APIGatewayHttpResolver):
     def _validation_error(self, exc: RequestValidationError) -> Response[Any]:
         status, detail, issues = _validation_detail(list(exc.errors()))
         title = "Malformed request" if not issues else "Invalid request"
-        return problem(status, title, detail, self.request_id, errors=issues or None)
+        field = issues[0]["field"] if len(issues) == 1 else None
+        return problem(status, title, detail, self.request_id, field=field, errors=issues or None)
 
     def _not_found(self, exc: NotFoundError) -> Response[Any]:
         path = self.current_event.get("rawPath", "")
@@ -182,10 +208,60 @@ class HttpFunction(APIGatewayHttpResolver):
             return rejected
         correlate(_correlation_id(event))
         try:
-            return self.resolve(event, context)
+            route_class, policy = self._rate_policy(event)
+            decision = self._count_request(route_class, policy, event)
+            if decision is not None and not decision.allowed:
+                return self._too_many(route_class, policy, decision, event)
+            response = self.resolve(event, context)
+            if decision is not None and policy is not None:
+                response.setdefault("headers", {}).update(decision.headers(policy))
+            return response
         finally:
             if "metrics" in vars(self.deps):  # only if this function counted anything
                 self.deps.metrics.flush()
+
+    # -- rate limiting ------------------------------------------------------------------
+    def _rate_policy(self, event: dict[str, Any]) -> tuple[str, RatePolicy | None]:
+        if len(self._rate_policies) == 1:
+            return next(iter(self._rate_policies.items()))
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+        route_class = "reads" if str(method).upper() in ("GET", "HEAD") else "writes"
+        return route_class, self._rate_policies[route_class]
+
+    def _count_request(
+        self, route_class: str, policy: RatePolicy | None, event: dict[str, Any]
+    ) -> RateDecision | None:
+        """This request counted against its caller; None when unlimited or Redis is out."""
+        if policy is None:
+            return None
+        try:
+            return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy)
+        except errors.DependencyUnavailable as exc:
+            self.deps.metrics.incr("RateLimiterFailOpen")
+            logger.warning(
+                "rate limiter unavailable, request let through (fail open)",
+                extra={"detail": exc.detail, "routeClass": route_class},
+            )
+            return None
+
+    def _too_many(
+        self,
+        route_class: str,
+        policy: RatePolicy | None,
+        decision: RateDecision,
+        event: dict[str, Any],
+    ) -> dict[str, Any]:
+        assert policy is not None
+        self.deps.metrics.incr("RateLimited")
+        out = _raw_problem(
+            429,
+            "Too many requests",
+            f"at most {policy.limit} {route_class} requests per {policy.period_seconds} s; "
+            f"retry in {decision.retry_after_seconds} s",
+            (event.get("requestContext") or {}).get("requestId"),
+        )
+        out["headers"].update(decision.headers(policy))
+        return out
 
     @property
     def correlation_id(self) -> str:
@@ -221,6 +297,27 @@ class HttpFunction(APIGatewayHttpResolver):
                 rid,
             )
         return None
+
+
+def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RatePolicy | None]:
+    """The policy of the function's route class, or (no class configured) of reads and
+    writes, chosen per request by its method. RATE_LIMIT overrides the class default."""
+    if route_class is not None and route_class not in DEFAULT_LIMITS:
+        raise SettingsError(f"RATE_LIMIT_CLASS must be one of {sorted(DEFAULT_LIMITS)}")
+    classes = [route_class] if route_class else ["reads", "writes"]
+    try:
+        return {c: parse_policy(spec if spec is not None else DEFAULT_LIMITS[c]) for c in classes}
+    except ValueError as exc:
+        raise SettingsError(f"RATE_LIMIT: {exc}") from exc
+
+
+def _caller(event: dict[str, Any]) -> str:
+    """Who a request counts against: the verified subject, else the client's address."""
+    ctx = event.get("requestContext") or {}
+    claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    if isinstance(claims, dict) and claims.get("sub"):
+        return f"sub:{claims['sub']}"
+    return f"ip:{(ctx.get('http') or {}).get('sourceIp') or 'unknown'}"
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:

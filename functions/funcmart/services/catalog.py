@@ -144,3 +144,20 @@ def set_stock(
     product = products.change_stock(product_id, change, clock.now())
     cache.invalidate(product_id)
     return product
+
+
+def current_products(
+    products: ProductRepository, cache: ProductCache, product_ids: list[str]
+) -> dict[str, Product]:
+    """The products that exist (active or archived) by id, through the read-through cache."""
+    found: dict[str, Product] = {}
+    for product_id in product_ids:
+        cached = _from_cache(cache.get(product_id))
+        if cached is not None:
+            found[product_id] = cached
+            continue
+        product = products.get(product_id)
+        if product is not None:
+            found[product_id] = product
+            cache.put(product_id, product.to_dict())
+    return found

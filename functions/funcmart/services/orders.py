@@ -30,6 +30,7 @@ from funcmart.domain.orders import (
     Shipment,
 )
 from funcmart.ports import (
+    CartStore,
     Clock,
     IdGenerator,
     Metrics,
@@ -78,6 +79,56 @@ def place_order(
     earlier = p.orders.get_idempotency(principal.subject, key)
     if earlier is not None:
         return _replay(earlier, fingerprint)
+    return _place(p, principal, key, fingerprint, lines, payment_token, correlation_id)
+
+
+def place_order_from_cart(
+    p: OrderPorts,
+    carts: CartStore,
+    principal: Principal,
+    idempotency_key: str | None,
+    payment_token: str,
+    request_body: dict[str, Any],
+    correlation_id: str,
+) -> Placed:
+    """Order what is in the caller's cart, then take the ordered lines out of it.
+
+    The key is looked up before the cart is read: a retry of a request that succeeded finds
+    the cart empty (it was cleared), and must still get the first answer, not a 409.
+    """
+    key = _check_key(idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, request_body)
+    earlier = p.orders.get_idempotency(principal.subject, key)
+    if earlier is not None:
+        return _replay(earlier, fingerprint)
+    cart = carts.get(principal.subject)
+    if cart.empty:
+        raise Conflict("the cart is empty; put something in it first")
+    placed = _place(p, principal, key, fingerprint, cart.requested(), payment_token, correlation_id)
+    if not placed.replayed:
+        _clear_ordered(p, carts, principal.subject, cart.quantities)
+    return placed
+
+
+def _clear_ordered(p: OrderPorts, carts: CartStore, customer: str, ordered: dict[str, int]) -> None:
+    try:
+        carts.remove_ordered(customer, ordered)
+    except DependencyUnavailable:
+        # The order is committed and must be reported as placed; the lines stay in the cart
+        # (the customer sees them and can remove them).
+        p.metrics.incr("CartClearFailures")
+        log.warning("ordered lines stay in the cart: Redis is unavailable")
+
+
+def _place(
+    p: OrderPorts,
+    principal: Principal,
+    key: str,
+    fingerprint: str,
+    lines: list[RequestedLine],
+    payment_token: str,
+    correlation_id: str,
+) -> Placed:
     requested = model.merge_lines(lines)
     for _ in range(PLACE_ATTEMPTS):
         order, versions = _price(p, principal, requested, payment_token, correlation_id)
@@ -174,6 +225,7 @@ def _publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
 
 def get_order(orders: OrderRepository, principal: Principal, order_id: str) -> Order:
     """The order, for its owner or an admin; others learn nothing of its existence."""
+    model.require_plausible_id(order_id)
     order = orders.get(order_id)
     if order is None or not principal.may_see(order.customer):
         raise NotFound(f"order {order_id} does not exist")

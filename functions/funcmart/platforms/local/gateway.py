@@ -8,6 +8,10 @@ What a client sees when something goes wrong, all as application/problem+json:
 404 no route (HTTP APIs have no 405); 401 with WWW-Authenticate: Bearer for a missing or bad
 token; 403 for a missing scope; 413 over 10 MB; 500 when the function raised (the traceback
 is logged, as Lambda logs it); 502 when the function's result is not a valid response.
+
+With the template's CorsConfiguration the gateway answers preflights and adds the
+Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
+/openapi.json and a Swagger UI at /docs, which no function route can shadow (see `apidocs`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from funcmart.platforms.edge import (
     problem_response,
     request_id,
 )
+from funcmart.platforms.local.apidocs import ApiDocs
+from funcmart.platforms.local.cors import CorsConfig
 from funcmart.platforms.local.runtime import Invoker
 
 log = logging.getLogger("local-platform")
@@ -51,8 +57,12 @@ class Gateway:
         *,
         api: ApiContext | None = None,
         max_body_bytes: int = 10 * 1024 * 1024,
+        cors: CorsConfig | None = None,
+        docs: ApiDocs | None = None,
     ) -> None:
         self.invoker = invoker
+        self.cors = cors
+        self.docs = docs
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.max_body_bytes = max_body_bytes
         self._server: _Server | None = None
@@ -69,9 +79,21 @@ class Gateway:
     # -- the gateway without sockets ---------------------------------------------------
     def handle(self, request: HttpRequest, *, claims: Mapping[str, Any] | None = None) -> Outcome:
         """Answer one request (`platforms.edge` routes, authorizes and maps it). GET /metrics
-        is the process's metrics in the Prometheus text format, as on Knative."""
+        is the process's metrics in the Prometheus text format, as on Knative. CORS wraps
+        every answer, as API Gateway's does."""
+        if self.cors is not None and self.cors.is_preflight(request):
+            return Outcome(self.cors.preflight(request), request_id())
+        outcome = self._answer(request, claims)
+        if self.cors is not None:
+            self.cors.decorate(request, outcome.response)
+        return outcome
+
+    def _answer(self, request: HttpRequest, claims: Mapping[str, Any] | None) -> Outcome:
         if request.method == "GET" and request.raw_path == "/metrics":
             return metrics_outcome()
+        page = self.docs.serve(request) if self.docs is not None else None
+        if page is not None:
+            return Outcome(page, request_id())
         return self.edge.handle(request, self._call, claims=claims)
 
     def _call(self, route: Route, event: dict[str, Any], rid: str) -> Any:

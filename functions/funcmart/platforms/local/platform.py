@@ -24,6 +24,7 @@ import boto3
 
 from funcmart.platforms.edge import ApiContext, HttpRequest, RouteTable, TokenVerifier
 from funcmart.platforms.local import provision, services
+from funcmart.platforms.local.apidocs import ApiDocs
 from funcmart.platforms.local.config import LocalSettings
 from funcmart.platforms.local.gateway import Gateway
 from funcmart.platforms.local.pollers import QueuePoller, ScheduleTimer
@@ -199,6 +200,8 @@ class LocalPlatform:
             deployment.jwt_configs(),
             api=api,
             max_body_bytes=s.max_body_bytes,
+            cors=deployment.cors_config(),
+            docs=ApiDocs(),
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from funcmart.platforms.edge import JwtConfig
 from funcmart.platforms.local.config import LocalSettings
+from funcmart.platforms.local.cors import CorsConfig
 from funcmart.platforms.local.template import Function, Template, resolve
 
 TABLE = "AWS::DynamoDB::Table"
@@ -147,6 +148,29 @@ class Deployment:
         if self.sqs_endpoint:
             env["AWS_ENDPOINT_URL_SQS"] = self.sqs_endpoint
         return env
+
+    def cors_config(self) -> CorsConfig | None:
+        """The HttpApi's CORS configuration with its origins resolved (a CommaDelimitedList
+        parameter stands for several)."""
+        spec = self.tpl.cors
+        if spec is None:
+            return None
+        refs = self.refs()
+        origins: list[str] = []
+        for value in spec.allow_origins:
+            try:
+                resolved = resolve(value, refs)
+            except (KeyError, ValueError) as exc:
+                raise ResolutionError(f"CorsConfiguration.AllowOrigins: {exc}") from exc
+            origins += [o.strip() for o in resolved.split(",") if o.strip()]
+        return CorsConfig(
+            allow_origins=tuple(origins),
+            allow_methods=spec.allow_methods,
+            allow_headers=spec.allow_headers,
+            expose_headers=spec.expose_headers,
+            max_age=spec.max_age,
+            allow_credentials=spec.allow_credentials,
+        )
 
     def jwt_configs(self) -> dict[str, JwtConfig]:
         """The HttpApi's JWT authorizers with issuer and audiences resolved."""

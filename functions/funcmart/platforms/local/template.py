@@ -110,6 +110,18 @@ class JwtAuthorizer:
 
 
 @dataclass(frozen=True)
+class CorsSpec:
+    """An HttpApi's CorsConfiguration; origins may still hold !Ref values."""
+
+    allow_origins: tuple[Any, ...]
+    allow_methods: tuple[str, ...] = ()
+    allow_headers: tuple[str, ...] = ()
+    expose_headers: tuple[str, ...] = ()
+    max_age: int | None = None
+    allow_credentials: bool = False
+
+
+@dataclass(frozen=True)
 class Queue:
     logical_id: str
     properties: dict[str, Any]
@@ -123,6 +135,7 @@ class Template:
     functions: dict[str, Function] = field(default_factory=dict)
     queues: dict[str, Queue] = field(default_factory=dict)
     authorizers: dict[str, JwtAuthorizer] = field(default_factory=dict)
+    cors: CorsSpec | None = None
 
     def resources_of_type(self, type_: str) -> list[str]:
         """Logical ids of every resource of one CloudFormation type, in template order."""
@@ -198,6 +211,25 @@ def _authorizers(api_props: dict[str, Any]) -> dict[str, JwtAuthorizer]:
     return out
 
 
+def _cors(api_props: dict[str, Any]) -> CorsSpec | None:
+    spec = api_props.get("CorsConfiguration")
+    if not isinstance(spec, dict):
+        return None
+
+    def listed(key: str) -> tuple[Any, ...]:
+        value = spec.get(key) or ()
+        return tuple(value) if isinstance(value, list) else (value,)
+
+    return CorsSpec(
+        allow_origins=listed("AllowOrigins"),
+        allow_methods=tuple(str(m).upper() for m in listed("AllowMethods")),
+        allow_headers=tuple(str(h) for h in listed("AllowHeaders")),
+        expose_headers=tuple(str(h) for h in listed("ExposeHeaders")),
+        max_age=int(spec["MaxAge"]) if spec.get("MaxAge") is not None else None,
+        allow_credentials=bool(spec.get("AllowCredentials", False)),
+    )
+
+
 def _ref_target(value: Any) -> str:
     if isinstance(value, _Tag):
         if value.name == "GetAtt":
@@ -256,6 +288,7 @@ def parse(raw: dict[str, Any]) -> Template:
             props = res.get("Properties") or {}
             default_authorizer = (props.get("Auth") or {}).get("DefaultAuthorizer")
             tpl.authorizers.update(_authorizers(props))
+            tpl.cors = _cors(props)
     for lid, res in raw["Resources"].items():
         props = res.get("Properties") or {}
         if res.get("Type") == "AWS::Serverless::Function":

@@ -1,0 +1,19 @@
+"""DELETE /cart: empty the caller's cart."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction
+from funcmart.services import cart
+
+deps = build().ready("carts", "rate_limiter")
+app = HttpFunction(deps)
+
+
+@app.delete("/cart", status_code=204)
+def clear_cart() -> Response[None]:
+    cart.clear_cart(deps.carts, app.principal())
+    return Response(status_code=204)
+
+
+handler = app.handler

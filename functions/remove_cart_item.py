@@ -1,0 +1,19 @@
+"""DELETE /cart/items/{productId}: take one product out of the cart."""
+
+from aws_lambda_powertools.event_handler import Response
+
+from funcmart.bootstrap import build
+from funcmart.platforms.http import HttpFunction
+from funcmart.services import cart
+
+deps = build().ready("carts", "rate_limiter")
+app = HttpFunction(deps)
+
+
+@app.delete("/cart/items/<productId>", status_code=204)
+def remove_cart_item(productId: str) -> Response[None]:
+    cart.remove_item(deps.carts, app.principal(), productId)
+    return Response(status_code=204)
+
+
+handler = app.handler

@@ -1,0 +1,61 @@
+"""docs/openapi.json is generated from the code: it must be current, and say what it should."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from funcmart.platforms import openapi
+from funcmart.platforms.local import template
+
+
+@pytest.fixture(scope="module")
+def generated() -> dict:
+    return openapi.build_document()
+
+
+def test_the_committed_document_is_what_the_code_generates(generated) -> None:
+    committed = openapi.DOCUMENT.read_text()
+    assert committed == openapi.render(generated), "docs/openapi.json is stale: make openapi"
+
+
+def test_it_is_openapi_3_1_with_every_http_route(generated) -> None:
+    assert generated["openapi"].startswith("3.1")
+    routes = {
+        (r.method.lower(), r.path) for fn in template.load().functions.values() for r in fn.routes
+    }
+    documented = {(m, p) for p, item in generated["paths"].items() for m in item}
+    assert documented == routes
+
+
+def test_routes_behind_the_authorizer_need_a_bearer_token(generated) -> None:
+    tpl = template.load()
+    for fn in tpl.functions.values():
+        for r in fn.routes:
+            op = generated["paths"][r.path][r.method.lower()]
+            assert op["operationId"] == fn.logical_id
+            if r.public:
+                assert op["security"] == []
+                assert "401" not in op["responses"]
+            else:
+                assert op["security"] == [{"bearerAuth": []}]
+                assert "401" in op["responses"]
+
+
+def test_every_error_is_problem_json(generated) -> None:
+    responses = generated["components"]["responses"]
+    for item in generated["paths"].values():
+        for op in item.values():
+            for status, response in op["responses"].items():
+                if int(status) >= 400 and "$ref" in response:
+                    name = response["$ref"].rsplit("/", 1)[-1]
+                    assert "application/problem+json" in responses[name]["content"]
+    assert json.dumps(generated).count("HTTPValidationError") == 0
+
+
+def test_limited_routes_document_429_and_the_ratelimit_headers(generated) -> None:
+    op = generated["paths"]["/cart"]["get"]
+    assert "429" in op["responses"]
+    assert set(op["responses"]["200"]["headers"]) >= {"RateLimit-Limit", "RateLimit-Remaining"}
+    assert "429" not in generated["paths"]["/health"]["get"]["responses"]
