@@ -22,6 +22,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import (
+    BatchProcessor,
+    EventType,
+    SqsFifoPartialProcessor,
+    process_partial_response,
+)
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
@@ -82,6 +89,20 @@ def to_message(raw: dict[str, Any]) -> QueueMessage:
     )
 
 
+class ConcurrentBatchProcessor(BatchProcessor):
+    """Powertools' SQS batch processor, running the records of a batch on a thread pool.
+
+    Success and failure bookkeeping, `batchItemFailures` and the response stay Powertools'
+    own; only the loop over the records is concurrent."""
+
+    def __init__(self, pool: ThreadPoolExecutor) -> None:
+        super().__init__(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        self._pool = pool
+
+    def process(self) -> list[tuple[Any, ...]]:
+        return list(self._pool.map(self._process_record, self.records))
+
+
 class QueueFunction:
     def __init__(self, deps: Container, on_message: Callable[[QueueMessage], object]) -> None:
         self._deps = deps
@@ -89,35 +110,43 @@ class QueueFunction:
         self._concurrency = max(1, deps.settings.batch_concurrency)
         # Built at cold start; its threads start with the first batch and live while warm.
         self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="record")
+        self._processor: BatchProcessor = (
+            ConcurrentBatchProcessor(self._pool)
+            if self._concurrency > 1
+            else BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+        )
+        # FIFO: one at a time, and the first failure fails the rest, so order holds.
+        self._fifo_processor = SqsFifoPartialProcessor()
+        self._fifo_processor.raise_on_entire_batch_failure = False
         self._queue_urls: dict[str, str] = {}
         self._observed = Observer("queue").wrap(self._handle)
 
-    def _record(self, record: Any, keys: dict[str, Any] | None = None) -> bool:
-        """Run one record; True when it succeeded. A failure is logged, never raised.
-
-        `keys`: the invocation's log keys, for a record run on another thread."""
-        message_id = record.get("messageId") if isinstance(record, dict) else None
+    def _record(self, record: SQSRecord, keys: dict[str, Any]) -> object:
+        """Run one record under the invocation's log keys (it may be on another thread).
+        A failure is logged and raised, for the batch processor to report."""
+        logger.thread_safe_clear_keys()
+        logger.thread_safe_append_keys(**keys)
+        raw = record.raw_event
         message: QueueMessage | None = None
-        if keys is not None:
-            logger.thread_safe_clear_keys()
-            logger.thread_safe_append_keys(**keys)
         try:
-            message = to_message(record)
+            message = to_message(raw)
             correlate(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
             logger.warning(
                 "message failed; it will be retried",
                 extra={
-                    "messageId": message_id,
+                    "messageId": raw.get("messageId"),
                     "receiveCount": message.receive_count if message else None,
                     "error": f"{type(exc).__name__}: {exc}",
                 },
             )
-            return False
+            raise
         else:
-            logger.info("message done", extra={"messageId": message_id, "outcome": outcome})
-            return True
+            logger.info(
+                "message done", extra={"messageId": raw.get("messageId"), "outcome": outcome}
+            )
+            return outcome
         finally:
             correlate(None)
 
@@ -130,34 +159,30 @@ class QueueFunction:
             logger.error("not an SQS event; nothing to do", extra={"event": str(event)[:500]})
             return {"batchItemFailures": []}
         records: list[Any] = event["Records"]
+        fifo = any(
+            str((r.get("eventSourceARN") if isinstance(r, dict) else "") or "").endswith(".fifo")
+            for r in records
+        )
+        keys = logger.thread_safe_get_current_keys()
         try:
             with self._batched_publishing():
-                done = self._run(records)
+                result = process_partial_response(
+                    event=event,
+                    record_handler=lambda record: self._record(record, keys),
+                    processor=self._fifo_processor if fifo else self._processor,
+                    context=context,
+                )
+            failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
+            # in the batch's order, whatever order the threads finished in
             failures = [
-                {"itemIdentifier": str(rec.get("messageId", "")) if isinstance(rec, dict) else ""}
-                for rec, ok in zip(records, done, strict=True)
-                if not ok
+                {"itemIdentifier": mid}
+                for mid in (str(r.get("messageId", "")) for r in records if isinstance(r, dict))
+                if mid in failed
             ]
             self._back_off(event, failures)
             return {"batchItemFailures": failures}
         finally:
             self._deps.metrics.flush()
-
-    def _run(self, records: list[Any]) -> list[bool]:
-        sequential = (
-            self._concurrency == 1
-            or len(records) < 2
-            or any(
-                str((r.get("eventSourceARN") if isinstance(r, dict) else "") or "").endswith(
-                    ".fifo"
-                )
-                for r in records
-            )
-        )
-        if sequential:
-            return [self._record(r) for r in records]
-        keys = logger.thread_safe_get_current_keys()
-        return list(self._pool.map(lambda r: self._record(r, keys), records))
 
     @contextlib.contextmanager
     def _batched_publishing(self) -> Iterator[None]:
