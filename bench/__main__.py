@@ -8,6 +8,7 @@ and write docs/benchmarks.md and docs/benchmarks.png (`make bench` runs it in fu
 from __future__ import annotations
 
 import argparse
+import shutil
 import sys
 import tempfile
 import time
@@ -110,7 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     out.write_text(rep.markdown(plot_name=out.with_suffix(".png").name))
     rep.plot(out.with_suffix(".png"))
     print(f"[bench] wrote {out} and {out.with_suffix('.png')} in {rep.seconds['total']:.0f} s")
+    _clean(work, out)
     return 0
+
+
+def _clean(work: Path, out: Path) -> None:
+    """The deployment packages and logs are tens of MB per run: keep only the report."""
+    shutil.rmtree(work / "coldstart", ignore_errors=True)
+    if not out.resolve().is_relative_to(work.resolve()):
+        shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
