@@ -53,3 +53,32 @@ def policy_allows(tpl: Template, function: str, operation: str, index: str | Non
             ):
                 return True
     return False
+
+
+def assert_http_answer(
+    event: dict[str, Any],
+    status: int,
+    headers: dict[str, str],
+    body: Any,
+    expected_status: int,
+    expected_body: dict[str, Any],
+) -> None:
+    """The status, the content type (problem+json with the request id for errors) and the
+    body fields a case expects."""
+    assert status == expected_status, body
+    if status == 204:
+        assert body is None
+    elif status >= 400:
+        assert headers["Content-Type"] == "application/problem+json"
+        assert body["status"] == status
+        assert body["requestId"] == event["requestContext"]["requestId"]
+    else:
+        assert headers["Content-Type"] == "application/json"
+    for key, value in expected_body.items():
+        assert body[key] == value, key
+
+
+def assert_calls_allowed(tpl: Template, function: str, calls: DynamoCalls) -> None:
+    """Every DynamoDB call the function made is one its own policy allows."""
+    for operation, index in calls.calls:
+        assert policy_allows(tpl, function, operation, index), (function, operation)

@@ -23,9 +23,10 @@ from funcmart.platforms.local.template import Template
 from tests.functions.invoking import (
     DynamoCalls,
     EnvFor,
+    assert_calls_allowed,
+    assert_http_answer,
     invoke,
     load_event,
-    policy_allows,
 )
 
 REGION = "us-east-1"
@@ -214,24 +215,13 @@ def test_function_answers_its_event(
     # WHEN the function handles the event
     status, headers, body = invoke(handlers[case.function], event)
     # THEN it answers as expected
-    assert status == case.status, body
-    if status == 204:
-        assert body is None
-    elif status >= 400:
-        assert headers["Content-Type"] == "application/problem+json"
-        assert body["status"] == status
-        assert body["requestId"] == event["requestContext"]["requestId"]
-    else:
-        assert headers["Content-Type"] == "application/json"
-    for key, value in case.body.items():
-        assert body[key] == value, key
+    assert_http_answer(event, status, headers, body, case.status, case.body)
     for key, value in case.headers.items():
         assert headers[key] == value, key
     # AND every DynamoDB call it made is one its own policy allows
     if status not in (400, 403):  # those are refused before any read
         assert dynamodb_calls.calls
-    for operation, index in dynamodb_calls.calls:
-        assert policy_allows(tpl, case.function, operation, index), (case.function, operation)
+    assert_calls_allowed(tpl, case.function, dynamodb_calls)
     if case.check is not None:
         case.check(body, products)
 

@@ -25,7 +25,11 @@ from funcmart.platforms.local.loader import Handler
 from funcmart.platforms.local.resources import Deployment
 from funcmart.platforms.local.template import Template
 from funcmart.services import orders
-from tests.functions.invoking import DynamoCalls, load_event, policy_allows
+from tests.functions.invoking import (
+    DynamoCalls,
+    assert_calls_allowed,
+    load_event,
+)
 from tests.support.builders import dynamo_container
 
 OID = "00000000000000000000000000000a01"
@@ -257,8 +261,7 @@ def test_order_function_answers_its_event(
     for key, value in case.body.items():
         assert body[key] == value, key
     # AND every DynamoDB call it made is one its own policy allows
-    for operation, index in dynamodb_calls.calls:
-        assert policy_allows(tpl, case.function, operation, index), (case.function, operation)
+    assert_calls_allowed(tpl, case.function, dynamodb_calls)
     if case.check is not None:
         case.check(body, world)
 
