@@ -10,15 +10,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
 
+from bench.common import wait_until
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.platforms.edge import mint_token
 from funcmart.platforms.local.config import LocalSettings
@@ -84,17 +84,6 @@ class Shop:
 
     def stock(self, product_id: str) -> int:
         return int(self.http.get(f"/products/{product_id}").json()["stock"])
-
-
-def wait_until(
-    condition: Callable[[], bool], timeout: float, what: str, every: float = 0.25
-) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if condition():
-            return
-        time.sleep(every)
-    raise AssertionError(f"not within {timeout}s: {what}")
 
 
 @pytest.fixture(scope="module")

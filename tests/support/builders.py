@@ -76,7 +76,6 @@ def fake_order_ports() -> Any:
         FakePaymentGateway,
         FakeProductRepository,
     )
-    from funcmart.services.orders import OrderPorts
 
     products = FakeProductRepository()
     ns = SimpleNamespace(
@@ -89,15 +88,11 @@ def fake_order_ports() -> Any:
         ids=FakeIds("ord"),
         metrics=FakeMetrics(),
     )
-    ns.ports = OrderPorts(
-        orders=ns.orders,
-        payments=ns.payments,
-        publisher=ns.publisher,
-        cache=ns.cache,
-        clock=ns.clock,
-        ids=ns.ids,
-        metrics=ns.metrics,
-    )
+    # the composition root's own wiring, over fakes
+    ns.ports = Container(
+        Settings.load({}, table_name="unused"),
+        **{k: v for k, v in vars(ns).items() if k != "products"},
+    ).order_ports
     return ns
 
 
