@@ -8,7 +8,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
+.PHONY: checkers help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -56,7 +56,17 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) node_modules/.installed lint typecheck
+# The real consumers' checkers the tests run, from Debian: kubectl (renders infra/ with its
+# built-in kustomize) and promtool (alert rules and metrics). Installed only when missing.
+CHECKERS = $(if $(shell command -v kubectl),,kubernetes-client) $(if $(shell command -v promtool),,prometheus)
+checkers:
+	@if [ -n "$(strip $(CHECKERS))" ]; then \
+		echo "installing $(strip $(CHECKERS)) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(CHECKERS) >/dev/null; \
+	fi
+
+test: $(STAMP) node_modules/.installed checkers lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 openapi: $(STAMP)
