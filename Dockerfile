@@ -14,7 +14,7 @@ WORKDIR /app
 
 # Runtime dependencies only: the Lambda package's requirements plus functions-framework.
 COPY functions/requirements.txt /tmp/requirements.txt
-RUN pip install -r /tmp/requirements.txt "functions-framework>=3.8,<4" \
+RUN pip install -r /tmp/requirements.txt "functions-framework>=3.8,<4" "prometheus-client>=0.20,<1" \
     && rm /tmp/requirements.txt
 
 # The same code package SAM deploys: handler modules and the funcmart package.

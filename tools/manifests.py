@@ -100,7 +100,7 @@ KNATIVE_ONLY_ENV = {
     "K_SINK": "the broker's address, injected by the SinkBinding into publishing functions",
     "EVENT_SOURCE": "the CloudEvents source of events the function publishes",
     "AWS_REGION": "set by the Lambda runtime on AWS",
-    "METRICS_BACKEND": "inprocess: Prometheus text at /metrics instead of EMF",
+    "METRICS_BACKEND": "inprocess: counters kept in the process, scraped on METRICS_PORT (not EMF)",
     "METRICS_PORT": "the port /metrics is served on, apart from the routed port",
     "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
     "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
@@ -216,7 +216,7 @@ def config_map(tpl: Template) -> dict[str, Any]:
         {
             "AWS_REGION": "us-east-1",
             "PUBLISHER": "cloudevents",
-            "METRICS_BACKEND": "prometheus",
+            "METRICS_BACKEND": "inprocess",
             "METRICS_PORT": str(METRICS_PORT),
             "FUNCMART_JWT_ISSUER": str(params.get("JwtIssuer", "")),
             "FUNCMART_JWT_AUDIENCE": str(params.get("JwtAudience", "")),

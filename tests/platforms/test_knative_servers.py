@@ -5,6 +5,8 @@ their effects read back from DynamoDB Local."""
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -172,9 +174,10 @@ def test_metrics_are_served_in_prometheus_text(get_product: Server, deps) -> Non
     pid = add_product(deps)
     httpx.get(f"{get_product.url}/products/{pid}")
     httpx.get(f"{get_product.url}/products/{pid}")
-    text = httpx.get(f"{get_product.url}/metrics")
+    assert httpx.get(f"{get_product.url}/metrics").status_code == 404  # not on the routed port
+    text = httpx.get(get_product.metrics_url)
     assert text.status_code == 200
-    assert text.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert text.headers["content-type"].startswith("text/plain; version=")
     lines = text.text.splitlines()
     assert "# TYPE funcmart_cache_hits_total counter" in lines
     assert any(line.startswith("funcmart_cache_misses_total ") for line in lines)
@@ -183,10 +186,12 @@ def test_metrics_are_served_in_prometheus_text(get_product: Server, deps) -> Non
         line.startswith(f'funcmart_http_requests_total{{code="200",{route}}}') for line in lines
     )
     assert any(
-        line.startswith(f'funcmart_http_latency_milliseconds_bucket{{{route},le="+Inf"}}')
+        line.startswith("funcmart_http_latency_seconds_bucket{")
+        and route in line
+        and 'le="+Inf"' in line
         for line in lines
     )
-    assert any(line.startswith("funcmart_http_latency_milliseconds_count{") for line in lines)
+    assert any(line.startswith("funcmart_http_latency_seconds_count{") for line in lines)
 
 
 # ---------------------------------------------------------------------------- consumers
@@ -283,9 +288,44 @@ def test_an_unreadable_event_fails_too(process_order: Server) -> None:
 
 
 def test_the_consumer_serves_metrics_as_well(process_order: Server) -> None:
-    text = httpx.get(f"{process_order.url}/metrics").text
-    assert "funcmart_payment_latency_milliseconds_bucket" in text
+    text = httpx.get(process_order.metrics_url).text
+    assert "funcmart_payment_latency_seconds_bucket" in text
 
 
 def test_secret_is_long_enough_for_hs256() -> None:
     assert len(SECRET.encode()) >= 32
+
+
+def test_a_real_scrape_passes_promtool_check_metrics(get_product: Server, deps) -> None:  # type: ignore[no-untyped-def]
+    httpx.get(f"{get_product.url}/products/{add_product(deps)}")
+    scrape = httpx.get(get_product.metrics_url).text
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is missing: `make test` installs Debian's prometheus"
+    checked = subprocess.run(
+        [promtool, "check", "metrics"], input=scrape, capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode == 0 and not checked.stdout.strip(), checked.stdout + checked.stderr
+    assert "funcmart_orders_dead_lettered_total 0.0" in scrape.splitlines()
+
+
+def test_anonymous_rate_limits_count_the_right_most_untrusted_forwarded_address(
+    env: dict[str, str],
+) -> None:
+    """Behind the proxies every peer is a proxy: the caller is the right-most X-Forwarded-For
+    entry outside the trusted networks. A client writing the left-most entry neither escapes
+    its own bucket nor spends someone else's."""
+    limited = {**env, "RATE_LIMIT": "2/60s", "TRUSTED_PROXY_CIDRS": "10.0.0.0/8,127.0.0.0/8"}
+    n = uuid.uuid4().int % 250 + 1
+    alice, bob = f"203.0.113.{n}", f"198.51.100.{n}"
+    with knative_server("GetProduct", limited) as server:
+
+        def get(forwarded: str) -> int:
+            url = f"{server.url}/products/p-{uuid.uuid4().hex[:8]}"
+            return httpx.get(url, headers={"X-Forwarded-For": forwarded}).status_code
+
+        assert [get(f"{alice}, 10.1.2.3"), get(f"{alice}, 10.1.2.3")] == [404, 404]
+        assert get(f"{alice}, 10.1.2.3") == 429, server.output()
+        # Alice forges a new left-most address: still her bucket.
+        assert get(f"1.2.3.{n}, {alice}, 10.1.2.3") == 429
+        # Bob, whose client wrote Alice's address on the left, keeps his own bucket.
+        assert get(f"{alice}, {bob}, 10.1.2.3") == 404

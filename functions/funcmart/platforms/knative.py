@@ -22,7 +22,14 @@ What each trigger gets, always in the shape Lambda would deliver:
   so the Trigger's delivery policy retries it and finally sends it to its dead-letter sink.
 - schedule: a PingSource CloudEvent becomes an EventBridge scheduled event.
 
-Every service also answers GET /metrics in the Prometheus text format.
+Every service also answers GET /healthz (for its probes) and serves its metrics through
+prometheus_client at GET /metrics on METRICS_PORT (9464), a port no route exposes.
+
+Behind the Gateway, the Knative ingress, the activator and queue-proxy, the peer address is
+always a proxy's; the caller's address (`requestContext.http.sourceIp`, which anonymous rate
+limits count) is the right-most X-Forwarded-For entry that is not a trusted proxy: outside
+TRUSTED_PROXY_CIDRS, or TRUSTED_PROXY_HOPS entries from the right. Never the left-most,
+which any client can write.
 
 Run it with `python -m funcmart.platforms.knative` (the image's command); functions-framework's
 gunicorn server takes WORKERS and THREADS. A handler runs one invocation at a time per
@@ -34,12 +41,13 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import ipaddress
 import json
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,8 +55,10 @@ from urllib.parse import quote
 
 import flask
 import functions_framework
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 
-from funcmart.adapters.metrics import PROMETHEUS_CONTENT_TYPE, REGISTRY
+from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
 from funcmart.platforms.edge import (
     API_GATEWAY_BODY_LIMIT,
     ApiContext,
@@ -73,6 +83,26 @@ PING_TYPE = "dev.knative.sources.ping"
 # The one JWT authorizer a Knative function has (FUNCMART_JWT_*), named as in template.yaml.
 AUTHORIZER = "Jwt"
 Handler = Callable[[dict[str, Any], Any], Any]
+# Secrets that are public knowledge: the one this repository once shipped as a placeholder and
+# the local gateway's dev secret. A host refuses to start with either.
+PUBLIC_SECRETS = frozenset(
+    {
+        "replace-me-with-at-least-32-random-bytes-of-secret",
+        "funcmart-local-dev-secret-do-not-use-in-any-deployment",
+    }
+)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def check_jwt_secret(secret: str) -> None:
+    """Refuse a secret anyone can read in the repository, or one too short for HS256."""
+    if secret in PUBLIC_SECRETS or secret.lower().startswith(("replace-me", "changeme")):
+        raise SettingsError(
+            "FUNCMART_JWT_SECRET is a published placeholder or dev secret: create your own "
+            "(docs/deploy.md) or use FUNCMART_JWKS_URL"
+        )
+    if len(secret.encode()) < 32:
+        raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
 
 
 @dataclass(frozen=True)
@@ -92,6 +122,9 @@ class KnativeSettings:
     namespace: str = "default"
     region: str = "us-east-1"
     template_path: Path | None = None
+    trusted_networks: tuple[Network, ...] = ()
+    trusted_hops: int = 0
+    metrics_port: int | None = None
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -118,8 +151,11 @@ class KnativeSettings:
             jwt_secret=env.get("FUNCMART_JWT_SECRET") or None,
             jwks_url=env.get("FUNCMART_JWKS_URL") or None,
             memory_mb=int(env.get("FUNCMART_MEMORY_MB", "512")),
-            namespace=env.get("POD_NAMESPACE", "default"),
+            namespace=env.get("POD_NAMESPACE") or _service_account_namespace(),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            trusted_networks=_networks(env.get("TRUSTED_PROXY_CIDRS", "")),
+            trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            metrics_port=_int(env, "METRICS_PORT", 0) or None,
             **spec,
         )
         settings.check()
@@ -137,8 +173,57 @@ class KnativeSettings:
                 )
             if not self.jwt_secret and not self.jwks_url:
                 raise SettingsError("set FUNCMART_JWT_SECRET (HS256) or FUNCMART_JWKS_URL")
-            if self.jwt_secret and not self.jwks_url and len(self.jwt_secret.encode()) < 32:
-                raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
+        if self.jwt_secret:
+            check_jwt_secret(self.jwt_secret)
+        if self.trusted_hops < 0:
+            raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _networks(raw: str) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(c.strip()) for c in raw.split(",") if c.strip())
+    except ValueError as exc:
+        raise SettingsError(f"TRUSTED_PROXY_CIDRS is a comma-separated CIDR list: {exc}") from exc
+
+
+def _service_account_namespace() -> str:
+    """The pod's namespace without the downward API (its fieldRef needs a Knative flag)."""
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def client_address(peer: str, forwarded_for: str | None, settings: KnativeSettings) -> str:
+    """The caller's address: the right-most X-Forwarded-For entry that a trusted proxy did
+    not write. With TRUSTED_PROXY_HOPS, that many entries from the right (the peer counts as
+    the first hop); else the first entry from the right outside TRUSTED_PROXY_CIDRS."""
+    chain = [e.strip() for e in (forwarded_for or "").split(",") if e.strip()] + [peer]
+    if settings.trusted_hops:
+        return chain[max(0, len(chain) - 1 - settings.trusted_hops)]
+    if not settings.trusted_networks:
+        return peer
+    for entry in reversed(chain):
+        if not _trusted(entry, settings.trusted_networks):
+            return entry
+    return chain[0]
+
+
+def _trusted(entry: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(entry)
+    except ValueError:
+        return False  # not an address: written by the client, so it is the client's word
+    return any(address in net for net in networks)
 
 
 def _parse_routes(raw: str) -> tuple[HttpRoute, ...]:
@@ -262,7 +347,11 @@ def to_http_request(request: flask.Request) -> HttpRequest:
         target=str(target),
         headers=list(request.headers.items()),
         body=request.get_data(),
-        source_ip=request.remote_addr or "127.0.0.1",
+        source_ip=client_address(
+            request.remote_addr or "127.0.0.1",
+            request.headers.get("X-Forwarded-For"),
+            runtime().settings,
+        ),
         protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
     )
 
@@ -347,17 +436,58 @@ def cloudevent(event: Any) -> None:
         flask.abort(flask.Response(str(failed), status=500, content_type="text/plain"))
 
 
-def metrics() -> flask.Response:
-    return flask.Response(REGISTRY.prometheus_text(), content_type=PROMETHEUS_CONTENT_TYPE)
+def healthz() -> flask.Response:
+    """Liveness and readiness: the function loaded at cold start and the process answers."""
+    runtime()
+    return flask.Response("ok\n", content_type="text/plain")
+
+
+class InProcessCollector:
+    """The function's counters and histograms as prometheus_client metric families."""
+
+    def __init__(self, metrics: InProcessMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        bounds = [str(b) for b in InProcessMetrics.BUCKETS_SECONDS] + ["+Inf"]
+        for kind, name, prom, series in self.metrics.families():
+            names = [k for k, _ in series[0][0]] if series else []
+            family: CounterMetricFamily | HistogramMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(prom.removesuffix("_total"), name, labels=names)
+                for labels, (value,) in series:
+                    family.add_metric([v for _, v in labels], value)
+            else:
+                family = HistogramMetricFamily(prom, f"{name} (seconds)", labels=names)
+                for labels, h in series:
+                    buckets = list(zip(bounds, [*h[2:], h[0]], strict=True))
+                    family.add_metric([v for _, v in labels], buckets, h[1])
+            yield family
+
+
+def metrics_registry(metrics: InProcessMetrics = REGISTRY) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InProcessCollector(metrics))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def start_metrics_server(port: int) -> None:
+    """GET /metrics on `port`, in the process that serves invocations (a gunicorn worker:
+    one per pod, so a scrape sees every invocation of the pod)."""
+    start_http_server(
+        port, addr=os.environ.get("METRICS_HOST", "0.0.0.0"), registry=metrics_registry()
+    )
+    log.info("metrics on port %s", port)
 
 
 def create_app() -> flask.Flask:
-    """functions-framework's app for the configured function, plus GET /metrics."""
+    """functions-framework's app for the configured function, plus GET /healthz."""
     settings = runtime().settings
     target = "http" if settings.trigger == "http" else "cloudevent"
     app: flask.Flask = functions_framework.create_app(target=target, source=str(ENTRY))
     app.config["MAX_CONTENT_LENGTH"] = API_GATEWAY_BODY_LIMIT
-    app.add_url_rule("/metrics", "funcmart-metrics", metrics, methods=["GET"])
+    app.add_url_rule("/healthz", "funcmart-healthz", healthz, methods=["GET"])
     return app
 
 
@@ -374,7 +504,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from functions_framework._http import create_server
 
-    create_server(app, False).run(args.host, args.port)
+    options: dict[str, Any] = {}
+    if s.metrics_port:
+        port = s.metrics_port
+        # After the fork: the worker, not the master, keeps the counters.
+        options["post_worker_init"] = lambda _worker: start_metrics_server(port)
+    create_server(app, False, **options).run(args.host, args.port)
     return 0
 
 
