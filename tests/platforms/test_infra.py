@@ -25,26 +25,12 @@ from tests.platforms.admission import (
     knative_violations,
     restricted_violations,
 )
+from tests.platforms.kustomize import render
 from tools import manifests
 
 INFRA = ROOT / "infra"
 TPL = template.load()
 K8S_VERSION = "1.30.0"
-
-
-def kubectl() -> str:
-    found = shutil.which("kubectl")
-    assert found, "kubectl is missing: `make test` installs Debian's kubernetes-client"
-    return found
-
-
-def render(folder: Path = INFRA) -> list[dict[str, Any]]:
-    """`kubectl kustomize <folder>`: exactly what `kubectl apply -k` would send."""
-    out = subprocess.run(
-        [kubectl(), "kustomize", str(folder)], capture_output=True, text=True, timeout=120
-    )
-    assert out.returncode == 0, out.stderr
-    return [d for d in yaml.safe_load_all(out.stdout) if d]
 
 
 RENDERED = render()
