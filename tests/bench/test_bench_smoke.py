@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
 
 SECTIONS = (
     "## 1. Cold start",

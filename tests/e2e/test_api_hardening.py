@@ -14,10 +14,10 @@ import httpx
 import jwt
 import pytest
 
-from funcmart.platforms.edge import JwtConfig, mint_token
-from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.template import ROOT, load
+from funcmart_hosts.gateway.auth import JwtConfig, mint_token
+from funcmart_hosts.gateway.template import ROOT, load
+from funcmart_hosts.local.platform import LocalPlatform
+from funcmart_hosts.local.resources import default_jwt_config
 from tests.support.platforms import local_settings
 
 pytestmark = [pytest.mark.dynamodb, pytest.mark.redis]

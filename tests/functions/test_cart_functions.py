@@ -19,9 +19,9 @@ from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import Product
 from funcmart.domain.money import Money
-from funcmart.platforms.local import template
-from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.template import Function, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import Handler, load_handler
+from funcmart_hosts.gateway.template import Function, Template
 from tests.functions.invoking import (
     DynamoCalls,
     assert_calls_allowed,

@@ -18,8 +18,8 @@ from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import ARCHIVED, Product
 from funcmart.domain.money import Money
-from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.template import Template
+from funcmart_hosts.gateway.loader import Handler, load_handler
+from funcmart_hosts.gateway.template import Template
 from tests.functions.invoking import (
     DynamoCalls,
     EnvFor,

@@ -21,10 +21,10 @@ from funcmart.domain import orders as model
 from funcmart.domain.catalog import Product
 from funcmart.domain.money import Money
 from funcmart.domain.orders import IdempotencyRecord, Order, OrderLine, OrderPlaced
-from funcmart.platforms.local.loader import Handler
-from funcmart.platforms.local.resources import Deployment
-from funcmart.platforms.local.template import Template
 from funcmart.services import orders
+from funcmart_hosts.gateway.loader import Handler
+from funcmart_hosts.gateway.template import Template
+from funcmart_hosts.local.resources import Deployment
 from tests.functions.invoking import (
     DynamoCalls,
     assert_calls_allowed,

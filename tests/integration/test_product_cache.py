@@ -13,11 +13,11 @@ import redis
 from funcmart.adapters import redis_store
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.adapters.memory import FakeCache, FakeProductRepository
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisProductCache, connect
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
 from tests.factories import a_product, random_product_id
+from tests.fakes import FakeCache, FakeProductRepository
 
 TTL = 300
 REGION = "us-east-1"

@@ -12,7 +12,6 @@ import pytest
 
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import Tables, bind
-from funcmart.adapters.memory import FakeProductRepository
 from funcmart.domain.catalog import (
     MAX_STOCK,
     Product,
@@ -30,6 +29,7 @@ from funcmart.domain.errors import (
 )
 from funcmart.ports import ProductRepository
 from tests.factories import a_product, eur, random_category
+from tests.fakes import FakeProductRepository
 
 LATER = "2026-11-26T19:00:00.000Z"
 REGION = "us-east-1"

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from funcmart.adapters.memory import FakeRateLimiter
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisRateLimiter, connect
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.ratelimit import RatePolicy
+from tests.fakes import FakeRateLimiter
 from tests.support.builders import random_id
 
 POLICY = RatePolicy(limit=3, period_seconds=60)

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.platforms.local import template
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.template import ROOT
 from tools import manifests
 
 INFRA = ROOT / "infra"
@@ -107,7 +107,9 @@ def test_every_platform_specific_variable_is_documented_in_the_infra_readme() ->
 
 
 def test_the_knative_only_variables_are_ones_the_code_reads() -> None:
-    code = "\n".join(p.read_text() for p in (ROOT / "functions").rglob("*.py"))
+    code = "\n".join(
+        p.read_text() for folder in ("functions", "hosts") for p in (ROOT / folder).rglob("*.py")
+    )
     for name in manifests.KNATIVE_ONLY_ENV:
         read_by_code = f'"{name}"' in code
         read_by_server = name in ("WORKERS", "THREADS")  # functions-framework's gunicorn

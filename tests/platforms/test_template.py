@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from funcmart.platforms.local import template
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.loader import load_handler
-from funcmart.platforms.local.resources import Deployment, QueueRef
-from funcmart.platforms.local.template import ROOT, Function, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import load_handler
+from funcmart_hosts.gateway.template import ROOT, Function, Template
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import Deployment, QueueRef
 
 TPL = template.load()
 FUNCTIONS = sorted(TPL.functions)

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.adapters.memory import FakeCache, FakeCartStore, FakeClock, FakeProductRepository
 from funcmart.domain.cart import MAX_LINES
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
 from funcmart.domain.money import Money
 from funcmart.services import cart, catalog
+from tests.fakes import FakeCache, FakeCartStore, FakeClock, FakeProductRepository
 from tests.support.builders import ADMIN, FakeIdsOnce, customer
 
 

@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from funcmart.adapters.memory import FakeCache, FakeClock, FakeIds, FakeProductRepository
 from funcmart.domain.catalog import ARCHIVED, Product, ProductChanges, StockChange, apply_changes
 from funcmart.domain.errors import Forbidden, InvalidRequest, NotFound, OutOfStock, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.services import catalog
 from tests.factories import ADMIN, CUSTOMER, a_product, eur, random_category
+from tests.fakes import FakeCache, FakeClock, FakeIds, FakeProductRepository
 
 
 @dataclass

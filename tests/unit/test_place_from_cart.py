@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.adapters.memory import FakeCartStore
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
 from funcmart.services import orders
+from tests.fakes import FakeCartStore
 from tests.support.builders import customer, fake_order_ports, fake_product, random_id
 
 BODY = {"fromCart": True, "paymentToken": "tok_ok"}

@@ -7,12 +7,12 @@ import threading
 import time
 from typing import Any
 
-from funcmart.adapters.memory import FakeMetrics
 from funcmart.adapters.sqs import SqsPublisher
 from funcmart.bootstrap import build
 from funcmart.domain.orders import OrderPaid
-from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.settings import Settings
+from tests.fakes import FakeMetrics
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
 

@@ -6,11 +6,11 @@ import json
 
 import pytest
 
-from funcmart.adapters.memory import FakeClock, FakeMetrics, FakeRateLimiter
 from funcmart.bootstrap import Container
 from funcmart.domain.ratelimit import RatePolicy, gcra, parse_policy
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.settings import Settings, SettingsError
+from tests.fakes import FakeClock, FakeMetrics, FakeRateLimiter
 from tests.support.events import http_event
 
 
