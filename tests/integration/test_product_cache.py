@@ -16,8 +16,8 @@ from funcmart.adapters.dynamodb.table import bind
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisProductCache, connect
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
-from tests.factories import a_product, random_product_id
 from tests.fakes import FakeCache, FakeProductRepository
+from tests.support.factories import a_product, random_product_id
 
 TTL = 300
 REGION = "us-east-1"

@@ -28,8 +28,8 @@ from funcmart.domain.errors import (
     VersionConflict,
 )
 from funcmart.ports import ProductRepository
-from tests.factories import a_product, eur, random_category
 from tests.fakes import FakeProductRepository
+from tests.support.factories import a_product, eur, random_category
 
 LATER = "2026-11-26T19:00:00.000Z"
 REGION = "us-east-1"

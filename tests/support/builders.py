@@ -11,8 +11,7 @@ from funcmart.domain.money import Money
 from funcmart.services import catalog
 from funcmart.settings import Settings
 from tests.fakes import FakeCache, FakeMetrics, FakePublisher
-
-ADMIN = Principal("admin-1", frozenset({"admin"}))
+from tests.support.factories import ADMIN
 
 
 def random_id(prefix: str = "") -> str:

@@ -17,7 +17,7 @@ from funcmart.domain.catalog import (
 )
 from funcmart.domain.errors import Conflict, InvalidRequest, NotFound
 from funcmart.domain.money import Money
-from tests.factories import NOW, a_product, eur
+from tests.support.factories import NOW, a_product, eur
 
 LATER = "2026-11-26T19:00:00.000Z"
 MAX_PRICE = 10_000_000_000

@@ -11,8 +11,8 @@ from funcmart.domain.catalog import ARCHIVED, Product, ProductChanges, StockChan
 from funcmart.domain.errors import Forbidden, InvalidRequest, NotFound, OutOfStock, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.services import catalog
-from tests.factories import ADMIN, CUSTOMER, a_product, eur, random_category
 from tests.fakes import FakeCache, FakeClock, FakeIds, FakeProductRepository
+from tests.support.factories import ADMIN, CUSTOMER, a_product, eur, random_category
 
 
 @dataclass

@@ -13,25 +13,16 @@ from funcmart.domain.orders import OrderPaid
 from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.settings import Settings
 from tests.fakes import FakeMetrics
+from tests.support.events import sqs_event
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
 
 
 def batch(count: int, arn: str = ARN) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": f"r{n}",
-                "body": f'{{"type":"OrderPaid","orderId":"o{n}","correlationId":"c{n}"}}',
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-            }
-            for n in range(count)
-        ]
-    }
+    return sqs_event(
+        [f'{{"type":"OrderPaid","orderId":"o{n}","correlationId":"c{n}"}}' for n in range(count)],
+        arn,
+    )
 
 
 class FakeSqs:
