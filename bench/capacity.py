@@ -191,7 +191,7 @@ class Result:
         return out
 
 
-def run(backends: Backends, logs: Path) -> Result:
+def run(backends: Backends, _logs: Path) -> Result:
     os.environ.update(backends.env())
     from funcmart_hosts.gateway.events import HttpRequest
     from funcmart_hosts.gateway.sqs import sqs_event

@@ -262,7 +262,7 @@ class FakeOrderRepository:
     def get_charge(self, order_id: str) -> Charge | None:
         return self.charges.get(order_id)
 
-    def mark_refunded(self, order_id: str, now: str) -> None:
+    def mark_refunded(self, order_id: str, _now: str) -> None:
         if order_id in self.charges:
             self.charges[order_id] = replace(self.charges[order_id], status="REFUNDED")
 

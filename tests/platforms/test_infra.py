@@ -135,7 +135,8 @@ def test_every_queue_consumer_has_a_trigger_on_the_event_type_of_its_queue() -> 
     assert subscribed == expected
     for t in triggers:
         delivery = t["spec"]["delivery"]
-        assert delivery["retry"] >= 1 and delivery["backoffPolicy"] == "exponential"
+        assert delivery["retry"] >= 1
+        assert delivery["backoffPolicy"] == "exponential"
         assert delivery["deadLetterSink"]["ref"]["name"] == "handle-dead-letters"
         assert delivery["deadLetterSink"]["ref"]["name"] in KSVCS
 
@@ -206,7 +207,8 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
     for path in KNATIVE_REQUIRED[key]:
         node: Any = doc
         for part in path:
-            assert isinstance(node, dict) and part in node, f"{key} needs {'.'.join(path)}"
+            assert isinstance(node, dict), f"{key} needs {'.'.join(path)}"
+            assert part in node, f"{key} needs {'.'.join(path)}"
             node = node[part]
     if doc["kind"] == "Service":
         spec = doc["spec"]["template"]["spec"]
@@ -225,7 +227,8 @@ def test_sinks_and_subscribers_name_services_that_exist() -> None:
             spec.get("delivery", {}).get("deadLetterSink", {}).get("ref"),
         ]
         for ref in filter(None, refs):
-            assert ref["kind"] == "Service" and ref["name"] in KSVCS, ref
+            assert ref["kind"] == "Service", ref
+            assert ref["name"] in KSVCS, ref
 
 
 def test_the_kustomization_files_exist() -> None:

@@ -180,7 +180,7 @@ class FakeResponse:
 def test_events_are_posted_in_binary_mode_with_their_type() -> None:
     sent: list[Any] = []
 
-    def opener(request: Any, timeout: float) -> FakeResponse:
+    def opener(request: Any, _timeout: float) -> FakeResponse:
         sent.append(request)
         return FakeResponse(202)
 
@@ -206,9 +206,9 @@ def test_events_are_posted_in_binary_mode_with_their_type() -> None:
 @pytest.mark.parametrize(
     "failure",
     [
-        lambda request, timeout: FakeResponse(500),
-        lambda request, timeout: (_ for _ in ()).throw(urllib.error.URLError("refused")),
-        lambda request, timeout: (_ for _ in ()).throw(
+        lambda _request, _timeout: FakeResponse(500),
+        lambda _request, _timeout: (_ for _ in ()).throw(urllib.error.URLError("refused")),
+        lambda request, _timeout: (_ for _ in ()).throw(
             urllib.error.HTTPError(request.full_url, 503, "busy", {}, None)  # type: ignore[arg-type]
         ),
     ],
@@ -226,7 +226,7 @@ def test_no_broker_configured_is_a_dependency_failure() -> None:
 
 def test_event_types_map_to_cloudevent_types() -> None:
     assert cloudevent_type("OrderPlaced") == "dev.funcmart.order.placed"
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="order_placed"):
         cloudevent_type("order_placed")
 
 

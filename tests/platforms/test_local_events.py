@@ -141,7 +141,8 @@ def test_the_http_platform_reads_flattened_groups_back():
     from funcmart.entrypoints.http import principal_from_claims
 
     principal = principal_from_claims(api_gateway_claims({"sub": "a", "groups": ["admin"]}))
-    assert principal is not None and principal.is_admin
+    assert principal is not None
+    assert principal.is_admin
 
 
 # ------------------------------------------------------------------------------ responses

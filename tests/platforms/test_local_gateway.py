@@ -22,11 +22,11 @@ def echo(event, context):
     return {"statusCode": 200, "headers": {"X-Fn": context.function_name}, "body": "ok"}
 
 
-def boom(event, context):
+def boom(_event, _context):
     raise RuntimeError("kaput")
 
 
-def malformed(event, context):
+def malformed(_event, _context):
     return {"statusCode": "teapot"}
 
 

@@ -12,7 +12,7 @@ from funcmart_hosts.local.gateway import Gateway
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction
 
 
-def teapot(event, context):  # type: ignore[no-untyped-def]
+def teapot(_event, _context):  # type: ignore[no-untyped-def]
     return {"statusCode": 418, "body": "short and stout"}
 
 

@@ -149,11 +149,13 @@ def test_an_unknown_reference_names_the_function_and_variable(tpl):
 
 def test_event_sources_and_function_settings_are_parsed(tpl):
     fn = tpl.functions["Worker"]
-    assert fn.timeout == 30 and fn.memory_size == 256
+    assert fn.timeout == 30
+    assert fn.memory_size == 256
     (source,) = fn.queues
     assert (source.queue, source.batch_size, source.report_batch_item_failures) == ("Work", 5, True)
     (tick,) = fn.schedules
-    assert tick.every_seconds == 300 and tick.name == "Tick"
+    assert tick.every_seconds == 300
+    assert tick.name == "Tick"
 
 
 def test_dead_letter_queues_are_created_first_with_the_redrive_policy(tpl):

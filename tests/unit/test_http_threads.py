@@ -11,6 +11,8 @@ import json
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
+
 from funcmart.bootstrap import Container
 from funcmart.entrypoints.http import HttpFunction
 from funcmart.settings import Settings
@@ -61,9 +63,5 @@ def test_two_threads_with_different_callers_never_see_each_others_claims():
 def test_current_event_outside_a_request_is_an_error_not_a_stale_request():
     app = make_app(threading.Barrier(1))
     app.handler(http_event("GET", "/me/x", sub="alice"), None)
-    try:
+    with pytest.raises(RuntimeError, match="no request"):
         _ = app.current_event
-    except RuntimeError as exc:
-        assert "no request" in str(exc)
-    else:
-        raise AssertionError("current_event leaked out of the request")

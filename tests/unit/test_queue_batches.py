@@ -43,7 +43,7 @@ class FakeSqs:
     def change_message_visibility(self, **kwargs: Any) -> None:
         self.calls.append(("change_message_visibility", kwargs))
 
-    def get_queue_url(self, **kwargs: Any) -> dict[str, str]:
+    def get_queue_url(self, **_kwargs: Any) -> dict[str, str]:
         return {"QueueUrl": "https://queue"}
 
 
@@ -54,7 +54,7 @@ def function(on_message: Any, **overrides: Any) -> QueueFunction:
 
 def test_the_records_of_a_batch_run_at_the_same_time():
     # GIVEN a consumer whose every message waits 0.3 s (on a payment gateway, say)
-    def slow(message: QueueMessage) -> str:
+    def slow(_message: QueueMessage) -> str:
         time.sleep(0.3)
         return "done"
 

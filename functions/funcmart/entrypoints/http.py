@@ -227,11 +227,11 @@ class HttpFunction(APIGatewayHttpResolver):
         field = issues[0]["field"] if len(issues) == 1 else None
         return problem(status, title, detail, self.request_id, field=field, errors=issues or None)
 
-    def _not_found(self, exc: NotFoundError) -> Response[Any]:
+    def _not_found(self, _exc: NotFoundError) -> Response[Any]:
         path = self.current_event.get("rawPath", "")
         return problem(404, "Not found", f"no route for {path}", self.request_id)
 
-    def _unexpected(self, exc: Exception) -> Response[Any]:
+    def _unexpected(self, _exc: Exception) -> Response[Any]:
         logger.exception("unhandled error")
         return problem(
             500,

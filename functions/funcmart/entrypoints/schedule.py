@@ -25,7 +25,7 @@ class ScheduledFunction:
         """The Lambda handler: one scheduled event, the use case's counts back."""
         return self._observed(event, context)
 
-    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, int]:
+    def _handle(self, event: dict[str, Any], _context: Any) -> dict[str, int]:
         event_id = event.get("id") if isinstance(event, dict) else None
         correlate(str(event_id) if event_id else None)
         try:

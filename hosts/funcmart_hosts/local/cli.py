@@ -124,7 +124,7 @@ def _stop_on_signals(stop: threading.Event) -> None:
     """SIGINT and SIGTERM set `stop`; installed before startup so that either, at any
     moment, ends in a clean stop and exit 0."""
 
-    def handler(signum: int, frame: FrameType | None) -> None:
+    def handler(signum: int, _frame: FrameType | None) -> None:
         log.info("%s received, stopping", signal.Signals(signum).name)
         stop.set()
 
