@@ -38,8 +38,8 @@ from typing import Any
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.platforms.local.template import ROOT, Function, Queue, Template, _Tag, load
 from funcmart.settings import Settings
+from funcmart_hosts.gateway.template import ROOT, Function, Queue, Template, _Tag, load
 
 INFRA = ROOT / "infra"
 LOCALSTACK = ROOT / "localstack"
@@ -139,7 +139,9 @@ def _ref_target(value: Any) -> str | None:
 def queue_event_types(tpl: Template) -> dict[str, str]:
     """Queue logical id -> the event type published to it, from the functions' variables
     (`ORDER_PLACED_QUEUE_URL: !Ref OrderPlacedQueue`) and the settings that name them."""
-    env_to_event = {Settings._ENV[field]: event for event, field in Settings.EVENT_QUEUES.items()}
+    env_to_event = {
+        Settings.env_names(field)[0]: event for event, field in Settings.EVENT_QUEUES.items()
+    }
     out: dict[str, str] = {}
     for fn in tpl.functions.values():
         for name, value in fn.environment.items():
@@ -367,7 +369,7 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
     }
 
 
-def service_account(tpl: Template, fn: Function) -> dict[str, Any]:
+def service_account(fn: Function) -> dict[str, Any]:
     """The function's own identity: bind it to an IAM role with the function's template policy
     (IRSA: `eks.amazonaws.com/role-arn`), as each Lambda has its own role."""
     return {
@@ -812,9 +814,7 @@ def generated(tpl: Template | None = None) -> dict[Path, str]:
         name = f"{kebab(lid)}.yaml"
         names.append(name)
         fn = tpl.functions[lid]
-        files[INFRA / "functions" / name] = _yaml(
-            [knative_service(tpl, fn), service_account(tpl, fn)]
-        )
+        files[INFRA / "functions" / name] = _yaml([knative_service(tpl, fn), service_account(fn)])
     files[INFRA / "kustomization.yaml"] = HEADER + yaml.safe_dump(
         kustomization(names), sort_keys=False
     )

@@ -22,6 +22,7 @@ import json
 import os
 import re
 import shlex
+import shutil
 import signal
 import subprocess
 import sys
@@ -38,8 +39,8 @@ from typing import Any
 
 import httpx
 
-from funcmart.platforms.local import services
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
+from funcmart_hosts.local import services
 
 # Knative's backoffDelay is ISO-8601; the run scales it down so that retries take milliseconds.
 BACKOFF_SCALE = 0.01
@@ -54,11 +55,27 @@ def image_command() -> list[str]:
     return [sys.executable if argv[0] in ("python", "python3") else argv[0], *argv[1:]]
 
 
-def image_workdir() -> Path:
-    """What the image copies into its WORKDIR is functions/ (`COPY functions/ /app/`)."""
-    copies = re.findall(r"^COPY\s+(\S+)\s+/app/?\s*$", (ROOT / "Dockerfile").read_text(), re.M)
-    assert copies, "the Dockerfile copies no code into /app"
-    return ROOT / copies[0].rstrip("/")
+def image_app(into: Path) -> Path:
+    """/app as the Dockerfile's COPY lines fill it: only what the image holds is importable."""
+    app = into / "app"
+    app.mkdir(parents=True, exist_ok=True)
+    lines = re.findall(r"^COPY\s+(\S+)\s+(\S+)\s*$", (ROOT / "Dockerfile").read_text(), re.M)
+    copied = 0
+    for src, dest in lines:
+        if not dest.startswith("/app"):
+            continue
+        target = app / dest.removeprefix("/app").lstrip("/")
+        for found in sorted(ROOT.glob(src.rstrip("/"))):
+            ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+            if found.is_dir():
+                shutil.copytree(found, target, dirs_exist_ok=True, ignore=ignore)
+            else:
+                goal = target / found.name if dest.endswith("/") else target
+                goal.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(found, goal)
+            copied += 1
+    assert copied, "the Dockerfile copies no code into /app"
+    return app
 
 
 def seconds(iso: str) -> float:
@@ -220,11 +237,15 @@ def broker_ingress(broker: Broker) -> Iterator[Broker]:
         broker.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def start_replica(service: str, env: Mapping[str, str], cluster_env: Mapping[str, str]) -> Replica:
+def start_replica(
+    service: str, env: Mapping[str, str], cluster_env: Mapping[str, str], app: Path
+) -> Replica:
     port, metrics_port = services.free_port(), services.free_port()
     full = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/tmp"),
+        "PYTHONPATH": str(app),  # the image's ENV PYTHONPATH=/app
+        "PYTHONUNBUFFERED": "1",
         **env,
         **cluster_env,
         "PORT": str(port),  # Knative's, which the container must not set itself
@@ -236,7 +257,7 @@ def start_replica(service: str, env: Mapping[str, str], cluster_env: Mapping[str
     with os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(
             image_command(),
-            cwd=image_workdir(),
+            cwd=app,
             env=full,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -340,12 +361,13 @@ def cluster(
     started: dict[str, list[Replica]] = {}
     holder: dict[str, Cluster] = {}
     broker = Broker(by_kind(rendered, "Trigger"), lambda name: holder["c"].url(name))
-    with broker_ingress(broker):
+    with broker_ingress(broker), tempfile.TemporaryDirectory(prefix="knative-image-") as tmp:
+        app = image_app(Path(tmp))
         try:
             for name, ksvc in sorted(ksvcs.items()):
                 env = container_env(ksvc, rendered, secrets, broker.url)
                 count = (replicas or {}).get(name, 1)
-                started[name] = [start_replica(name, env, cluster_env) for _ in range(count)]
+                started[name] = [start_replica(name, env, cluster_env, app) for _ in range(count)]
             holder["c"] = Cluster(rendered, started, broker)
             wait_started([r for rs in started.values() for r in rs], timeout)
             yield holder["c"]

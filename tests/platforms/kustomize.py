@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
 
 INFRA = ROOT / "infra"
 

@@ -18,8 +18,8 @@ import pytest
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.platforms.local import template
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.template import ROOT
 from tests.platforms.admission import (
     hardened_violations,
     knative_violations,
@@ -105,7 +105,9 @@ def test_every_platform_specific_variable_is_documented_in_the_infra_readme() ->
 
 
 def test_the_knative_only_variables_are_ones_the_code_reads() -> None:
-    code = "\n".join(p.read_text() for p in (ROOT / "functions").rglob("*.py"))
+    code = "\n".join(
+        p.read_text() for folder in ("functions", "hosts") for p in (ROOT / folder).rglob("*.py")
+    )
     for name in manifests.KNATIVE_ONLY_ENV:
         read_by_code = f'"{name}"' in code
         read_by_server = name in ("WORKERS", "THREADS")  # functions-framework's gunicorn
@@ -131,7 +133,8 @@ def test_every_queue_consumer_has_a_trigger_on_the_event_type_of_its_queue() -> 
     assert subscribed == expected
     for t in triggers:
         delivery = t["spec"]["delivery"]
-        assert delivery["retry"] >= 1 and delivery["backoffPolicy"] == "exponential"
+        assert delivery["retry"] >= 1
+        assert delivery["backoffPolicy"] == "exponential"
         assert delivery["deadLetterSink"]["ref"]["name"] == "handle-dead-letters"
         assert delivery["deadLetterSink"]["ref"]["name"] in KSVCS
 
@@ -175,7 +178,8 @@ def test_publishers_get_the_broker_from_a_sink_binding_not_a_hard_coded_url() ->
         for f in TPL.functions.values()
         if set(f.environment) & set(manifests.AWS_ONLY_ENV)
     }
-    assert bound == publishers and publishers
+    assert bound == publishers
+    assert publishers
     assert not any("broker-ingress" in json.dumps(d) for d in RENDERED)
     namespace = next(d for d in RENDERED if d["kind"] == "Namespace")
     assert namespace["metadata"]["labels"]["bindings.knative.dev/include"] == "true"
@@ -224,7 +228,8 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
     for path in KNATIVE_REQUIRED[key]:
         node: Any = doc
         for part in path:
-            assert isinstance(node, dict) and part in node, f"{key} needs {'.'.join(path)}"
+            assert isinstance(node, dict), f"{key} needs {'.'.join(path)}"
+            assert part in node, f"{key} needs {'.'.join(path)}"
             node = node[part]
     if doc["kind"] == "Service":
         spec = doc["spec"]["template"]["spec"]
@@ -249,7 +254,8 @@ def test_sinks_and_subscribers_name_services_that_exist() -> None:
                     b["metadata"]["name"] for _, b in KNATIVE if b["kind"] == "Broker"
                 }
                 continue
-            assert ref["kind"] == "Service" and ref["name"] in KSVCS, ref
+            assert ref["kind"] == "Service", ref
+            assert ref["name"] in KSVCS, ref
 
 
 def test_the_kustomization_files_exist() -> None:
@@ -310,24 +316,24 @@ def test_the_namespace_enforces_pod_security_restricted() -> None:
 
 
 BROKEN_KSVC_EDITS = {
-    "fieldRef": lambda c, s: c["env"].append(
+    "fieldRef": lambda c, _s: c["env"].append(
         {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
     ),
-    "pod securityContext": lambda c, s: s.update({"securityContext": {"runAsNonRoot": True}}),
-    "init container": lambda c, s: s.update({"initContainers": [{"name": "i", "image": "x"}]}),
-    "nodeSelector": lambda c, s: s.update({"nodeSelector": {"a": "b"}}),
-    "hostPath volume": lambda c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
-    "second port": lambda c, s: c["ports"].append({"name": "metrics", "containerPort": 9464}),
-    "reserved port": lambda c, s: c["ports"][0].update({"containerPort": 8012}),
-    "reserved variable": lambda c, s: c["env"].append({"name": "PORT", "value": "1"}),
-    "added capability": lambda c, s: c["securityContext"]["capabilities"].update(
+    "pod securityContext": lambda _c, s: s.update({"securityContext": {"runAsNonRoot": True}}),
+    "init container": lambda _c, s: s.update({"initContainers": [{"name": "i", "image": "x"}]}),
+    "nodeSelector": lambda _c, s: s.update({"nodeSelector": {"a": "b"}}),
+    "hostPath volume": lambda _c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "second port": lambda c, _s: c["ports"].append({"name": "metrics", "containerPort": 9464}),
+    "reserved port": lambda c, _s: c["ports"][0].update({"containerPort": 8012}),
+    "reserved variable": lambda c, _s: c["env"].append({"name": "PORT", "value": "1"}),
+    "added capability": lambda c, _s: c["securityContext"]["capabilities"].update(
         {"add": ["NET_ADMIN"]}
     ),
-    "probe on another port": lambda c, s: c["readinessProbe"]["httpGet"].update(
+    "probe on another port": lambda c, _s: c["readinessProbe"]["httpGet"].update(
         {"port": "metrics"}
     ),
-    "lifecycle hook": lambda c, s: c.update({"lifecycle": {}}),
-    "token automount": lambda c, s: s.update({"automountServiceAccountToken": True}),
+    "lifecycle hook": lambda c, _s: c.update({"lifecycle": {}}),
+    "token automount": lambda _c, s: s.update({"automountServiceAccountToken": True}),
 }
 
 
@@ -340,14 +346,14 @@ def test_the_knative_rules_refuse_what_a_stock_knative_refuses(edit: str) -> Non
 
 
 BROKEN_POD_EDITS = {
-    "root": lambda c, s: c["securityContext"].update({"runAsNonRoot": False}),
-    "no seccomp": lambda c, s: c["securityContext"].pop("seccompProfile"),
-    "escalation": lambda c, s: c["securityContext"].pop("allowPrivilegeEscalation"),
-    "capabilities kept": lambda c, s: c["securityContext"].pop("capabilities"),
-    "privileged": lambda c, s: c["securityContext"].update({"privileged": True}),
-    "hostPath": lambda c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
-    "hostNetwork": lambda c, s: s.update({"hostNetwork": True}),
-    "unconfined": lambda c, s: c["securityContext"].update(
+    "root": lambda c, _s: c["securityContext"].update({"runAsNonRoot": False}),
+    "no seccomp": lambda c, _s: c["securityContext"].pop("seccompProfile"),
+    "escalation": lambda c, _s: c["securityContext"].pop("allowPrivilegeEscalation"),
+    "capabilities kept": lambda c, _s: c["securityContext"].pop("capabilities"),
+    "privileged": lambda c, _s: c["securityContext"].update({"privileged": True}),
+    "hostPath": lambda _c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "hostNetwork": lambda _c, s: s.update({"hostNetwork": True}),
+    "unconfined": lambda c, _s: c["securityContext"].update(
         {"seccompProfile": {"type": "Unconfined"}}
     ),
 }
@@ -363,7 +369,8 @@ def test_the_restricted_rules_refuse_what_pod_security_refuses(edit: str) -> Non
 def test_every_function_has_its_own_service_account_without_a_mounted_token() -> None:
     accounts = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "ServiceAccount"}
     used = [k["spec"]["template"]["spec"]["serviceAccountName"] for k in KSVCS.values()]
-    assert sorted(used) == sorted(KSVCS) and set(used) <= set(accounts)
+    assert sorted(used) == sorted(KSVCS)
+    assert set(used) <= set(accounts)
     assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
 
 
@@ -379,7 +386,8 @@ def test_no_secret_value_is_rendered_or_tracked() -> None:
         text = (ROOT / path).read_text(errors="replace")
         for key in manifests.SECRET_KEYS:
             assert not re.search(rf"{key}\s*[:=]\s*\S", text), f"{path} sets {key}"
-        assert "stringData" not in text and "kind: Secret" not in text, path
+        assert "stringData" not in text, path
+        assert "kind: Secret" not in text, path
 
 
 def test_infra_renders_from_the_tracked_files_alone(tmp_path: Path) -> None:
@@ -488,8 +496,10 @@ POLICIES = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "NetworkP
 
 def test_the_namespace_denies_by_default() -> None:
     deny = POLICIES["default-deny"]["spec"]
-    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
-    assert "ingress" not in deny and "egress" not in deny
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
 
 
 def test_functions_take_traffic_only_from_knative_and_prometheus() -> None:

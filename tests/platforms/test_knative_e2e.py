@@ -16,19 +16,21 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from bench.common import wait_until
-from funcmart.platforms.edge import JwtConfig, mint_token
-from funcmart.platforms.local import template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.auth import JwtConfig, mint_token
 from tests.platforms.knative_cluster import (
     Cluster,
     by_kind,
     cluster,
     container_env,
+    image_app,
     knative_services,
     start_replica,
     stop,
@@ -76,6 +78,7 @@ def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
 
 @pytest.fixture(scope="module")
 def shop(knative_table: str, dynamodb_endpoint: str, redis_url: str) -> Iterator[Cluster]:
+    assert knative_table == CONFIG["data"]["TABLE_NAME"]
     # PlaceOrder scaled out to three pods, as the autoscaler would under a burst.
     with cluster(
         RENDERED, secrets(redis_url), cluster_env(dynamodb_endpoint), {"place-order": 3}
@@ -214,17 +217,18 @@ def test_a_wrong_trigger_filter_leaves_the_order_pending(shop: Cluster) -> None:
 
 
 def test_a_wrong_variable_in_a_manifest_breaks_the_behaviour(
-    knative_table: str, dynamodb_endpoint: str, redis_url: str
+    knative_table: str, dynamodb_endpoint: str, redis_url: str, tmp_path: Path
 ) -> None:
     """GetOrder started from a manifest whose FUNCMART_ROUTES names another path answers 404
     where the route sends an order read: the run uses the manifests' environment."""
+    assert knative_table == CONFIG["data"]["TABLE_NAME"]
     ksvc: dict[str, Any] = copy.deepcopy(knative_services(RENDERED)["get-order"])
     (container,) = ksvc["spec"]["template"]["spec"]["containers"]
     for var in container["env"]:
         if var["name"] == "FUNCMART_ROUTES":
             var["value"] = json.dumps([{"route": "GET /order/{orderId}", "public": False}])
     env = container_env(ksvc, RENDERED, secrets(redis_url), None)
-    replica = start_replica("get-order", env, cluster_env(dynamodb_endpoint))
+    replica = start_replica("get-order", env, cluster_env(dynamodb_endpoint), image_app(tmp_path))
     try:
         wait_started([replica], 60)
         answer = httpx.get(f"{replica.url}/orders/o-1", headers=auth("k-erin"), timeout=30)

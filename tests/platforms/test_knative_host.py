@@ -1,96 +1,239 @@
-"""The Knative host's start-up refusals and its reading of X-Forwarded-For."""
+"""The Knative adapter's translations and settings, and the CloudEvent publisher, in process."""
 
 from __future__ import annotations
 
+import json
+import urllib.error
+from typing import Any
+
 import pytest
+from cloudevents.http import CloudEvent
 
-from funcmart.platforms.knative import KnativeSettings, client_address
-from funcmart.platforms.local.config import DEFAULT_DEV_JWT_SECRET, LocalSettings
-from funcmart.settings import SettingsError
-
-BASE = {
-    "FUNCMART_HANDLER": "get_order.handler",
-    "FUNCMART_TRIGGER": "http",
-    "FUNCMART_ROUTES": '[{"route": "GET /orders/{orderId}", "public": false}]',
-    "FUNCMART_JWT_ISSUER": "https://issuer.test/",
-    "FUNCMART_JWT_AUDIENCE": "funcmart",
-}
-
-
-@pytest.mark.parametrize(
-    "secret",
-    [
-        "replace-me-with-at-least-32-random-bytes-of-secret",  # the old placeholder
-        DEFAULT_DEV_JWT_SECRET,
-        "short-secret",
-        "x" * 31,
-    ],
+from funcmart.adapters.broker import CloudEventPublisher, cloudevent_type
+from funcmart.bootstrap import Container
+from funcmart.domain.errors import DependencyUnavailable
+from funcmart.domain.orders import OrderPaid, OrderPlaced
+from funcmart.settings import Settings, SettingsError
+from funcmart_hosts.knative.host import (
+    DeliveryFailed,
+    KnativeSettings,
+    Runtime,
+    cloudevent_to_sqs_record,
 )
-def test_the_host_refuses_a_public_or_short_secret(secret: str) -> None:
-    with pytest.raises(SettingsError):
-        KnativeSettings.load({**BASE, "FUNCMART_JWT_SECRET": secret})
 
-
-def test_the_host_refuses_a_known_secret_even_beside_a_jwks_url() -> None:
-    with pytest.raises(SettingsError):
-        KnativeSettings.load(
-            {
-                **BASE,
-                "FUNCMART_JWT_SECRET": DEFAULT_DEV_JWT_SECRET,
-                "FUNCMART_JWKS_URL": "https://x/",
-            }
-        )
-
-
-def test_the_host_starts_with_a_real_secret_or_a_jwks_url() -> None:
-    assert KnativeSettings.load({**BASE, "FUNCMART_JWT_SECRET": "k" * 32}).jwt_secret
-    assert KnativeSettings.load({**BASE, "FUNCMART_JWKS_URL": "https://idp.test/jwks"}).jwks_url
-
-
-def test_the_local_gateway_keeps_its_dev_secret_on_loopback() -> None:
-    assert LocalSettings.load({}, host="127.0.0.1").jwt_secret == DEFAULT_DEV_JWT_SECRET
-    assert LocalSettings.load({}, host="localhost")
-    with pytest.raises(SettingsError, match="public"):
-        LocalSettings.load({}, host="0.0.0.0")
-    with pytest.raises(SettingsError):
-        LocalSettings.load({}, host="192.168.1.20")
-    own = LocalSettings.load({"FUNCMART_DEV_JWT_SECRET": "z" * 40}, host="0.0.0.0")
-    assert own.host == "0.0.0.0"
+SECRET = "unit-test-secret-of-at-least-32-bytes!"
 
 
 def settings(**env: str) -> KnativeSettings:
-    return KnativeSettings.load({**BASE, "FUNCMART_JWT_SECRET": "k" * 32, **env})
+    base = {"FUNCMART_FUNCTION": "Fn", "FUNCMART_HANDLER": "m.handler"}
+    return KnativeSettings.load({**base, **env})
 
 
-TRUSTED = settings(TRUSTED_PROXY_CIDRS="10.0.0.0/8,127.0.0.0/8")
+def order_placed(**attributes: str) -> CloudEvent:
+    attrs = {"type": "dev.funcmart.order.placed", "source": "funcmart/place-order"}
+    attrs.update(attributes)
+    return CloudEvent(attrs, {"type": "OrderPlaced", "orderId": "o-1", "correlationId": "c-1"})
+
+
+# ---------------------------------------------------------------------------- settings
+
+
+def test_a_function_is_chosen_by_its_handler_trigger_and_routes() -> None:
+    s = settings(
+        FUNCMART_TRIGGER="http",
+        FUNCMART_ROUTES='[{"route": "GET /products/{productId}", "public": true}]',
+    )
+    assert (s.function, s.handler, s.trigger) == ("Fn", "m.handler", "http")
+    assert [(r.method, r.path, r.public) for r in s.routes] == [
+        ("GET", "/products/{productId}", True)
+    ]
+
+
+def test_the_logical_id_alone_reads_the_function_from_the_template() -> None:
+    s = KnativeSettings.load({"FUNCMART_FUNCTION": "ProcessOrder"})
+    assert (s.handler, s.trigger, s.timeout_seconds) == ("process_order.handler", "queue", 30)
+    s = KnativeSettings.load({"FUNCMART_FUNCTION": "ReconcileOrders"})
+    assert s.trigger == "schedule"
 
 
 @pytest.mark.parametrize(
-    ("forwarded", "expected"),
+    ("env", "complaint"),
     [
-        (None, "127.0.0.1"),  # no proxy said anything: the peer
-        ("203.0.113.7, 10.0.0.5", "203.0.113.7"),
-        # The client wrote the left-most entries; the proxies appended the rest.
-        ("6.6.6.6, 203.0.113.7, 10.0.0.5, 10.0.0.9", "203.0.113.7"),
-        ("not-an-ip, 203.0.113.7, 10.0.0.5", "203.0.113.7"),
-        ("10.0.0.5, 10.0.0.6", "10.0.0.5"),  # a caller inside the cluster
-        ("203.0.113.7, garbage", "garbage"),  # an untrusted entry is the client's word
+        ({"FUNCMART_TRIGGER": "timer"}, "FUNCMART_TRIGGER"),
+        ({"FUNCMART_TRIGGER": "http"}, "FUNCMART_ROUTES"),
+        ({"FUNCMART_TRIGGER": "http", "FUNCMART_ROUTES": "GET /x"}, "JSON"),
+        (
+            {"FUNCMART_TRIGGER": "http", "FUNCMART_ROUTES": '[{"route": "POST /x"}]'},
+            "FUNCMART_JWT_ISSUER",
+        ),
+        (
+            {
+                "FUNCMART_TRIGGER": "http",
+                "FUNCMART_ROUTES": '[{"route": "POST /x"}]',
+                "FUNCMART_JWT_ISSUER": "https://i/",
+                "FUNCMART_JWT_AUDIENCE": "a",
+                "FUNCMART_JWT_SECRET": "short",
+            },
+            "32 bytes",
+        ),
     ],
 )
-def test_the_caller_is_the_right_most_untrusted_forwarded_entry(
-    forwarded: str | None, expected: str
-) -> None:
-    assert client_address("127.0.0.1", forwarded, TRUSTED) == expected
+def test_a_misconfigured_function_fails_at_start(env: dict[str, str], complaint: str) -> None:
+    with pytest.raises(SettingsError, match=complaint):
+        settings(**env)
 
 
-def test_with_a_hop_count_the_caller_is_that_many_entries_from_the_right() -> None:
-    two = settings(TRUSTED_PROXY_HOPS="2")
-    assert client_address("127.0.0.1", "6.6.6.6, 203.0.113.7, 10.0.0.5", two) == "203.0.113.7"
-    assert client_address("127.0.0.1", "10.0.0.5", two) == "10.0.0.5"  # fewer entries
-    with pytest.raises(SettingsError):
-        settings(TRUSTED_PROXY_HOPS="-1")
+def test_nothing_chosen_fails_at_start() -> None:
+    with pytest.raises(SettingsError, match="FUNCMART_HANDLER"):
+        KnativeSettings.load({})
 
 
-def test_without_trusted_proxies_the_forwarded_header_is_ignored() -> None:
-    plain = settings()
-    assert client_address("192.0.2.1", "6.6.6.6", plain) == "192.0.2.1"
+def test_an_unknown_logical_id_fails_at_start() -> None:
+    with pytest.raises(SettingsError, match="no function"):
+        KnativeSettings.load({"FUNCMART_FUNCTION": "Nope"})
+
+
+# ------------------------------------------------------------------------- CloudEvents
+
+
+def test_a_cloudevent_becomes_one_sqs_record_with_the_same_body() -> None:
+    record = cloudevent_to_sqs_record(order_placed(id="ev-1", correlationid="c-1"), "eu-west-1")
+    assert record["messageId"] == "ev-1"
+    assert json.loads(record["body"]) == {
+        "type": "OrderPlaced",
+        "orderId": "o-1",
+        "correlationId": "c-1",
+    }
+    assert record["messageAttributes"]["correlationId"]["stringValue"] == "c-1"
+    assert record["messageAttributes"]["eventType"]["stringValue"] == "dev.funcmart.order.placed"
+    assert record["eventSource"] == "knative:broker"
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+
+
+def test_a_dead_lettered_event_names_the_subscriber_that_gave_up() -> None:
+    event = order_placed(
+        knativeerrordest="http://process-order.funcmart.svc.cluster.local", knativeerrorcode="500"
+    )
+    record = cloudevent_to_sqs_record(event, "us-east-1")
+    assert record["eventSourceARN"].rsplit(":", 1)[-1] == "process-order"
+
+
+class Recorder:
+    def __init__(self, result: Any = None) -> None:
+        self.events: list[dict[str, Any]] = []
+        self.contexts: list[Any] = []
+        self.result = result
+
+    def __call__(self, event: dict[str, Any], context: Any) -> Any:
+        self.events.append(event)
+        self.contexts.append(context)
+        return self.result
+
+
+def test_a_consumer_reporting_the_record_failed_makes_the_delivery_fail() -> None:
+    handler = Recorder({"batchItemFailures": [{"itemIdentifier": "ev-9"}]})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), handler)
+    with pytest.raises(DeliveryFailed):
+        runtime.serve_cloudevent(order_placed(id="ev-9"))
+    assert handler.contexts[0].function_name == "Fn"
+
+
+def test_a_consumer_that_succeeds_returns_quietly() -> None:
+    handler = Recorder({"batchItemFailures": []})
+    Runtime(settings(FUNCMART_TRIGGER="queue"), handler).serve_cloudevent(order_placed())
+    assert len(handler.events[0]["Records"]) == 1
+
+
+def test_a_ping_source_event_becomes_a_scheduled_event() -> None:
+    handler = Recorder({"republished": 0})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="schedule", POD_NAMESPACE="shop"), handler)
+    ping = CloudEvent(
+        {
+            "id": "ping-1",
+            "type": "dev.knative.sources.ping",
+            "source": "/apis/v1/namespaces/shop/pingsources/reconcile-orders-schedule",
+        },
+        {},
+    )
+    runtime.serve_cloudevent(ping)
+    (event,) = handler.events
+    assert event["detail-type"] == "Scheduled Event"
+    assert event["source"] == "aws.events"
+    assert event["id"] == "ping-1"
+    assert event["resources"][0].endswith(":pingsource/reconcile-orders-schedule")
+
+
+# ---------------------------------------------------------------------------- publisher
+
+
+class FakeResponse:
+    def __init__(self, status: int) -> None:
+        self.status = status
+
+    def __enter__(self) -> FakeResponse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+
+def test_events_are_posted_in_binary_mode_with_their_type() -> None:
+    sent: list[Any] = []
+
+    def opener(request: Any, **_options: Any) -> FakeResponse:
+        sent.append(request)
+        return FakeResponse(202)
+
+    CloudEventPublisher("http://broker/ns/default", "funcmart/x", 1, opener).publish(
+        OrderPaid("o-2", "c-2")
+    )
+    (request,) = sent
+    headers = {k.lower(): v for k, v in request.header_items()}
+    assert request.get_method() == "POST"
+    assert headers["ce-type"] == "dev.funcmart.order.paid"
+    assert headers["ce-specversion"] == "1.0"
+    assert headers["ce-source"] == "funcmart/x"
+    assert headers["ce-subject"] == "o-2"
+    assert headers["ce-correlationid"] == "c-2"
+    assert headers["content-type"] == "application/json"
+    assert json.loads(request.data) == {
+        "type": "OrderPaid",
+        "orderId": "o-2",
+        "correlationId": "c-2",
+    }
+
+
+@pytest.mark.parametrize(
+    "failure",
+    [
+        lambda _request, **_options: FakeResponse(500),
+        lambda _request, **_options: (_ for _ in ()).throw(urllib.error.URLError("refused")),
+        lambda request, **_options: (_ for _ in ()).throw(
+            urllib.error.HTTPError(request.full_url, 503, "busy", {}, None)  # type: ignore[arg-type]
+        ),
+    ],
+    ids=["500", "unreachable", "HTTPError"],
+)
+def test_a_broker_that_does_not_accept_is_a_dependency_failure(failure: Any) -> None:
+    with pytest.raises(DependencyUnavailable):
+        CloudEventPublisher("http://broker/", opener=failure).publish(OrderPlaced("o", "c"))
+
+
+def test_no_broker_configured_is_a_dependency_failure() -> None:
+    with pytest.raises(DependencyUnavailable, match="BROKER_URL"):
+        CloudEventPublisher(None).publish(OrderPlaced("o", "c"))
+
+
+def test_event_types_map_to_cloudevent_types() -> None:
+    assert cloudevent_type("OrderPlaced") == "dev.funcmart.order.placed"
+    with pytest.raises(ValueError, match="order_placed"):
+        cloudevent_type("order_placed")
+
+
+def test_settings_choose_the_publisher() -> None:
+    env = {"TABLE_NAME": "t", "PUBLISHER": "cloudevents", "K_SINK": "http://sink/"}
+    deps = Container(Settings.load(env))
+    assert isinstance(deps.publisher, CloudEventPublisher)
+    assert deps.settings.broker_url == "http://sink/"
+    with pytest.raises(SettingsError, match="PUBLISHER"):
+        Settings.load({"TABLE_NAME": "t", "PUBLISHER": "kafka"})
