@@ -102,9 +102,10 @@ KNATIVE_ONLY_ENV = {
     "AWS_REGION": "set by the Lambda runtime on AWS",
     "METRICS_BACKEND": "inprocess: counters kept in the process, scraped on METRICS_PORT (not EMF)",
     "METRICS_PORT": "the port /metrics is served on, apart from the routed port",
+    "POD_NAMESPACE": "the namespace (infra/kustomization.yaml's), for the context's ARN",
     "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
     "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
-    "THREADS": "threads per worker; invocations still run one at a time",
+    "THREADS": "threads per worker: one for the invocation Knative sends, one for probes",
 }
 
 
@@ -220,6 +221,8 @@ def config_map(tpl: Template) -> dict[str, Any]:
             "PUBLISHER": "cloudevents",
             "METRICS_BACKEND": "inprocess",
             "METRICS_PORT": str(METRICS_PORT),
+            # The kustomization's namespace: the downward API's fieldRef needs a Knative flag.
+            "POD_NAMESPACE": NAMESPACE,
             "FUNCMART_JWT_ISSUER": str(params.get("JwtIssuer", "")),
             "FUNCMART_JWT_AUDIENCE": str(params.get("JwtAudience", "")),
             # Envoy Gateway, the Knative ingress and queue-proxy (and the activator when it is

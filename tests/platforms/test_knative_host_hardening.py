@@ -94,3 +94,9 @@ def test_with_a_hop_count_the_caller_is_that_many_entries_from_the_right() -> No
 def test_without_trusted_proxies_the_forwarded_header_is_ignored() -> None:
     plain = settings()
     assert client_address("192.0.2.1", "6.6.6.6", plain) == "192.0.2.1"
+
+
+def test_metrics_on_their_port_need_one_process_per_pod() -> None:
+    assert settings(METRICS_PORT="9464", WORKERS="1").metrics_port == 9464
+    with pytest.raises(SettingsError, match="WORKERS=1"):
+        settings(METRICS_PORT="9464", WORKERS="2")

@@ -116,6 +116,7 @@ class KnativeSettings:
     trusted_networks: tuple[Network, ...] = ()
     trusted_hops: int = 0
     metrics_port: int | None = None
+    workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -147,6 +148,7 @@ class KnativeSettings:
             trusted_networks=_networks(env.get("TRUSTED_PROXY_CIDRS", "")),
             trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             metrics_port=_int(env, "METRICS_PORT", 0) or None,
+            workers=_int(env, "WORKERS", 1),
             **spec,
         )
         settings.check()
@@ -168,6 +170,9 @@ class KnativeSettings:
             check_jwt_secret(self.jwt_secret)
         if self.trusted_hops < 0:
             raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
+        if self.metrics_port and self.workers != 1:
+            # Each worker would count apart, and only one could bind the port.
+            raise SettingsError("METRICS_PORT serves one process's metrics: set WORKERS=1")
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
