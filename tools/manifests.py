@@ -22,6 +22,7 @@ What is generated, and from what:
 - infra/network-policies.yaml: default deny, then exactly the paths the functions use;
 - infra/monitoring.yaml: the PodMonitor and the PrometheusRule (from prometheus/alerts.yaml)
   for kube-prometheus-stack;
+- infra/iam/: per ServiceAccount, its function's IAM policy (IRSA), and the trust policy;
 - localstack/init/ready.d/table.json and 10-funcmart.sh: the table and the queues with redrive.
 """
 
@@ -476,6 +477,79 @@ def sink_binding() -> dict[str, Any]:
     }
 
 
+# ------------------------------------------------------------------------------ IAM
+
+# Placeholders the deployer fills in (docs/deploy.md: envsubst); the table is the stack's.
+TABLE_ARN = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/" + STACK
+
+
+def _resource_arn(tpl: Template, value: Any) -> str | None:
+    """A template policy resource on Knative: the table (and its indexes) by ARN; None for
+    the queues, which Knative replaces with the broker."""
+    if isinstance(value, _Tag) and value.name == "GetAtt":
+        target = _ref_target(value)
+        if target in tpl.queues:
+            return None
+        if target == "Table":
+            return TABLE_ARN
+    sub = value.value if isinstance(value, _Tag) and value.name == "Sub" else None
+    if isinstance(sub, str) and sub.startswith("${Table.Arn}"):
+        return TABLE_ARN + sub.removeprefix("${Table.Arn}")
+    raise ValueError(f"no Knative translation for the policy resource {value!r}")
+
+
+def iam_policies(tpl: Template) -> dict[str, Any]:
+    """Per ServiceAccount, the IAM policy of its function in template.yaml (what IRSA binds),
+    less the SQS statements: on Knative, events go through the broker."""
+    out: dict[str, Any] = {}
+    for lid in sorted(tpl.functions):
+        statements = []
+        for policy in tpl.resource(lid)["Properties"].get("Policies") or []:
+            if not isinstance(policy, dict) or "Statement" not in policy:
+                raise ValueError(f"{lid}: only inline policy statements are translated")
+            for statement in policy["Statement"]:
+                raw = statement["Resource"]
+                arns = [_resource_arn(tpl, r) for r in (raw if isinstance(raw, list) else [raw])]
+                kept = [a for a in arns if a is not None]
+                if kept:
+                    actions = statement["Action"]
+                    statements.append(
+                        {
+                            "Effect": statement["Effect"],
+                            "Action": actions if isinstance(actions, list) else [actions],
+                            "Resource": kept,
+                        }
+                    )
+        # A function that touches no AWS resource needs no role at all.
+        policy = {"Version": "2012-10-17", "Statement": statements} if statements else None
+        out[kebab(lid)] = {"function": lid, "policy": policy}
+    return out
+
+
+def trust_policy() -> dict[str, Any]:
+    """IRSA: the role trusts the cluster's OIDC provider for one ServiceAccount."""
+    provider = "${OIDC_PROVIDER}"
+    subject = f"system:serviceaccount:{NAMESPACE}:${{SERVICE_ACCOUNT}}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {
+                    "Federated": "arn:aws:iam::${AWS_ACCOUNT_ID}:oidc-provider/" + provider
+                },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{provider}:sub": subject,
+                        f"{provider}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
 # -------------------------------------------------------------------------- routing
 
 
@@ -825,6 +899,8 @@ def generated(tpl: Template | None = None) -> dict[Path, str]:
     files[INFRA / "routes.yaml"] = _yaml(routes(tpl))
     files[INFRA / "gateway" / "reference-grant.yaml"] = _yaml([reference_grant()])
     files[INFRA / "network-policies.yaml"] = _yaml(network_policies())
+    files[INFRA / "iam" / "policies.json"] = json.dumps(iam_policies(tpl), indent=2) + "\n"
+    files[INFRA / "iam" / "trust-policy.json"] = json.dumps(trust_policy(), indent=2) + "\n"
     alerts = yaml.safe_load((INFRA / "prometheus" / "alerts.yaml").read_text())
     files[INFRA / "monitoring.yaml"] = _yaml(monitoring(alerts))
     ready = LOCALSTACK / "init" / "ready.d"

@@ -559,3 +559,31 @@ def test_the_metrics_port_is_neither_declared_nor_routed() -> None:
         assert [p["containerPort"] for p in container["ports"]] == [manifests.PORT]
     assert manifests.METRICS_PORT not in (8008, 8012, 8013, 8022, 9090, 9091, manifests.PORT)
     assert CONFIG["data"]["METRICS_PORT"] == str(manifests.METRICS_PORT)
+
+
+# ------------------------------------------------------------------------------ IAM
+
+
+def test_each_service_account_has_its_functions_own_policy_from_the_template() -> None:
+    """IRSA per function mirrors template.yaml: the same DynamoDB actions on the same table
+    and indexes, nothing else (the SQS statements are the broker's job on Knative)."""
+    policies = json.loads((INFRA / "iam" / "policies.json").read_text())
+    accounts = {d["metadata"]["name"] for d in RENDERED if d["kind"] == "ServiceAccount"}
+    assert set(policies) == accounts
+    for name, entry in policies.items():
+        props = TPL.resource(entry["function"])["Properties"]
+        expected = set()
+        for policy in props.get("Policies") or []:
+            for st in policy["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                expected |= {a for a in actions if a.startswith("dynamodb:")}
+        statements = (entry["policy"] or {}).get("Statement", [])
+        granted = {a for st in statements for a in st["Action"]}
+        assert granted == expected, name
+        resources = {r for st in statements for r in st["Resource"]}
+        assert all(r.startswith(manifests.TABLE_ARN) for r in resources), name
+        assert not any("*" in a for a in granted), name
+    trust = json.loads((INFRA / "iam" / "trust-policy.json").read_text())
+    conditions = trust["Statement"][0]["Condition"]["StringEquals"]
+    subjects = [v for k, v in conditions.items() if k.endswith(":sub")]
+    assert subjects == [f"system:serviceaccount:{manifests.NAMESPACE}:${{SERVICE_ACCOUNT}}"]
