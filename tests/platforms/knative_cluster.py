@@ -21,7 +21,6 @@ import contextlib
 import json
 import os
 import re
-import shlex
 import shutil
 import signal
 import subprocess
@@ -375,7 +374,3 @@ def cluster(
             for rs in started.values():
                 for r in rs:
                     stop(r)
-
-
-def describe(cmd: list[str]) -> str:
-    return shlex.join(cmd)
