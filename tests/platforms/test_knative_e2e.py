@@ -138,6 +138,8 @@ def test_an_order_reaches_fulfilled_through_broker_and_triggers(shop: Cluster) -
     except TimeoutError:
         raise AssertionError(shop.output()) from None
     assert stock(shop, pid) == 4
+    # The broker records a delivery once the subscriber has answered.
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
     delivered = {d.subscriber for d in shop.broker.deliveries if d.status < 300}
     assert {"process-order", "fulfil-order"} <= delivered
 
@@ -156,6 +158,7 @@ def test_a_poison_event_is_retried_then_dead_lettered_to_handle_dead_letters(
     pid = new_product(shop, stock=5)
     oid = place(shop, "k-carol", pid, token="tok_transient").json()["id"]
     wait_until(lambda: status(shop, "k-carol", oid) == "NEEDS_ATTENTION", 90, "order flagged")
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
     (trigger,) = [
         t
         for t in by_kind(RENDERED, "Trigger")
