@@ -1,7 +1,7 @@
 # One image for every function. Which one a container serves is chosen by its environment
 # (FUNCMART_FUNCTION, FUNCMART_HANDLER, FUNCMART_TRIGGER, FUNCMART_ROUTES: see
 # functions/funcmart/platforms/knative.py); infra/functions/*.yaml sets them per Service.
-FROM python:3.11-slim
+FROM python:3.13-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \

@@ -100,14 +100,14 @@ fmt: venv-dev
 	$(VENV)/bin/ruff format .
 
 # The SAM CLI pins packages that clash with ours, so it lives in its own environment. The
-# build needs a python3.11 on PATH (the template's runtime) but no container.
+# build needs a python3.13 on PATH (the template's runtime) but no container.
 .venv-sam/.installed:
 	$(PYTHON) -m venv .venv-sam
 	.venv-sam/bin/pip install --quiet aws-sam-cli
 	@touch $@
 
 sam-build: .venv-sam/.installed
-	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
+	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
 
 # Knative: one image for every function; infra/ and localstack/ follow template.yaml.
 image:
