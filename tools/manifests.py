@@ -392,7 +392,7 @@ def localstack_hook(tpl: Template) -> str:
         "queue() {",
         "  local url",
         '  if url="$(aws_ sqs get-queue-url --queue-name "$1" --query QueueUrl --output text \\',
-        "    2>/dev/null)\"; then",
+        '    2>/dev/null)"; then',
         '    aws_ sqs set-queue-attributes --queue-url "$url" --attributes "$2" >/dev/null',
         "  else",
         '    url="$(aws_ sqs create-queue --queue-name "$1" --attributes "$2" \\',
