@@ -122,5 +122,12 @@ image:
 manifests: venv-local
 	$(PY) -m tools.manifests
 
+# env-vars.json for `sam local invoke/start-api --env-vars env-vars.json`: the table, queues,
+# DynamoDB/SQS endpoint and Redis as seen from SAM's containers (docs/local-platform.md).
+SAM_AWS_ENDPOINT ?= http://host.docker.internal:4566
+SAM_REDIS_URL ?= redis://host.docker.internal:6380/0
+sam-env: venv-local
+	@$(PY) -m tools.sam_env --aws-endpoint $(SAM_AWS_ENDPOINT) --redis-url $(SAM_REDIS_URL)
+
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache
