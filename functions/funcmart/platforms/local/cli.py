@@ -11,6 +11,7 @@ Logs go to stderr; only a command's result (a response, a token) goes to stdout.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
 import signal
@@ -87,7 +88,9 @@ def _parser() -> argparse.ArgumentParser:
     invoke = sub.add_parser("invoke", help="run one function with one event")
     _common(invoke)
     invoke.add_argument("function", metavar="FN", help="logical id, e.g. ListProducts")
-    invoke.add_argument("event", metavar="EVENT", help="event JSON file, or - for stdin")
+    invoke.add_argument(
+        "event", metavar="EVENT", nargs="?", default="", help="event JSON file, or - for stdin"
+    )
 
     token = sub.add_parser("token", help="print a dev JWT for the local gateway")
     token.add_argument("--template", type=Path)
@@ -182,9 +185,37 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def invoke_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with `invoke FN EVENT` before anything starts: an unknown function (with
+    the valid names), a missing event (with the function's sample events); None when fine."""
+    from funcmart.platforms.local.template import load
+
+    settings = _settings(args)
+    tpl = load(settings.template_path)
+    names = sorted(tpl.functions)
+    if args.function not in tpl.functions:
+        close = difflib.get_close_matches(args.function, names, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        what = f"no function {args.function!r} in the template" if args.function else "no FN"
+        return f"{what}.{hint} Functions: {', '.join(names)}"
+    if args.event == "-" or Path(args.event).is_file():
+        return None
+    fn = tpl.functions[args.function]
+    events = settings.template_path.parent / "events"
+    samples = sorted(events.glob(f"{fn.module.rsplit('.', 1)[-1]}*.json"))
+    listed = ", ".join(str(e.relative_to(settings.template_path.parent)) for e in samples)
+    what = f"no event file {args.event!r}" if args.event else "no EVENT"
+    return f"{what}. Sample events for {args.function}: {listed or 'none'}"
+
+
 def cmd_invoke(args: argparse.Namespace, out: TextIO) -> int:
     from funcmart.platforms.local.platform import LocalPlatform
 
+    problem = invoke_problem(args)
+    if problem:
+        log.error("%s", problem)
+        log.error("usage: make invoke FN=<LogicalId> EVENT=events/<file>.json")
+        return 2
     raw = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
     event = json.loads(raw)
     settings = _settings(args)
