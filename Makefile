@@ -84,6 +84,7 @@ test-pythons:
 	@for v in 3.11 3.12; do \
 		py=$$($(DX) python-of $$v) || exit 1; \
 		$(DX) venv "$$py" .venv-$$v local,unit || exit 1; \
+		$(DX) step "import every module on Python $$v" .venv-$$v/bin/python -m tools.import_all || exit 1; \
 		$(DX) step "unit tier on Python $$v" .venv-$$v/bin/python -m pytest tests/unit -q -p no:cacheprovider || exit 1; \
 	done
 
