@@ -14,19 +14,24 @@ import argparse
 import difflib
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
 
+from funcmart.platforms.local import services
 from funcmart.platforms.local.config import LocalSettings, parse_pairs
 from funcmart.platforms.local.services import ServiceError
 from funcmart.settings import SettingsError
 
+STARTED = time.monotonic()
 log = logging.getLogger("local-platform")
 DEMO_PRODUCTS = 30
 
@@ -68,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
         help="fire every schedule at this interval instead of its rate",
     )
     dev.add_argument("--no-consumers", action="store_true", help="no queue pollers or schedules")
+    dev.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="one process, no restart when the code changes",
+    )
+    dev.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="the functions' logs: short lines (default) or Powertools' JSON, as on AWS",
+    )
+    # Set by the reloading parent for its child, the process that runs the functions.
+    dev.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    dev.add_argument("--backend-notes", help=argparse.SUPPRESS)
 
     consume = sub.add_parser("consume", help="queue pollers and schedules, without the gateway")
     _common(consume)
@@ -110,11 +130,15 @@ def _settings(args: argparse.Namespace, **extra: Any) -> LocalSettings:
     )
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, text: bool = False) -> None:
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        # Text: the same head as the functions' lines (logformat.py).
+        format="%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s  %(message)s"
+        if text
+        else "%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        datefmt="%H:%M:%S" if text else None,
     )
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb", "redis"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -140,8 +164,63 @@ def _wait(stop: threading.Event) -> None:
         pass
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
+def cmd_dev(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # The port first: taken, it is named with the PORT= that works before anything starts.
+    if args.listen_fd is not None:
+        sock = socket.socket(fileno=args.listen_fd)
+    else:
+        settings = _settings(args, port=args.port, host=args.host)
+        sock = services.listen_socket(settings.host, settings.port)
+    try:
+        if args.reload and args.listen_fd is None:
+            return _dev_reloading(args, argv, sock)
+        return _dev_serve(args, sock)
+    finally:
+        sock.close()
+
+
+def _dev_reloading(args: argparse.Namespace, argv: Sequence[str], sock: socket.socket) -> int:
+    """The embedded services here, the functions in a child restarted on every change."""
+    from funcmart.platforms.local.platform import ensure_credentials, start_backends
+    from funcmart.platforms.local.reloader import Reloader, watch_roots
+    from funcmart.platforms.local.template import load
+
+    settings = _settings(args, port=args.port, host=args.host)
+    tpl = load(settings.template_path)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    ensure_credentials()
+    backends = start_backends(settings, embedded=True)
+    try:
+        env = dict(os.environ)
+        env.update(
+            AWS_ENDPOINT_URL_DYNAMODB=str(backends.dynamodb_endpoint),
+            AWS_ENDPOINT_URL_SQS=str(backends.sqs_endpoint),
+            REDIS_URL=backends.redis_url,
+        )
+        notes = {k: v.replace(")", ", kept across reloads)", 1) for k, v in backends.notes.items()}
+        command = [
+            sys.executable,
+            "-m",
+            "funcmart.platforms.local",
+            *argv,
+            "--no-reload",
+            "--backend-notes",
+            json.dumps(notes),
+        ]
+        base = settings.template_path.parent
+        code = {base / fn.code_uri for fn in tpl.functions.values()}
+        roots = watch_roots(settings.template_path, code)
+        reloader = Reloader(command, sock, roots, env, stop, base=base)
+        return reloader.run()
+    finally:
+        backends.stop()
+        log.info("stopped")
+
+
+def _dev_serve(args: argparse.Namespace, sock: socket.socket) -> int:
     from funcmart.platforms.local.platform import LocalPlatform
+    from funcmart.platforms.local.reloader import parent_watchdog
 
     settings = _settings(args, port=args.port, host=args.host, schedule_every=args.schedule_every)
     consumers = not args.no_consumers
@@ -150,15 +229,26 @@ def cmd_dev(args: argparse.Namespace) -> int:
         poll_queues=consumers,
         run_schedules=consumers,
         seed_products=DEMO_PRODUCTS if args.seed else 0,
+        listen_socket=sock,
+        log_format=args.log_format,
+        warm_up=True,
+        backend_notes=json.loads(args.backend_notes) if args.backend_notes else None,
     )
     _stop_on_signals(platform.stop_event)
+    reloading = args.listen_fd is not None
+    if reloading:
+        parent_watchdog(platform.stop_event)
     platform.start()
     try:
         print(platform.describe(), flush=True)
+        if reloading:
+            print("reload: saving a function, the core or template.yaml restarts the functions")
+        print(f"ready in {time.monotonic() - STARTED:.1f}s (Ctrl-C stops it)", flush=True)
         _wait(platform.stop_event)
     finally:
         platform.stop()
-    log.info("stopped")
+    if not reloading:
+        log.info("stopped")
     return 0
 
 
@@ -262,8 +352,9 @@ def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    _logging(getattr(args, "verbose", False))
+    _logging(getattr(args, "verbose", False), getattr(args, "log_format", "json") == "text")
     # Handlers log to stdout (Powertools' default); for commands whose stdout is their
     # result, everything else goes to stderr.
     out = sys.stdout
@@ -271,7 +362,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = sys.stderr
     try:
         if args.command == "dev":
-            return cmd_dev(args)
+            return cmd_dev(args, argv)
         if args.command == "consume":
             return cmd_consume(args)
         if args.command == "invoke":
