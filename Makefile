@@ -49,7 +49,7 @@ node_modules/.installed: package.json
 	@touch $@
 
 dev: venv-local
-	@echo "==> start the local platform (Ctrl-C stops it)"
+	@echo "==> start the local platform (Ctrl-C stops it)" >&2
 	@$(PY) -m funcmart.platforms.local dev --port $(PORT) $(if $(SEED),--seed,) \
 		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 

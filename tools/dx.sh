@@ -8,6 +8,8 @@
 #   tools/dx.sh venv PYTHON VENV EXTRAS      VENV on PYTHON's minor version with .[EXTRAS]
 #   tools/dx.sh prereqs PYTHON               what `make test` needs, or one line naming what
 #                                            is missing and the Debian package to install
+#
+# Progress lines go to stderr: stdout stays for results (`ADMIN=$(make -s token ...)`).
 set -euo pipefail
 
 SUPPORTED=(3.13 3.12 3.11) # newest first: the template's runtime is python3.13
@@ -45,14 +47,14 @@ now() { date +%s%N; }
 step() {
   local label="$1" t0 rc=0
   shift
-  echo "==> $label"
+  echo "==> $label" >&2
   t0=$(now)
   "$@" || rc=$?
   local ms=$((($(now) - t0) / 1000000))
   if [ "$rc" -eq 0 ]; then
-    printf '    done in %d.%d s\n' $((ms / 1000)) $((ms % 1000 / 100))
+    printf '    done in %d.%d s\n' $((ms / 1000)) $((ms % 1000 / 100)) >&2
   else
-    printf '    FAILED after %d.%d s (exit %d)\n' $((ms / 1000)) $((ms % 1000 / 100)) "$rc"
+    printf '    FAILED after %d.%d s (exit %d)\n' $((ms / 1000)) $((ms % 1000 / 100)) "$rc" >&2
   fi
   return "$rc"
 }
@@ -143,7 +145,7 @@ prereqs() {
     echo "make test needs: $line" >&2
     return 1
   fi
-  echo "==> prerequisites: Python $(minor_of "$python") ($python), Java $(java_major), npm, Redis"
+  echo "==> prerequisites: Python $(minor_of "$python") ($python), Java $(java_major), npm, Redis" >&2
 }
 
 cmd="${1:-}"
