@@ -14,7 +14,10 @@ from funcmart.platforms.local.logformat import HumanFormatter, install
 
 
 def powertools_logger(stream: io.StringIO, service: str) -> Logger:
-    return Logger(service=service, logger_handler=logging.StreamHandler(stream))
+    logger = Logger(service=service, logger_handler=logging.StreamHandler(stream))
+    # Thread-local keys belong to the thread, not the logger: start without another test's.
+    logger.thread_safe_clear_keys()
+    return logger
 
 
 def test_a_record_becomes_one_line_with_its_keys() -> None:
