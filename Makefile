@@ -50,28 +50,31 @@ node_modules/.installed: package.json
 
 dev: venv-local
 	@echo "==> start the local platform (Ctrl-C stops it)" >&2
-	@$(PY) -m funcmart.platforms.local dev --port $(PORT) $(if $(SEED),--seed,) \
+	@$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
 		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
 consume: venv-local
-	$(PY) -m funcmart.platforms.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
+	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
 invoke: venv-local
-	@$(PY) -m funcmart.platforms.local invoke "$(FN)" "$(EVENT)"
+	@$(PY) -m funcmart_hosts.local invoke "$(FN)" "$(EVENT)"
 
 token: venv-local
-	@$(PY) -m funcmart.platforms.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
+	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/lint-imports
 
 typecheck: venv-dev
 	$(VENV)/bin/mypy
 
-test: prereqs venv-dev node_modules/.installed lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The template runtime's python (the one found, e.g. in pyenv) first on PATH for the build
+# that tests/platforms/test_lambda_artifact.py runs.
+test: prereqs venv-dev node_modules/.installed .venv-sam/.installed lint typecheck
+	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tier (fakes, no I/O) and the function tier (every function with every event, on
 # DynamoDB Local and Redis): about 20 s, no lint.
@@ -89,7 +92,7 @@ test-pythons:
 	done
 
 openapi: venv-local
-	$(PY) -m funcmart.platforms.openapi --write
+	$(PY) -m funcmart_hosts.openapi --write
 
 # Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
 # BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.
@@ -101,7 +104,8 @@ fmt: venv-dev
 	$(VENV)/bin/ruff format .
 
 # The SAM CLI pins packages that clash with ours, so it lives in its own environment. The
-# build needs a python3.13 on PATH (the template's runtime) but no container.
+# build (functions/Makefile) needs the template runtime's python on PATH, but no container.
+# tests/platforms/test_lambda_artifact.py runs the same build and checks every artifact.
 .venv-sam/.installed:
 	$(PYTHON) -m venv .venv-sam
 	.venv-sam/bin/pip install --quiet aws-sam-cli

@@ -24,9 +24,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.resources import Deployment, QueueRef
-from funcmart.platforms.local.template import ROOT, Template, load
+from funcmart_hosts.gateway.template import ROOT, Template, load
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import Deployment, QueueRef
 
 DEFAULT_ENDPOINT = "http://host.docker.internal:4566"
 DEFAULT_REDIS = "redis://host.docker.internal:6380/0"

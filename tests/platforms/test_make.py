@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
 
 DX = ROOT / "tools" / "dx.sh"
 # What the prerequisites check itself runs, besides the tools it looks for.
@@ -82,7 +82,8 @@ def test_a_missing_python_is_named(tmp_path: Path, redis_url: str) -> None:
         ["bash", str(DX), "prereqs", str(tmp_path / "python3.13")], path, REDIS_URL=redis_url
     )
     assert done.returncode == 1
-    assert "Python 3.11-3.13" in done.stderr and "apt-get install" in done.stderr
+    assert "Python 3.11-3.13" in done.stderr
+    assert "apt-get install" in done.stderr
 
 
 def test_make_test_stops_at_the_prerequisites_before_lint_or_install(
@@ -115,7 +116,8 @@ def test_make_invoke_with_an_unknown_function_lists_the_valid_names(fn: str, exp
     )
     assert done.returncode != 0
     assert expect in done.stderr
-    assert "ListProducts" in done.stderr and "ReconcileOrders" in done.stderr
+    assert "ListProducts" in done.stderr
+    assert "ReconcileOrders" in done.stderr
     assert done.stdout == ""  # stdout is for a response only
 
 

@@ -8,8 +8,8 @@ import subprocess
 import sys
 from urllib.parse import urlparse
 
-from funcmart.platforms.local import template
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.template import ROOT
 from tools.sam_env import env_vars
 
 TPL = template.load()

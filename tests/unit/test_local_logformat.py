@@ -10,7 +10,7 @@ import uuid
 
 from aws_lambda_powertools import Logger
 
-from funcmart.platforms.local.logformat import HumanFormatter, install
+from funcmart_hosts.local.logformat import HumanFormatter, install
 
 
 def powertools_logger(stream: io.StringIO, service: str) -> Logger:
@@ -33,7 +33,9 @@ def test_a_record_becomes_one_line_with_its_keys() -> None:
     head, _, rest = line.partition("  ")
     assert head.split()[1] == "WARNING"
     assert "stock low" in rest
-    assert "product_id=p-1" in line and "left=2" in line and 'note="two words"' in line
+    assert "product_id=p-1" in line
+    assert "left=2" in line
+    assert 'note="two words"' in line
     assert "correlation_id=corr-1" in line
     assert "location=" not in line  # noise on a laptop
 
@@ -48,8 +50,10 @@ def test_an_exception_follows_its_line() -> None:
     except ValueError:
         logger.exception("it failed")
     first, *rest = buf.getvalue().strip().splitlines()
-    assert "ERROR" in first and "it failed" in first
-    assert rest[0].startswith("Traceback") and rest[-1] == "ValueError: boom"
+    assert "ERROR" in first
+    assert "it failed" in first
+    assert rest[0].startswith("Traceback")
+    assert rest[-1] == "ValueError: boom"
 
 
 def test_without_install_the_functions_log_json_as_on_lambda() -> None:
@@ -57,7 +61,8 @@ def test_without_install_the_functions_log_json_as_on_lambda() -> None:
     logger = powertools_logger(buf, f"svc-{uuid.uuid4().hex[:6]}")
     logger.info("plain", extra={"k": "v"})
     record = json.loads(buf.getvalue())
-    assert record["message"] == "plain" and record["k"] == "v"
+    assert record["message"] == "plain"
+    assert record["k"] == "v"
 
 
 def test_install_wraps_only_the_functions_loggers_and_only_once() -> None:
