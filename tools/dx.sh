@@ -17,7 +17,19 @@ SUPPORTED=(3.13 3.12 3.11) # newest first: the template's runtime is python3.13
 # A candidate counts only when it runs (a pyenv shim for a version not selected fails).
 runs() { [ -n "$1" ] && "$1" -c 'import sys' >/dev/null 2>&1; }
 
-minor_of() { "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null; }
+# "3.13" for an interpreter; a venv's from its pyvenv.cfg, without starting it.
+minor_of() {
+  local cfg v
+  cfg="$(dirname "$(dirname "$1")")/pyvenv.cfg"
+  if [ -f "$cfg" ]; then
+    v="$(sed -n 's/^version[_info]* *= *\([0-9]*\.[0-9]*\).*/\1/p' "$cfg" | head -1)"
+    if [ -n "$v" ]; then
+      echo "$v"
+      return 0
+    fi
+  fi
+  "$1" -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null
+}
 
 # The interpreter of one minor version V, or nothing.
 python_of() {
