@@ -35,5 +35,20 @@ until curl -fsS -o /dev/null "http://127.0.0.1:$port/health" 2>/dev/null; do
   sleep 0.1
 done
 ms=$((($(date +%s%N) - start) / 1000000))
-printf 'first answer after %d.%d s (%s, port %s; make dev output in %s)\n' \
-  $((ms / 1000)) $((ms % 1000 / 100)) "$dir" "$port" "$log"
+# CPU time the make dev process tree used until then (its live processes, and what they
+# waited for): the figure a busy machine does not inflate.
+ticks=0
+for stat in /proc/[0-9]*/stat; do
+  read -ra f <"$stat" 2>/dev/null || continue
+  # fields after the command name (which may hold spaces): pgrp is 5th, utime..cstime 14-17
+  rest="${f[*]}"
+  rest="${rest##*) }"
+  read -ra g <<<"$rest"
+  if [ "${g[2]}" = "$pid" ]; then
+    ticks=$((ticks + g[11] + g[12] + g[13] + g[14]))
+  fi
+done
+hz=$(getconf CLK_TCK)
+printf 'first answer after %d.%d s, %d.%02d s of CPU (load %s; %s, port %s; output in %s)\n' \
+  $((ms / 1000)) $((ms % 1000 / 100)) $((ticks / hz)) $((ticks % hz * 100 / hz)) \
+  "$(cut -d' ' -f1 /proc/loadavg)" "$dir" "$port" "$log"
