@@ -198,7 +198,10 @@ def _dev_reloading(args: argparse.Namespace, argv: Sequence[str], sock: socket.s
             AWS_ENDPOINT_URL_SQS=str(backends.sqs_endpoint),
             REDIS_URL=backends.redis_url,
         )
-        notes = {k: v.replace(")", ", kept across reloads)", 1) for k, v in backends.notes.items()}
+        notes = {
+            k: v.replace(")", ", kept across reloads)", 1) if "embedded" in v else v
+            for k, v in backends.notes.items()
+        }
         command = [
             sys.executable,
             "-m",
