@@ -72,8 +72,9 @@ typecheck: venv-dev
 	$(VENV)/bin/mypy
 
 # The template runtime's python (the one found, e.g. in pyenv) first on PATH for the build
-# that tests/platforms/test_lambda_artifact.py runs.
-test: prereqs venv-dev node_modules/.installed .venv-sam/.installed lint typecheck
+# that tests/platforms/test_lambda_artifact.py runs. The bench extra too: tests/bench runs
+# every benchmark at a tiny size.
+test: prereqs venv-bench node_modules/.installed .venv-sam/.installed lint typecheck
 	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tier (fakes, no I/O) and the function tier (every function with every event, on

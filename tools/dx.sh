@@ -20,7 +20,8 @@ runs() { [ -n "$1" ] && "$1" -c 'import sys' >/dev/null 2>&1; }
 # "3.13" for an interpreter; a venv's from its pyvenv.cfg, without starting it.
 minor_of() {
   local cfg v
-  cfg="$(dirname "$(dirname "$1")")/pyvenv.cfg"
+  cfg="${1%/*}"
+  cfg="${cfg%/*}/pyvenv.cfg"
   if [ -f "$cfg" ]; then
     v="$(sed -n 's/^version[_info]* *= *\([0-9]*\.[0-9]*\).*/\1/p' "$cfg" | head -1)"
     if [ -n "$v" ]; then

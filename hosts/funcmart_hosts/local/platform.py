@@ -118,8 +118,9 @@ class LocalPlatform:
     ) -> None:
         """`listen_socket`: serve on this bound, listening socket instead of host:port.
         `log_format` "text" prints the functions' logs as short lines (logformat.py).
-        `warm_up`: cold-start every function in the background once the gateway listens
-        (otherwise each loads on its first event). `backend_notes`: how to describe the
+        `warm_up`: cold-start the functions in the background once the gateway listens (a
+        function asked for first loads at once); otherwise all load in `start()`, and one that
+        fails to import fails the start. `backend_notes`: how to describe the
         endpoints, when they were started by someone else (the reloading `dev`)."""
         self.settings = settings or LocalSettings.load()
         self.tpl = template or load(self.settings.template_path)
@@ -179,6 +180,9 @@ class LocalPlatform:
         self._resources(deployment)
         after_load = _text_logs(s.stack_name) if self.log_format == "text" else None
         self.invoker = Invoker(load_functions(deployment, self.function_ids, after_load))
+        if not self.warm_up:
+            for fn in self.invoker.functions.values():
+                fn.ensure_loaded()
         if self.backend_notes is not None:
             backends.notes = dict(self.backend_notes)
         if self.serve_http:
