@@ -2,9 +2,9 @@
 # (FUNCMART_FUNCTION, FUNCMART_HANDLER, FUNCMART_TRIGGER, FUNCMART_ROUTES: see
 # hosts/funcmart_hosts/knative/host.py); infra/functions/*.yaml sets them per Service.
 #
-# The base is pinned by digest at build time: `make image` resolves python:3.11-slim to its
+# The base is pinned by digest at build time: `make image` resolves python:3.13-slim to its
 # digest and passes BASE_IMAGE=python@sha256:...; a plain `docker build` uses the tag.
-ARG BASE_IMAGE=python:3.11-slim
+ARG BASE_IMAGE=python:3.13-slim
 FROM ${BASE_IMAGE}
 
 ARG BASE_IMAGE

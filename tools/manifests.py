@@ -813,12 +813,14 @@ def table_json(tpl: Template) -> dict[str, Any]:
 
 
 def localstack_hook(tpl: Template) -> str:
-    """The LocalStack ready hook: the table (from table.json), its TTL, the queues."""
+    """The LocalStack ready hook: the table (from table.json), its TTL, the queues. Safe to
+    run again: what exists is kept (a queue gets the template's attributes again)."""
     lines = [
         "#!/usr/bin/env bash",
         HEADER.rstrip("\n"),
         "# Creates funcmart's table and queues in LocalStack (or any endpoint: with",
-        "# AWS_ENDPOINT_URL set, the plain aws CLI is used instead of awslocal).",
+        "# AWS_ENDPOINT_URL set, the plain aws CLI is used instead of awslocal). Running it",
+        "# again keeps what exists and sets the queues' attributes to the template's.",
         "set -euo pipefail",
         'here="$(cd "$(dirname "$0")" && pwd)"',
         'stack="${FUNCMART_STACK_NAME:-funcmart}"',
@@ -832,15 +834,39 @@ def localstack_hook(tpl: Template) -> str:
         "  fi",
         "}",
         "",
-        'aws_ dynamodb create-table --cli-input-json "file://$here/table.json" \\',
-        '  --table-name "$stack-Table" >/dev/null',
+        "# queue NAME ATTRIBUTES-JSON: prints the queue's URL, creating the queue if needed.",
+        "queue() {",
+        "  local url",
+        '  if url="$(aws_ sqs get-queue-url --queue-name "$1" --query QueueUrl --output text \\',
+        '    2>/dev/null)"; then',
+        '    aws_ sqs set-queue-attributes --queue-url "$url" --attributes "$2" >/dev/null',
+        "  else",
+        '    url="$(aws_ sqs create-queue --queue-name "$1" --attributes "$2" \\',
+        '      --query QueueUrl --output text)"',
+        "  fi",
+        '  echo "$url"',
+        "}",
+        "",
+        'if aws_ dynamodb describe-table --table-name "$stack-Table" >/dev/null 2>&1; then',
+        '  echo "table $stack-Table exists"',
+        "else",
+        '  aws_ dynamodb create-table --cli-input-json "file://$here/table.json" \\',
+        '    --table-name "$stack-Table" >/dev/null',
+        "fi",
         'aws_ dynamodb wait table-exists --table-name "$stack-Table"',
     ]
     ttl = tpl.ttl_attribute()
     if ttl:
         lines += [
-            'aws_ dynamodb update-time-to-live --table-name "$stack-Table" \\',
-            f'  --time-to-live-specification "Enabled=true,AttributeName={ttl}" >/dev/null',
+            'ttl="$(aws_ dynamodb describe-time-to-live --table-name "$stack-Table" \\',
+            '  --query TimeToLiveDescription.TimeToLiveStatus --output text)"',
+            'case "$ttl" in',
+            "  ENABLED | ENABLING) ;;",
+            "  *)",
+            '    aws_ dynamodb update-time-to-live --table-name "$stack-Table" \\',
+            f'      --time-to-live-specification "Enabled=true,AttributeName={ttl}" >/dev/null',
+            "    ;;",
+            "esac",
         ]
     ordered = sorted(
         tpl.queues.values(), key=lambda q: (q.dead_letter_target is not None, q.logical_id)
@@ -863,9 +889,11 @@ def localstack_hook(tpl: Template) -> str:
             body = (body + "," if body else "") + f'"RedrivePolicy":"{redrive}"'
         else:
             body = ",".join(f'"{k}":"{v}"' for k, v in attrs.items())
+        if not body:
+            # set-queue-attributes needs at least one; this one is SQS's default.
+            body = '"DelaySeconds":"0"'
         lines += [
-            f'{var}_url="$(aws_ sqs create-queue --queue-name "$stack-{q.logical_id}" \\',
-            f"  --attributes '{{{body}}}' --query QueueUrl --output text)\"",
+            f'{var}_url="$(queue "$stack-{q.logical_id}" \'{{{body}}}\')"',
             f'{var}_arn="$(aws_ sqs get-queue-attributes --queue-url "${var}_url" \\',
             '  --attribute-names QueueArn --query Attributes.QueueArn --output text)"',
             f'echo "queue $stack-{q.logical_id}: ${var}_arn"',

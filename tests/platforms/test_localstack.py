@@ -1,5 +1,6 @@
-"""localstack/: the ready hook, run with the AWS CLI against the embedded moto server, creates
-the table and queues of template.yaml, and the functions' adapters work on what it made."""
+"""localstack/: the ready hook, run twice in a row with the AWS CLI against the embedded moto
+server (as after a LocalStack restart), creates the table and queues of template.yaml, and the
+functions' adapters work on what it made."""
 
 from __future__ import annotations
 
@@ -28,9 +29,16 @@ TPL = template.load()
 REGION = "us-east-1"
 
 
+def run_hook(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", str(HOOK)], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+
+
 @pytest.fixture(scope="module")
 def stack(moto_endpoint: str) -> str:
-    """Runs the hook once, under a stack name of its own, with the plain aws CLI."""
+    """Runs the hook twice in a row, under a stack name of its own, with the plain aws CLI:
+    the second run finds everything in place and must succeed all the same."""
     aws = Path(sys.executable).parent / "aws"
     assert aws.exists(), "the AWS CLI (awscli, a dev dependency) is not installed in the venv"
     name = random_id("ls")
@@ -41,11 +49,18 @@ def stack(moto_endpoint: str) -> str:
         "FUNCMART_STACK_NAME": name,
         "PATH": f"{aws.parent}{os.pathsep}{os.environ.get('PATH', '')}",
     }
-    done = subprocess.run(
-        ["bash", str(HOOK)], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert f"table {name}-Table ready" in done.stdout
+    first = run_hook(env)
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert f"table {name}-Table ready" in first.stdout
+    assert "exists" not in first.stdout
+    second = run_hook(env)
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert f"table {name}-Table exists" in second.stdout
+    assert f"table {name}-Table ready" in second.stdout
+    # The same queues, not new ones: each ARN printed by the first run is printed again.
+    queues = [line for line in first.stdout.splitlines() if line.startswith("queue ")]
+    assert len(queues) == len(TPL.queues)
+    assert queues == [line for line in second.stdout.splitlines() if line.startswith("queue ")]
     return name
 
 
@@ -133,3 +148,22 @@ def test_the_compose_file_mounts_the_hooks_and_runs_redis() -> None:
     assert (LOCALSTACK / "init/ready.d").is_dir()
     assert set(services["localstack"]["environment"]["SERVICES"].split(",")) >= {"dynamodb", "sqs"}
     assert os.access(HOOK, os.X_OK)
+
+
+def test_every_compose_service_has_a_healthcheck_for_up_wait() -> None:
+    services = yaml.safe_load((LOCALSTACK / "docker-compose.yml").read_text())["services"]
+    for name, service in services.items():
+        check = service.get("healthcheck", {})
+        assert check.get("test"), f"{name} has no healthcheck: `up --wait` would not wait for it"
+    for doc in (ROOT / "README.md", ROOT / "docs/deploy.md"):
+        ups = [line for line in doc.read_text().splitlines() if "docker-compose.yml up" in line]
+        assert ups, doc
+        assert all("up -d --wait" in line for line in ups), (doc, ups)
+
+
+def test_the_compose_redis_does_not_take_the_usual_redis_port() -> None:
+    services = yaml.safe_load((LOCALSTACK / "docker-compose.yml").read_text())["services"]
+    published = [p for s in services.values() for p in s.get("ports", [])]
+    hosts = [str(p).rsplit(":", 1)[0] for p in published]
+    assert all(":6379" not in h and not h.endswith("6379") for h in hosts), published
+    assert all(str(p).startswith("127.0.0.1:") for p in published), "loopback only"

@@ -11,11 +11,15 @@ Logs go to stderr; only a command's result (a response, a token) goes to stdout.
 from __future__ import annotations
 
 import argparse
+import difflib
 import json
 import logging
+import os
 import signal
+import socket
 import sys
 import threading
+import time
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
@@ -23,9 +27,11 @@ from types import FrameType
 from typing import Any, TextIO
 
 from funcmart.settings import SettingsError
+from funcmart_hosts.local import services
 from funcmart_hosts.local.config import LocalSettings, parse_pairs
 from funcmart_hosts.local.services import ServiceError
 
+STARTED = time.monotonic()
 log = logging.getLogger("local-platform")
 DEMO_PRODUCTS = 30
 
@@ -67,6 +73,21 @@ def _parser() -> argparse.ArgumentParser:
         help="fire every schedule at this interval instead of its rate",
     )
     dev.add_argument("--no-consumers", action="store_true", help="no queue pollers or schedules")
+    dev.add_argument(
+        "--no-reload",
+        dest="reload",
+        action="store_false",
+        help="one process, no restart when the code changes",
+    )
+    dev.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default="text",
+        help="the functions' logs: short lines (default) or Powertools' JSON, as on AWS",
+    )
+    # Set by the reloading parent for its child, the process that runs the functions.
+    dev.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
+    dev.add_argument("--backend-notes", help=argparse.SUPPRESS)
 
     consume = sub.add_parser("consume", help="queue pollers and schedules, without the gateway")
     _common(consume)
@@ -87,7 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     invoke = sub.add_parser("invoke", help="run one function with one event")
     _common(invoke)
     invoke.add_argument("function", metavar="FN", help="logical id, e.g. ListProducts")
-    invoke.add_argument("event", metavar="EVENT", help="event JSON file, or - for stdin")
+    invoke.add_argument(
+        "event", metavar="EVENT", nargs="?", default="", help="event JSON file, or - for stdin"
+    )
 
     token = sub.add_parser("token", help="print a dev JWT for the local gateway")
     token.add_argument("--template", type=Path)
@@ -107,11 +130,15 @@ def _settings(args: argparse.Namespace, **extra: Any) -> LocalSettings:
     )
 
 
-def _logging(verbose: bool) -> None:
+def _logging(verbose: bool, text: bool = False) -> None:
     logging.basicConfig(
         stream=sys.stderr,
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        # Text: the same head as the functions' lines (logformat.py).
+        format="%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s  %(message)s"
+        if text
+        else "%(asctime)s %(levelname)-5s %(name)s %(message)s",
+        datefmt="%H:%M:%S" if text else None,
     )
     for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb", "redis"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
@@ -137,8 +164,66 @@ def _wait(stop: threading.Event) -> None:
         pass
 
 
-def cmd_dev(args: argparse.Namespace) -> int:
+def cmd_dev(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    # The port first: taken, it is named with the PORT= that works before anything starts.
+    if args.listen_fd is not None:
+        sock = socket.socket(fileno=args.listen_fd)
+    else:
+        settings = _settings(args, port=args.port, host=args.host)
+        sock = services.listen_socket(settings.host, settings.port)
+    try:
+        if args.reload and args.listen_fd is None:
+            return _dev_reloading(args, argv, sock)
+        return _dev_serve(args, sock)
+    finally:
+        sock.close()
+
+
+def _dev_reloading(args: argparse.Namespace, argv: Sequence[str], sock: socket.socket) -> int:
+    """The embedded services here, the functions in a child restarted on every change."""
+    from funcmart_hosts.gateway.template import load
+    from funcmart_hosts.local.platform import ensure_credentials, start_backends
+    from funcmart_hosts.local.reloader import Reloader, watch_roots
+
+    settings = _settings(args, port=args.port, host=args.host)
+    tpl = load(settings.template_path)
+    stop = threading.Event()
+    _stop_on_signals(stop)
+    ensure_credentials()
+    backends = start_backends(settings, embedded=True)
+    try:
+        env = dict(os.environ)
+        env.update(
+            AWS_ENDPOINT_URL_DYNAMODB=str(backends.dynamodb_endpoint),
+            AWS_ENDPOINT_URL_SQS=str(backends.sqs_endpoint),
+            REDIS_URL=backends.redis_url,
+        )
+        notes = {
+            k: v.replace(")", ", kept across reloads)", 1) if "embedded" in v else v
+            for k, v in backends.notes.items()
+        }
+        command = [
+            sys.executable,
+            "-m",
+            "funcmart_hosts.local",
+            *argv,
+            "--no-reload",
+            "--backend-notes",
+            json.dumps(notes),
+        ]
+        base = settings.template_path.parent
+        code = {base / fn.code_uri for fn in tpl.functions.values()}
+        roots = watch_roots(settings.template_path, code)
+        reloader = Reloader(command, sock, roots, env, stop, base=base)
+        return reloader.run()
+    finally:
+        backends.stop()
+        log.info("stopped")
+
+
+def _dev_serve(args: argparse.Namespace, sock: socket.socket) -> int:
     from funcmart_hosts.local.platform import LocalPlatform
+    from funcmart_hosts.local.reloader import parent_watchdog
 
     settings = _settings(args, port=args.port, host=args.host, schedule_every=args.schedule_every)
     consumers = not args.no_consumers
@@ -147,15 +232,26 @@ def cmd_dev(args: argparse.Namespace) -> int:
         poll_queues=consumers,
         run_schedules=consumers,
         seed_products=DEMO_PRODUCTS if args.seed else 0,
+        listen_socket=sock,
+        log_format=args.log_format,
+        warm_up=True,
+        backend_notes=json.loads(args.backend_notes) if args.backend_notes else None,
     )
     _stop_on_signals(platform.stop_event)
+    reloading = args.listen_fd is not None
+    if reloading:
+        parent_watchdog(platform.stop_event)
     platform.start()
     try:
         print(platform.describe(), flush=True)
+        if reloading:
+            print("reload: saving a function, the core or template.yaml restarts the functions")
+        print(f"ready in {time.monotonic() - STARTED:.1f}s (Ctrl-C stops it)", flush=True)
         _wait(platform.stop_event)
     finally:
         platform.stop()
-    log.info("stopped")
+    if not reloading:
+        log.info("stopped")
     return 0
 
 
@@ -182,9 +278,37 @@ def cmd_consume(args: argparse.Namespace) -> int:
     return 0
 
 
+def invoke_problem(args: argparse.Namespace) -> str | None:
+    """What is wrong with `invoke FN EVENT` before anything starts: an unknown function (with
+    the valid names), a missing event (with the function's sample events); None when fine."""
+    from funcmart_hosts.gateway.template import load
+
+    settings = _settings(args)
+    tpl = load(settings.template_path)
+    names = sorted(tpl.functions)
+    if args.function not in tpl.functions:
+        close = difflib.get_close_matches(args.function, names, n=1, cutoff=0.6)
+        hint = f" Did you mean {close[0]}?" if close else ""
+        what = f"no function {args.function!r} in the template" if args.function else "no FN"
+        return f"{what}.{hint} Functions: {', '.join(names)}"
+    if args.event == "-" or Path(args.event).is_file():
+        return None
+    fn = tpl.functions[args.function]
+    events = settings.template_path.parent / "events"
+    samples = sorted(events.glob(f"{fn.module.rsplit('.', 1)[-1]}*.json"))
+    listed = ", ".join(str(e.relative_to(settings.template_path.parent)) for e in samples)
+    what = f"no event file {args.event!r}" if args.event else "no EVENT"
+    return f"{what}. Sample events for {args.function}: {listed or 'none'}"
+
+
 def cmd_invoke(args: argparse.Namespace, out: TextIO) -> int:
     from funcmart_hosts.local.platform import LocalPlatform
 
+    problem = invoke_problem(args)
+    if problem:
+        log.error("%s", problem)
+        log.error("usage: make invoke FN=<LogicalId> EVENT=events/<file>.json")
+        return 2
     raw = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
     event = json.loads(raw)
     settings = _settings(args)
@@ -231,8 +355,9 @@ def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = _parser().parse_args(argv)
-    _logging(getattr(args, "verbose", False))
+    _logging(getattr(args, "verbose", False), getattr(args, "log_format", "json") == "text")
     # Handlers log to stdout (Powertools' default); for commands whose stdout is their
     # result, everything else goes to stderr.
     out = sys.stdout
@@ -240,7 +365,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout = sys.stderr
     try:
         if args.command == "dev":
-            return cmd_dev(args)
+            return cmd_dev(args, argv)
         if args.command == "consume":
             return cmd_consume(args)
         if args.command == "invoke":

@@ -92,8 +92,12 @@ class Gateway:
         return self.invoker.invoke(route.function, event, request_id=rid)
 
     # -- serving -----------------------------------------------------------------------
-    def start(self, host: str = "127.0.0.1", port: int = 0) -> None:
-        self._server = _Server((host, port), self)
+    def start(
+        self, host: str = "127.0.0.1", port: int = 0, sock: socket.socket | None = None
+    ) -> None:
+        """Serve on host:port, or on `sock`: a socket already bound and listening (the
+        reloading `dev` keeps one open across restarts of the functions)."""
+        self._server = _Server((host, port), self, sock)
         api = self.edge.api
         self.edge.api = ApiContext(
             api.account_id, api.api_id, api.stage, self._server.server_address[1]
@@ -144,12 +148,19 @@ class _Server(ThreadingHTTPServer):
     block_on_close = False  # close_connections() joins with a deadline instead
     request_queue_size = 64
 
-    def __init__(self, address: tuple[str, int], gateway: Gateway) -> None:
+    def __init__(
+        self, address: tuple[str, int], gateway: Gateway, sock: socket.socket | None = None
+    ) -> None:
         self.gateway = gateway
         self.closing = threading.Event()
         self._lock = threading.Lock()
         self._conns: dict[socket.socket, tuple[threading.Thread, list[bool]]] = {}
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=sock is None)
+        if sock is not None:
+            self.socket.close()
+            self.socket = sock
+            self.server_address = sock.getsockname()[:2]
+            self.server_name, self.server_port = str(address[0]), int(self.server_address[1])
 
     def track(self, conn: socket.socket, busy: list[bool]) -> None:
         with self._lock:

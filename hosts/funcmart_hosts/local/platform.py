@@ -13,7 +13,9 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import threading
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +33,7 @@ from funcmart_hosts.local.config import LocalSettings
 from funcmart_hosts.local.gateway import Gateway
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer
 from funcmart_hosts.local.resources import TABLE, Deployment
-from funcmart_hosts.local.runtime import Invoker, load_functions
+from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
 
 log = logging.getLogger("local-platform")
 
@@ -109,7 +111,17 @@ class LocalPlatform:
         provision: bool = True,
         embedded: bool = True,
         seed_products: int = 0,
+        listen_socket: socket.socket | None = None,
+        log_format: str = "json",
+        warm_up: bool = False,
+        backend_notes: dict[str, str] | None = None,
     ) -> None:
+        """`listen_socket`: serve on this bound, listening socket instead of host:port.
+        `log_format` "text" prints the functions' logs as short lines (logformat.py).
+        `warm_up`: cold-start the functions in the background once the gateway listens (a
+        function asked for first loads at once); otherwise all load in `start()`, and one that
+        fails to import fails the start. `backend_notes`: how to describe the
+        endpoints, when they were started by someone else (the reloading `dev`)."""
         self.settings = settings or LocalSettings.load()
         self.tpl = template or load(self.settings.template_path)
         self.serve_http = serve_http
@@ -118,6 +130,11 @@ class LocalPlatform:
         self.provision = provision
         self.embedded = embedded
         self.seed_products = seed_products
+        self.listen_socket = listen_socket
+        self.log_format = log_format
+        self.warm_up = warm_up
+        self.backend_notes = backend_notes
+        self.warmed = threading.Event()
         wanted = set(functions) if functions is not None else None
         unknown = (wanted or set()) - set(self.tpl.functions)
         if unknown:
@@ -160,10 +177,39 @@ class LocalPlatform:
             self.tpl, s, backends.redis_url, backends.dynamodb_endpoint, backends.sqs_endpoint
         )
         self.deployment = deployment
-        sqs = self._sqs(backends.sqs_endpoint)
+        self._resources(deployment)
+        after_load = _text_logs(s.stack_name) if self.log_format == "text" else None
+        self.invoker = Invoker(load_functions(deployment, self.function_ids, after_load))
+        if not self.warm_up:
+            for fn in self.invoker.functions.values():
+                fn.ensure_loaded()
+        if self.backend_notes is not None:
+            backends.notes = dict(self.backend_notes)
+        if self.serve_http:
+            self.gateway = self._gateway(deployment, self.invoker)
+            if self.seed_products:  # before serving: the first request sees the catalog
+                made = seed_demo_products(self.gateway, self.seed_products)
+                log.info("seeded %d demo products", made)
+            self.gateway.start(s.host, s.port, sock=self.listen_socket)
+        if self.warm_up:
+            functions = list(self.invoker.functions.values())
+            threading.Thread(
+                target=self._warm, args=(functions,), name="warm-up", daemon=True
+            ).start()
+        else:
+            self.warmed.set()
+        if self.poll_queues:
+            self._start_pollers(deployment, self.invoker)
+        if self.run_schedules:
+            self._start_timers(deployment, self.invoker)
+
+    def _resources(self, deployment: Deployment) -> None:
+        """The table and queues: created when missing (`provision`), else found."""
+        s = self.settings
+        sqs = self._sqs(deployment.sqs_endpoint)
         if self.provision:
             ddb = boto3.client(
-                "dynamodb", endpoint_url=backends.dynamodb_endpoint, region_name=s.region
+                "dynamodb", endpoint_url=deployment.dynamodb_endpoint, region_name=s.region
             )
             for lid in self.tpl.resources_of_type(TABLE):
                 if provision.ensure_table(ddb, self.tpl, lid, deployment.name(lid)):
@@ -174,17 +220,21 @@ class LocalPlatform:
                 deployment.queues = provision.ensure_queues(sqs, self.tpl, names, deployment.refs())
             else:
                 deployment.queues = provision.find_queues(sqs, self.tpl, names)
-        self.invoker = Invoker(load_functions(deployment, self.function_ids))
-        if self.serve_http:
-            self.gateway = self._gateway(deployment, self.invoker)
-            if self.seed_products:  # before listening: the first request sees the catalog
-                made = seed_demo_products(self.gateway, self.seed_products)
-                log.info("seeded %d demo products", made)
-            self.gateway.start(s.host, s.port)
-        if self.poll_queues:
-            self._start_pollers(deployment, self.invoker)
-        if self.run_schedules:
-            self._start_timers(deployment, self.invoker)
+
+    def _warm(self, functions: list[LoadedFunction]) -> None:
+        started = time.monotonic()
+        failed = warm_up(functions)
+        ok = len(functions) - len(failed)
+        took = time.monotonic() - started
+        if failed:
+            log.error(
+                "%d of %d functions failed to load: %s",
+                len(failed),
+                len(functions),
+                ", ".join(failed),
+            )
+        log.info("%d functions warm in %.1fs", ok, took)
+        self.warmed.set()
 
     def _sqs(self, endpoint: str | None) -> Any:
         return boto3.client("sqs", endpoint_url=endpoint, region_name=self.settings.region)
@@ -310,6 +360,13 @@ class LocalPlatform:
 
     def _describe_endpoints(self) -> list[str]:
         lines = []
+        if self.gateway is not None:
+            base = self.gateway.url
+            lines.append("api docs:")
+            lines.append(f"  {base}/docs            Swagger UI")
+            lines.append(f"  {base}/openapi.json    the OpenAPI document")
+            lines.append(f"  {base}/metrics         Prometheus metrics")
+            lines.append(f"  {base}/health          DynamoDB and Redis reachable")
         if self.backends is not None:
             lines.append("endpoints:")
             lines.extend(f"  {kind:<9} {note}" for kind, note in self.backends.notes.items())
@@ -324,6 +381,16 @@ class LocalPlatform:
             bearer = '"Authorization: Bearer $(make -s token ROLE=admin)"'
             lines.append(f"  curl -H {bearer} {self.gateway.url}/products")
         return lines
+
+
+def _text_logs(stack_name: str) -> Callable[[], None]:
+    """After each cold start: the functions' Powertools loggers print short text lines."""
+    from funcmart_hosts.local import logformat
+
+    def install() -> None:
+        logformat.install(stack_prefix=f"{stack_name}-")
+
+    return install
 
 
 CATEGORIES = {

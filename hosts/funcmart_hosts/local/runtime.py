@@ -9,10 +9,13 @@ context variable and each queue batch gets its own processor (`funcmart.entrypoi
 
 from __future__ import annotations
 
+import functools
 import logging
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from funcmart_hosts.gateway.context import LambdaContext
@@ -27,15 +30,36 @@ log = logging.getLogger("local-platform")
 
 @dataclass
 class LoadedFunction:
+    """One function's warm instance. `handler` is imported on first use (its cold start)
+    when the function was made with `load` instead, as Lambda starts an instance on the
+    first event; `ensure_loaded()` does it ahead of time."""
+
     spec: Function
     name: str  # the local function name (AWS_LAMBDA_FUNCTION_NAME)
     arn: str
     env: dict[str, str]
-    handler: Handler
+    handler: Handler | None = None
+    load: Callable[[], Handler] | None = None
+    _load_lock: threading.Lock = field(default_factory=threading.Lock)
 
     @property
     def logical_id(self) -> str:
         return self.spec.logical_id
+
+    def ensure_loaded(self) -> Handler:
+        with self._load_lock:
+            if self.handler is None:
+                if self.load is None:
+                    raise RuntimeError(f"{self.logical_id} has neither a handler nor a loader")
+                started = time.monotonic()
+                self.handler = self.load()
+                log.debug(
+                    "loaded %s (%s) in %.0f ms",
+                    self.logical_id,
+                    self.spec.handler,
+                    (time.monotonic() - started) * 1000,
+                )
+            return self.handler
 
 
 class Invoker:
@@ -55,9 +79,10 @@ class Invoker:
         """Run the function's handler on `event` with a fresh context; exceptions propagate."""
         fn = self.functions[logical_id]
         context = LambdaContext(fn.name, fn.spec.memory_size, fn.spec.timeout, fn.arn, request_id)
+        handler = fn.ensure_loaded()
         started = time.monotonic()
         try:
-            return fn.handler(event, context)
+            return handler(event, context)
         finally:
             elapsed = time.monotonic() - started
             if elapsed > fn.spec.timeout:
@@ -69,23 +94,47 @@ class Invoker:
                 )
 
 
-def load_functions(deployment: Deployment, logical_ids: Iterable[str]) -> dict[str, LoadedFunction]:
-    """Import each function's handler with its own environment in place (its cold start)."""
+def load_functions(
+    deployment: Deployment,
+    logical_ids: Iterable[str],
+    after_load: Callable[[], None] | None = None,
+) -> dict[str, LoadedFunction]:
+    """Each function, to be imported with its own environment in place (its cold start) on
+    first use or by `warm_up`; `after_load` runs after each cold start."""
     out = {}
+    base = deployment.settings.template_path.parent
     for lid in logical_ids:
         spec = deployment.tpl.functions[lid]
         env = deployment.function_env(spec)
         name = deployment.name(lid)
-        started = time.monotonic()
-        handler = load_handler(spec, env, deployment.settings.template_path.parent)
-        log.debug(
-            "loaded %s (%s) in %.0f ms", lid, spec.handler, (time.monotonic() - started) * 1000
-        )
         out[lid] = LoadedFunction(
             spec=spec,
             name=name,
             arn=deployment.arn("lambda", f"function:{name}"),
             env=env,
-            handler=handler,
+            load=functools.partial(_load, spec, env, base, after_load),
         )
     return out
+
+
+def _load(
+    spec: Function, env: dict[str, str], base: Path, after_load: Callable[[], None] | None
+) -> Handler:
+    handler = load_handler(spec, env, base)
+    if after_load is not None:
+        after_load()
+    return handler
+
+
+def warm_up(functions: Iterable[LoadedFunction]) -> list[str]:
+    """Cold-start every function now, so that the first events find them warm; a function
+    that fails to load is logged with its traceback (its invocations fail the same way).
+    Returns the logical ids that failed."""
+    failed = []
+    for fn in functions:
+        try:
+            fn.ensure_loaded()
+        except Exception:
+            log.exception("%s (%s) failed to load", fn.logical_id, fn.spec.handler)
+            failed.append(fn.logical_id)
+    return failed

@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import glob
 import os
 import shutil
@@ -34,6 +35,42 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((LOOPBACK, 0))
         return int(s.getsockname()[1])
+
+
+def listen_socket(host: str, port: int, backlog: int = 64) -> socket.socket:
+    """A listening TCP socket on host:port (0: any free port). A port in use is a
+    ServiceError naming it and the `PORT=` that would work, raised before anything else
+    starts."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    # As http.server does: a port left in TIME_WAIT by a previous run is free to reuse.
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+        sock.listen(backlog)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise ServiceError(
+                f"port {port} on {host} is already in use (another make dev?): stop that "
+                f"program or pick another port, e.g. make dev PORT={next_free_port(host, port)}"
+            ) from exc
+        raise ServiceError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def next_free_port(host: str, after: int) -> int:
+    """The first port above `after` that can be bound on `host` (else any free one)."""
+    for port in range(after + 1, min(after + 50, 65535)):
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                s.bind((host, port))
+            except OSError:
+                continue
+            return port
+    return free_port()
 
 
 def wait_for_port(port: int, timeout: float, proc: subprocess.Popen[bytes] | None = None) -> None:
