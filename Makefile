@@ -8,7 +8,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
+.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build sam-events bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -20,6 +20,7 @@ help:
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
+	@echo "make sam-events     regenerate tests/data/sam-events with sam local generate-event"
 	@echo "make lint | typecheck | sam-build | bench"
 
 $(STAMP): pyproject.toml functions/requirements.txt
@@ -80,6 +81,11 @@ fmt: $(STAMP)
 
 sam-build: .venv-sam/.installed
 	SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
+
+# The sample events `sam local generate-event` writes, kept under tests/data/sam-events for
+# the tests that feed them to every function.
+sam-events: .venv-sam/.installed
+	tests/data/sam-events/generate.sh
 
 # Knative: one image for every function; infra/ and localstack/ follow template.yaml.
 image:
