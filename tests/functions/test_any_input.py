@@ -30,9 +30,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funcmart.platforms.local.loader import Handler
-from funcmart.platforms.local.resources import Deployment
-from funcmart.platforms.local.template import Template
+from funcmart_hosts.gateway.loader import Handler
+from funcmart_hosts.gateway.template import Template
+from funcmart_hosts.local.resources import Deployment
 from tests.support import report
 from tests.support.strategies import http_events, sqs_events
 
@@ -74,7 +74,7 @@ def kind_of(tpl: Template, function: str) -> str:
 
 
 def functions_of(kind: str) -> list[str]:
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.template import load
 
     tpl = load()
     return sorted(lid for lid in tpl.functions if kind_of(tpl, lid) == kind)
@@ -89,7 +89,8 @@ def assert_http_answer(answer: Any) -> int:
     """A response API Gateway accepts: 2xx, or 4xx problem+json with its own status."""
     assert isinstance(answer, dict), answer
     status = answer["statusCode"]
-    assert isinstance(status, int) and 200 <= status < 500, answer
+    assert isinstance(status, int), answer
+    assert 200 <= status < 500, answer
     headers = answer.get("headers") or {}
     assert all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items()), headers
     assert not any("\r" in v or "\n" in v for v in headers.values()), headers
@@ -97,7 +98,9 @@ def assert_http_answer(answer: Any) -> int:
     if status >= 400:
         assert headers["Content-Type"] == "application/problem+json", answer
         problem = json.loads(answer["body"])
-        assert problem["status"] == status and problem["title"] and problem["detail"]
+        assert problem["status"] == status
+        assert problem["title"]
+        assert problem["detail"]
     return status
 
 
@@ -110,7 +113,8 @@ def usable_id(record: Any) -> str | None:
 def assert_batch_answer(event: Any, answer: Any) -> None:
     """A partial-batch response naming only records of the batch, or failing the whole
     batch on purpose when a record cannot be named."""
-    assert isinstance(answer, dict) and isinstance(answer["batchItemFailures"], list), answer
+    assert isinstance(answer, dict), answer
+    assert isinstance(answer["batchItemFailures"], list), answer
     named = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
     records = event.get("Records") if isinstance(event, dict) else None
     if not isinstance(records, list):

@@ -17,13 +17,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from funcmart.adapters.memory import FakeClock, FakeMetrics, FakeRateLimiter
 from funcmart.api.catalog import NewProduct
 from funcmart.bootstrap import Container, build
 from funcmart.domain import errors
-from funcmart.platforms.http import HttpFunction, nests_deeper_than
-from funcmart.platforms.queue import QueueFunction, QueueMessage, receive_count, to_message
+from funcmart.entrypoints.http import HttpFunction, nests_deeper_than
+from funcmart.entrypoints.queue import QueueFunction, QueueMessage, receive_count, to_message
 from funcmart.settings import Settings
+from tests.fakes import FakeClock, FakeMetrics, FakeRateLimiter
 from tests.support.events import http_event
 from tests.support.strategies import deep_json, http_events, sqs_events
 from tests.unit.test_queue_batches import ARN, FakeSqs, batch
@@ -80,7 +80,8 @@ def test_a_rest_api_event_gets_one_400_naming_what_is_expected() -> None:
     assert answer["statusCode"] == 400
     problem = problem_of(answer)
     assert problem["title"] == "Unsupported event"
-    assert "payload format 2.0" in problem["detail"] and "HTTP API" in problem["detail"]
+    assert "payload format 2.0" in problem["detail"]
+    assert "HTTP API" in problem["detail"]
     assert problem["requestId"] == "r-1"
 
 
@@ -123,7 +124,8 @@ def test_a_503_says_nothing_of_what_failed_and_logs_it_with_the_request_id(
     assert answer["statusCode"] == 503
     assert answer["headers"]["Retry-After"] == "3"
     problem = problem_of(answer)
-    assert "10.0.0.7" not in answer["body"] and "DynamoDB" not in answer["body"]
+    assert "10.0.0.7" not in answer["body"]
+    assert "DynamoDB" not in answer["body"]
     assert problem["detail"] == "a service this function depends on did not answer; retry in 3 s"
     logged = [vars(r) for r in caplog.records if r.getMessage() == "dependency unavailable"]
     assert "10.0.0.7" in logged[0]["detail"]
