@@ -40,20 +40,22 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import flask
 import functions_framework
+from werkzeug.exceptions import HTTPException
 
 from funcmart.adapters.metrics import PROMETHEUS_CONTENT_TYPE, REGISTRY
 from funcmart.settings import SettingsError
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.context import LambdaContext
 from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge
-from funcmart_hosts.gateway.events import ApiContext, HttpRequest, scheduled_event
-from funcmart_hosts.gateway.responses import HttpResponse
+from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id, scheduled_event
+from funcmart_hosts.gateway.responses import HttpResponse, problem_response, safe_headers
 from funcmart_hosts.gateway.routes import HttpRoute, Route, RouteTable
 
 log = logging.getLogger(__name__)
@@ -259,9 +261,33 @@ def to_http_request(request: flask.Request) -> HttpRequest:
 def to_flask(response: HttpResponse) -> flask.Response:
     out = flask.Response(response.body, status=response.status)
     out.headers.clear()
-    for name, value in response.headers:
+    for name, value in safe_headers(response.headers):
         out.headers.add(name, value)
     return out
+
+
+def http_error(error: HTTPException) -> flask.Response:
+    """What Flask, Werkzeug or functions-framework answer on their own (a method no route
+    takes, a body over the limit, a malformed request) as problem+json, never an HTML page.
+    A 405 names the methods the URL takes (the function's own routes answer 405 at the
+    edge, as the local gateway does)."""
+    status = error.code or 500
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    headers: list[tuple[str, str]] = []
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        headers.append(("Allow", ", ".join(sorted(allowed))))
+    rid = request_id()
+    detail = {
+        405: "this URL does not take this method",
+        413: f"the request body is over API Gateway's limit of {API_GATEWAY_BODY_LIMIT} bytes",
+    }.get(status, title)
+    response = to_flask(problem_response(status, title, detail, rid, headers))
+    response.headers["Apigw-Requestid"] = rid
+    return response
 
 
 def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
@@ -346,6 +372,7 @@ def create_app() -> flask.Flask:
     target = "http" if settings.trigger == "http" else "cloudevent"
     app: flask.Flask = functions_framework.create_app(target=target, source=str(ENTRY))
     app.config["MAX_CONTENT_LENGTH"] = API_GATEWAY_BODY_LIMIT
+    app.register_error_handler(HTTPException, http_error)
     app.add_url_rule("/metrics", "funcmart-metrics", metrics, methods=["GET"])
     return app
 
