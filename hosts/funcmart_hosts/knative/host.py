@@ -258,8 +258,11 @@ def to_http_request(request: flask.Request) -> HttpRequest:
     )
 
 
-def to_flask(response: HttpResponse) -> flask.Response:
-    out = flask.Response(response.body, status=response.status)
+def to_flask(response: HttpResponse, *, streamed: bool = False) -> flask.Response:
+    """The Flask response; `streamed` keeps functions-framework from reading the request
+    body after it (its after_request hook does, and over the limit that raises again)."""
+    body = iter([response.body]) if streamed else response.body
+    out = flask.Response(body, status=response.status)
     out.headers.clear()
     for name, value in safe_headers(response.headers):
         out.headers.add(name, value)
@@ -285,7 +288,7 @@ def http_error(error: HTTPException) -> flask.Response:
         405: "this URL does not take this method",
         413: f"the request body is over API Gateway's limit of {API_GATEWAY_BODY_LIMIT} bytes",
     }.get(status, title)
-    response = to_flask(problem_response(status, title, detail, rid, headers))
+    response = to_flask(problem_response(status, title, detail, rid, headers), streamed=True)
     response.headers["Apigw-Requestid"] = rid
     return response
 
