@@ -42,9 +42,10 @@ dev: $(STAMP)
 consume: $(STAMP)
 	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
+# stdout is the response alone (the recipe is not echoed); logs and errors go to stderr.
 invoke: $(STAMP)
-	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }
-	$(PY) -m funcmart_hosts.local invoke $(FN) $(EVENT)
+	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json" >&2; exit 2; }
+	@$(PY) -m funcmart_hosts.local invoke $(FN) $(EVENT)
 
 token: $(STAMP)
 	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
