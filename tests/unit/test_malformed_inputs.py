@@ -234,3 +234,13 @@ def test_any_batch_of_the_sqs_schema_gets_an_answer_lambda_accepts(
         assert set(named) <= set(ids)
         if outcome == "fail":  # every record failed: every one is named
             assert set(named) == set(ids)
+
+
+def test_a_body_of_many_unknown_keys_names_a_bounded_number_of_issues() -> None:
+    body = {"name": "Dune", "category": "books", "price": {"amount": 1, "currency": "EUR"}}
+    body.update({f"k{n}" + "x" * 120: n for n in range(400)})
+    answer = make_app().handler(http_event("POST", "/products", body), None)
+    problem = problem_of(answer)
+    assert answer["statusCode"] == 400
+    assert len(problem["errors"]) == 20
+    assert all(len(issue["field"]) <= 100 for issue in problem["errors"])

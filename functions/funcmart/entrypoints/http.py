@@ -92,15 +92,21 @@ def principal_from_claims(claims: dict[str, Any] | None) -> Principal | None:
     return Principal(subject=str(claims["sub"]), groups=parse_groups(groups))
 
 
+MAX_ISSUES = 20
+
+
 def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
     if any(e.get("type") == "json_invalid" for e in errs):
         return 400, "the request body is not valid JSON", []
     issues = []
-    for e in errs:
+    # A body of ten thousand unknown keys is ten thousand issues: the answer names the first
+    # MAX_ISSUES, and a field's name (the caller's own key) is cut at 100 characters.
+    for e in errs[:MAX_ISSUES]:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
         if len(loc) == 2 and loc[0] == "header":  # a header by its usual name
             loc = ["-".join(w.capitalize() for w in loc[1].split("-"))]
-        issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
+        field = (".".join(loc) or "body")[:100]
+        issues.append({"field": field, "message": str(e.get("msg", ""))[:300]})
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
     return 400, f"the request is not valid: {summary}", issues
 

@@ -10,6 +10,12 @@ threads, 10 by default; one for FIFO queues, whose order matters): each spends m
 time waiting on DynamoDB, and a batch then takes about as long as its slowest record, not
 the sum of them. Events the records publish are sent when the batch is done, ten to a
 request, where the publisher can batch (SQS).
+
+Any record shape gets an answer Lambda accepts: every field of a record is read defensively,
+a malformed record fails alone (reported by its messageId), and a record without a usable
+messageId fails the whole batch on purpose (an empty itemIdentifier, which Lambda treats as
+a complete failure), logged, with nothing processed: a record the answer cannot name would
+otherwise count as done.
 """
 
 from __future__ import annotations
