@@ -5,7 +5,9 @@ their effects read back from DynamoDB Local."""
 from __future__ import annotations
 
 import base64
+import http.client
 import json
+import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -177,6 +179,21 @@ def test_a_method_the_route_does_not_take_is_405_with_allow(create_product: Serv
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("size", [b"-5", b"zz"])
+def test_a_chunk_size_that_is_not_hex_is_a_400_problem(create_product: Server, size: bytes) -> None:
+    # GIVEN a chunked body whose chunk size gunicorn's parser refuses while the host reads it
+    port = int(create_product.url.rsplit(":", 1)[1])
+    head = b"POST /products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + size + b"\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        # THEN a 400 problem, not the 500 page of an exception inside the app
+        assert response.status == 400, create_product.output()
+        assert response.getheader("Content-Type") == "application/problem+json"
 
 
 def test_a_path_the_function_does_not_serve_is_404(create_product: Server) -> None:

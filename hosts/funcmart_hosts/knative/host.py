@@ -24,6 +24,12 @@ What each trigger gets, always in the shape Lambda would deliver:
 
 Every service also answers GET /metrics in the Prometheus text format.
 
+Whatever reaches the app gets problem+json: a method no route takes (405 with Allow), a body
+over the limit (413), a body whose chunked framing the server's parser refuses while it is
+read (400). What gunicorn refuses before the app sees the request (Content-Length headers
+that disagree, a transfer coding it does not know, a method that is not an upper-case
+token) it answers itself, with its own text/html 400.
+
 Run it with `python -m funcmart_hosts.knative` (the image's command); functions-framework's
 gunicorn server takes WORKERS and THREADS. Functions keep no request state on modules or
 classes, so THREADS > 1 serves concurrent requests in one process.
@@ -204,9 +210,17 @@ class Runtime:
 
     # -- HTTP -------------------------------------------------------------------------
     def serve_http(self, request: flask.Request) -> flask.Response:
-        outcome = self.edge.handle(
-            to_http_request(request), lambda _r, event, _id: self.invoke(event)
-        )
+        try:
+            http_request = to_http_request(request)
+        except HTTPException:
+            raise  # Werkzeug's own (413 over the limit): answered by http_error
+        except Exception as exc:  # the server's body parser: a chunk size that is not hex...
+            rid = request_id()
+            log.warning("malformed request body (request %s): %r", rid, exc)
+            detail = "the request body's framing is not valid HTTP/1.1"
+            problem = problem_response(400, "Malformed request", detail, rid)
+            return to_flask(problem, streamed=True)  # never read again (see to_flask)
+        outcome = self.edge.handle(http_request, lambda _r, event, _id: self.invoke(event))
         response = to_flask(outcome.response)
         response.headers["Apigw-Requestid"] = outcome.request_id
         return response
