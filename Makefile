@@ -13,7 +13,8 @@ ROLE ?= customer
 SUB ?=
 
 .PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token test \
-	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env bench clean image manifests
+	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env sam-events bench clean \
+	image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -28,6 +29,7 @@ help:
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make sam-env        env-vars.json for sam local invoke/start-api --env-vars"
+	@echo "make sam-events     regenerate tests/data/sam-events with sam local generate-event"
 	@echo "make lint | typecheck | sam-build | bench"
 
 # Each target installs only the extras it runs (pyproject.toml): `make dev` the runtime and
@@ -56,6 +58,7 @@ dev: venv-local
 consume: venv-local
 	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
+# stdout is the response alone (the recipe is not echoed); logs and errors go to stderr.
 invoke: venv-local
 	@$(PY) -m funcmart_hosts.local invoke "$(FN)" "$(EVENT)"
 
@@ -124,6 +127,11 @@ fmt: venv-dev
 
 sam-build: .venv-sam/.installed
 	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
+
+# The sample events `sam local generate-event` writes, kept under tests/data/sam-events for
+# the tests that feed them to every function.
+sam-events: .venv-sam/.installed
+	tests/data/sam-events/generate.sh
 
 # Knative: one image for every function; infra/ and localstack/ follow template.yaml.
 # Builds where a Docker engine answers (none does on the CI machine: there it says so and

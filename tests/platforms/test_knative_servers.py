@@ -4,12 +4,16 @@ their effects read back from DynamoDB Local."""
 
 from __future__ import annotations
 
+import base64
+import http.client
 import json
 import shutil
+import socket
 import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import httpx
 import jwt
@@ -152,6 +156,46 @@ def test_claims_reach_the_function_as_api_gateway_puts_them(create_product: Serv
     )
     assert answer.status_code == 403
     assert answer.headers["content-type"] == "application/problem+json"
+
+
+def test_a_jwt_header_with_cr_lf_gets_a_clean_401(create_product: Server) -> None:
+    # GIVEN a token whose header's alg and kid carry CR/LF (and a character outside Latin-1)
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    header = {"alg": "RS256\r\nX-Injected: 1\u2603", "kid": "k\r\nX-Injected: 2"}
+    hostile = f"{part(header)}.{part({'sub': 'x'})}.c2ln"
+    answer = httpx.post(
+        f"{create_product.url}/products",
+        json=new_product(),
+        headers={"Authorization": f"Bearer {hostile}"},
+    )
+    # THEN a 401 problem whose WWW-Authenticate is one clean header (no 500, no injection)
+    assert answer.status_code == 401, create_product.output()
+    assert "x-injected" not in answer.headers
+    assert "\n" not in answer.headers["www-authenticate"]
+
+
+def test_a_method_the_route_does_not_take_is_405_with_allow(create_product: Server) -> None:
+    answer = httpx.request("PURGE", f"{create_product.url}/products")
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
+    assert answer.headers["content-type"] == "application/problem+json"
+
+
+@pytest.mark.parametrize("size", [b"-5", b"zz"])
+def test_a_chunk_size_that_is_not_hex_is_a_400_problem(create_product: Server, size: bytes) -> None:
+    # GIVEN a chunked body whose chunk size gunicorn's parser refuses while the host reads it
+    port = int(create_product.url.rsplit(":", 1)[1])
+    head = b"POST /products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + size + b"\r\nabc")
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        # THEN a 400 problem, not the 500 page of an exception inside the app
+        assert response.status == 400, create_product.output()
+        assert response.getheader("Content-Type") == "application/problem+json"
 
 
 def test_a_path_the_function_does_not_serve_is_404(create_product: Server) -> None:

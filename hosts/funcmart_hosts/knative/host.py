@@ -31,6 +31,12 @@ limits count) is the right-most X-Forwarded-For entry that is not a trusted prox
 TRUSTED_PROXY_CIDRS, or TRUSTED_PROXY_HOPS entries from the right. Never the left-most,
 which any client can write.
 
+Whatever reaches the app gets problem+json: a method no route takes (405 with Allow), a body
+over the limit (413), a body whose chunked framing the server's parser refuses while it is
+read (400). What gunicorn refuses before the app sees the request (Content-Length headers
+that disagree, a transfer coding it does not know, a method that is not an upper-case
+token) it answers itself, with its own text/html 400.
+
 Run it with `python -m funcmart_hosts.knative` (the image's command); functions-framework's
 gunicorn server takes WORKERS and THREADS. Functions keep no request state on modules or
 classes, so THREADS > 1 serves concurrent requests in one process.
@@ -48,6 +54,7 @@ import os
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -56,14 +63,15 @@ import flask
 import functions_framework
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from werkzeug.exceptions import HTTPException
 
 from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
 from funcmart.settings import SettingsError
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.context import LambdaContext
 from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge
-from funcmart_hosts.gateway.events import ApiContext, HttpRequest, scheduled_event
-from funcmart_hosts.gateway.responses import HttpResponse
+from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id, scheduled_event
+from funcmart_hosts.gateway.responses import HttpResponse, problem_response, safe_headers
 from funcmart_hosts.gateway.routes import HttpRoute, Route, RouteTable
 
 log = logging.getLogger(__name__)
@@ -292,9 +300,17 @@ class Runtime:
 
     # -- HTTP -------------------------------------------------------------------------
     def serve_http(self, request: flask.Request) -> flask.Response:
-        outcome = self.edge.handle(
-            to_http_request(request), lambda _r, event, _id: self.invoke(event)
-        )
+        try:
+            http_request = to_http_request(request)
+        except HTTPException:
+            raise  # Werkzeug's own (413 over the limit): answered by http_error
+        except Exception as exc:  # the server's body parser: a chunk size that is not hex...
+            rid = request_id()
+            log.warning("malformed request body (request %s): %r", rid, exc)
+            detail = "the request body's framing is not valid HTTP/1.1"
+            problem = problem_response(400, "Malformed request", detail, rid)
+            return to_flask(problem, streamed=True)  # never read again (see to_flask)
+        outcome = self.edge.handle(http_request, lambda _r, event, _id: self.invoke(event))
         response = to_flask(outcome.response)
         response.headers["Apigw-Requestid"] = outcome.request_id
         return response
@@ -350,12 +366,39 @@ def to_http_request(request: flask.Request) -> HttpRequest:
     )
 
 
-def to_flask(response: HttpResponse) -> flask.Response:
-    out = flask.Response(response.body, status=response.status)
+def to_flask(response: HttpResponse, *, streamed: bool = False) -> flask.Response:
+    """The Flask response; `streamed` keeps functions-framework from reading the request
+    body after it (its after_request hook does, and over the limit that raises again)."""
+    body = iter([response.body]) if streamed else response.body
+    out = flask.Response(body, status=response.status)
     out.headers.clear()
-    for name, value in response.headers:
+    for name, value in safe_headers(response.headers):
         out.headers.add(name, value)
     return out
+
+
+def http_error(error: HTTPException) -> flask.Response:
+    """What Flask, Werkzeug or functions-framework answer on their own (a method no route
+    takes, a body over the limit, a malformed request) as problem+json, never an HTML page.
+    A 405 names the methods the URL takes (the function's own routes answer 405 at the
+    edge, as the local gateway does)."""
+    status = error.code or 500
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    headers: list[tuple[str, str]] = []
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        headers.append(("Allow", ", ".join(sorted(allowed))))
+    rid = request_id()
+    detail = {
+        405: "this URL does not take this method",
+        413: f"the request body is over API Gateway's limit of {API_GATEWAY_BODY_LIMIT} bytes",
+    }.get(status, title)
+    response = to_flask(problem_response(status, title, detail, rid, headers), streamed=True)
+    response.headers["Apigw-Requestid"] = rid
+    return response
 
 
 def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
@@ -481,6 +524,7 @@ def create_app() -> flask.Flask:
     target = "http" if settings.trigger == "http" else "cloudevent"
     app: flask.Flask = functions_framework.create_app(target=target, source=str(ENTRY))
     app.config["MAX_CONTENT_LENGTH"] = API_GATEWAY_BODY_LIMIT
+    app.register_error_handler(HTTPException, http_error)
     app.add_url_rule("/healthz", "funcmart-healthz", healthz, methods=["GET"])
     return app
 
