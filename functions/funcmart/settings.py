@@ -36,10 +36,26 @@ class Settings:
     order_placed_queue_url: str | None = None
     order_paid_queue_url: str | None = None
     idempotency_ttl_seconds: int = 86400
+    # Who takes payments: "simulator" (development and tests; its magic tokens work only
+    # here) or "stripe". Unset, no payment is taken and the simulator's tokens are refused.
+    payment_provider: str | None = None
     payment_slow_seconds: float = 2.0
+    # Stripe: the secret key itself (a Kubernetes Secret, a local shell), or the id of the
+    # Secrets Manager secret holding it (AWS), read once at cold start.
+    stripe_api_key: str | None = None
+    stripe_secret_id: str | None = None
+    # Where the Stripe SDK sends requests; Stripe's own API unless set (tests).
+    stripe_api_base: str | None = None
+    stripe_timeout_seconds: float = 10.0
     reconcile_after_seconds: int = 120
     abandon_after_seconds: int = 86400
     max_republish: int = 5
+    # With no queue to ask for a backlog (a broker), flag an open order only after this long.
+    reconcile_flag_after_seconds: int = 3600
+    # "deadLetterQueueArn>sourceQueueArn,..." and how to move them back: "move-task" (SQS's
+    # StartMessageMoveTask) or "copy" (message by message; endpoints without move tasks).
+    redrive_queues: str | None = None
+    redrive_method: str = "move-task"
     # A failed queue record becomes visible again after base * 2^(receives-1) seconds.
     retry_backoff_base_seconds: int = 2
     retry_backoff_max_seconds: int = 300
@@ -73,10 +89,18 @@ class Settings:
         "order_placed_queue_url": "ORDER_PLACED_QUEUE_URL",
         "order_paid_queue_url": "ORDER_PAID_QUEUE_URL",
         "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
+        "payment_provider": "PAYMENT_PROVIDER",
         "payment_slow_seconds": "PAYMENT_SLOW_SECONDS",
+        "stripe_api_key": "STRIPE_API_KEY",
+        "stripe_secret_id": "STRIPE_SECRET_ID",
+        "stripe_api_base": "STRIPE_API_BASE",
+        "stripe_timeout_seconds": "STRIPE_TIMEOUT_SECONDS",
         "reconcile_after_seconds": "RECONCILE_AFTER_SECONDS",
         "abandon_after_seconds": "ABANDON_AFTER_SECONDS",
         "max_republish": "RECONCILE_MAX_REPUBLISH",
+        "reconcile_flag_after_seconds": "RECONCILE_FLAG_AFTER_SECONDS",
+        "redrive_queues": "REDRIVE_QUEUES",
+        "redrive_method": "REDRIVE_METHOD",
         "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
         "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
         "batch_concurrency": "BATCH_CONCURRENCY",
@@ -94,6 +118,8 @@ class Settings:
         "broker_url": ("K_SINK",),
     }
     PUBLISHERS: ClassVar[tuple[str, ...]] = ("sqs", "cloudevents")
+    PAYMENT_PROVIDERS: ClassVar[tuple[str, ...]] = ("simulator", "stripe")
+    REDRIVE_METHODS: ClassVar[tuple[str, ...]] = ("move-task", "copy")
     # The setting holding the queue each published event type goes to (with "sqs").
     EVENT_QUEUES: ClassVar[dict[str, str]] = {
         "OrderPlaced": "order_placed_queue_url",
@@ -123,6 +149,10 @@ class Settings:
             raise SettingsError("TABLE_NAME is not set: the function does not know its table")
         if values.get("publisher", "sqs") not in cls.PUBLISHERS:
             raise SettingsError(f"PUBLISHER must be one of {cls.PUBLISHERS}")
+        if values.get("payment_provider", "simulator") not in cls.PAYMENT_PROVIDERS:
+            raise SettingsError(f"PAYMENT_PROVIDER must be one of {cls.PAYMENT_PROVIDERS}")
+        if values.get("redrive_method", "move-task") not in cls.REDRIVE_METHODS:
+            raise SettingsError(f"REDRIVE_METHOD must be one of {cls.REDRIVE_METHODS}")
         return cls(**values)
 
 

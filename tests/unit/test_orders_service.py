@@ -221,10 +221,48 @@ class TestReconciler:
         assert ns.orders.get(oid).status == model.FAILED
         assert ns.products.get(pid).stock == 3
 
-    def test_gives_up_after_max_republish(self, ns):
+    def test_flags_after_max_republish_into_an_empty_queue(self, ns):
+        from funcmart.adapters.memory import FakeQueueBacklog
+
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
+        empty = FakeQueueBacklog({"OrderPlaced": 0, "OrderPaid": 0})
         for _ in range(3):
             ns.clock.advance(120)
-            orders.reconcile_orders(ns.ports, policy)
+            orders.reconcile_orders(ns.ports, policy, empty)
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+
+    def test_a_backlog_is_waited_out_not_flagged(self, ns):
+        from funcmart.adapters.memory import FakeQueueBacklog
+
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        ns.publisher.published.clear()
+        policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
+        # GIVEN FulfilOrder is 30 minutes behind: its queue holds thousands of messages
+        backlog = FakeQueueBacklog({"OrderPaid": 5000})
+        for _ in range(30):
+            ns.clock.advance(60)
+            counts = orders.reconcile_orders(ns.ports, policy, backlog)
+        # THEN the paid order waited its turn: not flagged, nothing piled onto the queue
+        assert ns.orders.get(oid).status == model.PAID
+        assert counts["backlogged"] == 1 and ns.publisher.published == []
+        # AND when the backlog is gone, fulfilment moves it on
+        assert orders.fulfil_order(ns.ports, OrderPaid(oid, "c")) == "fulfilled"
+
+    def test_without_evidence_flags_only_after_the_time_limit(self, ns):
+        from funcmart.adapters.memory import FakeQueueBacklog
+
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        policy = orders.ReconcilePolicy(
+            republish_after_seconds=60, max_republish=2, flag_after_seconds=3600
+        )
+        unknown = FakeQueueBacklog()  # a broker: no queue to ask
+        for _ in range(20):
+            ns.clock.advance(120)
+            orders.reconcile_orders(ns.ports, policy, unknown)
+        assert ns.orders.get(oid).status == model.PENDING  # 40 minutes: still waiting
+        for _ in range(15):
+            ns.clock.advance(120)
+            orders.reconcile_orders(ns.ports, policy, unknown)
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION

@@ -32,6 +32,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
+from funcmart.domain.retries import backoff_seconds
 from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
@@ -206,8 +207,8 @@ class QueueFunction:
             if rec.get("messageId") not in failed or rec.get("eventSource") != "aws:sqs":
                 continue
             receives = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", 1))
-            delay = min(
-                s.retry_backoff_max_seconds, s.retry_backoff_base_seconds * 2 ** (receives - 1)
+            delay = backoff_seconds(
+                receives, s.retry_backoff_base_seconds, s.retry_backoff_max_seconds
             )
             try:
                 self._deps.sqs_client.change_message_visibility(
