@@ -1,0 +1,1 @@
+"""Shim until the entry points move here (the house split): re-exports only."""
