@@ -20,6 +20,8 @@ if TYPE_CHECKING:
 
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
+    from funcmart.domain.money import Money
+    from funcmart.domain.orders import Charge
     from funcmart.ports import (
         CartStore,
         Clock,
@@ -218,7 +220,9 @@ class Container:
 
         return OrderPorts(
             orders=self.orders,
-            payments=self.payments,
+            # Built on first use: most order functions never pay, and the provider's client
+            # (its secret, its SDK) should cost them nothing.
+            payments=_DeferredPayments(self),
             publisher=self.publisher,
             cache=self.cache,
             clock=self.clock,
@@ -239,6 +243,22 @@ class Container:
             max_republish=s.max_republish,
             flag_after_seconds=s.reconcile_flag_after_seconds,
         )
+
+
+class _DeferredPayments:
+    """The container's payment gateway, looked up when a payment call is made."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
+        return self._container.payments.charge(idempotency_key, amount, token)
+
+    def lookup(self, idempotency_key: str) -> Charge | None:
+        return self._container.payments.lookup(idempotency_key)
+
+    def refund(self, charge: Charge) -> Charge:
+        return self._container.payments.refund(charge)
 
 
 _OVERRIDABLE = {

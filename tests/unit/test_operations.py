@@ -262,19 +262,19 @@ class TestListing:
             ns.clock.advance(1)
         place(ns, pid, qty=1)  # a PENDING one, not listed
         first = operations.list_orders_by_state(
-            ns.ports, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, limit=3)
+            ns.orders, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, limit=3)
         )
         assert [o.id for o in first.items] == ids[:3]
         rest = operations.list_orders_by_state(
-            ns.ports, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, 3, first.next_cursor)
+            ns.orders, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, 3, first.next_cursor)
         )
         assert [o.id for o in rest.items] == ids[3:] and rest.next_cursor is None
 
     def test_terminal_states_and_customers_are_refused(self, ns):
         with pytest.raises(InvalidRequest):
-            operations.list_orders_by_state(ns.ports, ListOrdersByState(ADMIN, model.FULFILLED))
+            operations.list_orders_by_state(ns.orders, ListOrdersByState(ADMIN, model.FULFILLED))
         with pytest.raises(Forbidden):
-            operations.list_orders_by_state(ns.ports, ListOrdersByState(customer(), "PENDING"))
+            operations.list_orders_by_state(ns.orders, ListOrdersByState(customer(), "PENDING"))
 
 
 class TestPaymentProvider:

@@ -15,7 +15,7 @@ from funcmart.domain.commands import CancelStuckOrder, ListOrdersByState, Resolv
 from funcmart.domain.errors import Conflict, InvalidRequest, NotFound
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import Charge, Order, OrderPaid, OrderPlaced
-from funcmart.ports import DeadLetterRedrive, Page, Redrive
+from funcmart.ports import DeadLetterRedrive, OrderRepository, Page, Redrive
 from funcmart.services.orders import (
     OrderPorts,
     finish_refund,
@@ -29,12 +29,12 @@ log = logging.getLogger(__name__)
 LISTABLE_STATES = (model.NEEDS_ATTENTION, model.PENDING, model.PAID)
 
 
-def list_orders_by_state(p: OrderPorts, cmd: ListOrdersByState) -> Page[Order]:
+def list_orders_by_state(orders: OrderRepository, cmd: ListOrdersByState) -> Page[Order]:
     """Orders in one waiting state, the longest waiting first."""
     cmd.operator.require_admin()
     if cmd.state not in LISTABLE_STATES:
         raise InvalidRequest(f"state must be one of {', '.join(LISTABLE_STATES)}", field="state")
-    return p.orders.list_by_state(cmd.state, max(1, min(cmd.limit, 100)), cmd.cursor)
+    return orders.list_by_state(cmd.state, max(1, min(cmd.limit, 100)), cmd.cursor)
 
 
 def _waiting(p: OrderPorts, order_id: str) -> Order:
