@@ -12,7 +12,12 @@ from funcmart.platforms.http import HttpFunction, json_response
 from funcmart.services import orders
 
 deps = build().ready("order_ports", "carts", "rate_limiter")
-app = HttpFunction(deps, problems=(409, 422))
+# A retry of an order already placed replays its answer even past a spent limit.
+app = HttpFunction(
+    deps,
+    problems=(409, 422),
+    replays=lambda who, key: orders.is_replay(deps.orders, who, key),
+)
 
 
 @app.post("/orders", status_code=202)

@@ -275,3 +275,38 @@ def test_queue_and_schedule_events_have_the_lambda_shape(tpl: Template, name: st
         assert event["Records"] and all(r["eventSource"] == "aws:sqs" for r in event["Records"])
     else:
         assert fn.schedules and event["detail-type"] == "Scheduled Event"
+
+
+def test_a_retry_of_a_placed_order_replays_past_a_spent_limit(
+    tpl: Template, env_for: Callable[..., dict[str, str]], world: World
+) -> None:
+    """The orders limit counts new orders; a retry with the key of a placed one creates
+    nothing and gets its answer even when the caller's limit is spent."""
+    import copy
+    import uuid
+
+    from funcmart.platforms.local.loader import load_handler
+
+    world.reset()
+    fn = tpl.functions["PlaceOrder"]
+    place = load_handler(fn, {**env_for(fn), "RATE_LIMIT": "2/3600s"})
+    caller = f"customer-{uuid.uuid4().hex[:8]}"
+
+    def request(key: str) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("place_order.json"))
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = caller
+        event["headers"]["idempotency-key"] = key
+        answer: dict[str, Any] = place(event, None)
+        return answer
+
+    first = request("key-1")
+    assert first["statusCode"] == 202
+    assert request("key-2")["statusCode"] == 202  # the limit is now spent
+    # WHEN the caller retries the first order, then tries a new one
+    replayed = request("key-1")
+    refused = request("key-3")
+    # THEN the retry replays the first answer; the new order is refused
+    assert replayed["statusCode"] == 202, replayed["body"]
+    assert replayed["headers"]["Idempotent-Replayed"] == "true"
+    assert json.loads(replayed["body"]) == json.loads(first["body"])
+    assert refused["statusCode"] == 429

@@ -115,6 +115,13 @@ def place_order_from_cart(
     return placed
 
 
+def is_replay(orders: OrderRepository, principal: Principal, idempotency_key: str) -> bool:
+    """Whether a request under this key would only replay an answer already given."""
+    if not 0 < len(idempotency_key) <= 128:
+        return False
+    return orders.get_idempotency(principal.subject, idempotency_key) is not None
+
+
 def _clear_ordered(p: OrderPorts, carts: CartStore, customer: str, ordered: dict[str, int]) -> None:
     try:
         carts.remove_ordered(customer, ordered)
