@@ -8,7 +8,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help venv dev consume invoke token test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
+.PHONY: help venv dev consume invoke token redrive test test-fast lint typecheck fmt openapi sam-build bench clean image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -17,6 +17,7 @@ help:
 	@echo "make test           install what is needed, start DynamoDB Local, run every test and gate"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
+	@echo "make redrive [API=https://... TOKEN=...]   dead letters back to their queues (default: make dev's API)"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
@@ -47,6 +48,12 @@ invoke: $(STAMP)
 
 token: $(STAMP)
 	@$(PY) -m funcmart.platforms.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
+
+# Calls RedriveDeadLetters through the API: `make dev`'s by default (with an admin dev
+# token), or a deployed one with API=https://... TOKEN=<an admin's bearer token>.
+API ?= http://127.0.0.1:$(PORT)
+redrive: $(STAMP)
+	@$(PY) -m tools.redrive --api "$(API)" $(if $(TOKEN),--token "$(TOKEN)",)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
