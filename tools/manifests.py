@@ -52,7 +52,12 @@ SERVICE_ACCOUNT = "funcmart"
 AWS_ONLY_ENV = {
     "ORDER_PLACED_QUEUE_URL": "SQS queue; on Knative events go to the broker (BROKER_URL)",
     "ORDER_PAID_QUEUE_URL": "SQS queue; on Knative events go to the broker (BROKER_URL)",
+    "REDRIVE_QUEUES": "SQS dead-letter queues; on Knative the broker's deadLetterSink",
+    "STRIPE_SECRET_ID": "Secrets Manager; on Knative STRIPE_API_KEY from the Secret below",
 }
+# The Stripe secret key of the functions that pay or refund: a Kubernetes Secret the operator
+# creates (never in these manifests). Optional, so a simulator deployment needs none.
+STRIPE_SECRET = {"name": "funcmart-stripe", "key": "api-key"}
 KNATIVE_ONLY_ENV = {
     "FUNCMART_FUNCTION": "the template logical id the container serves",
     "FUNCMART_HANDLER": "the handler, as the template's Handler",
@@ -71,6 +76,7 @@ KNATIVE_ONLY_ENV = {
     "POD_NAMESPACE": "the namespace, for the context and event sources",
     "WORKERS": "functions-framework (gunicorn) worker processes",
     "THREADS": "threads per worker; 1, as a handler takes one invocation at a time",
+    "STRIPE_API_KEY": "the Stripe secret key, from the Secret funcmart-stripe (key api-key)",
 }
 # Kept out of the ConfigMap: values only a deployer knows.
 SECRET_ENV = ("FUNCMART_JWT_SECRET",)
@@ -233,6 +239,13 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         if literal is None:
             raise ValueError(f"{fn.logical_id}: {var} has no Knative value; add it to AWS_ONLY_ENV")
         env.append({"name": var, "value": literal})
+    if "STRIPE_SECRET_ID" in own:
+        env.append(
+            {
+                "name": "STRIPE_API_KEY",
+                "valueFrom": {"secretKeyRef": {**STRIPE_SECRET, "optional": True}},
+            }
+        )
     consumer = trigger != "http"
     annotations = {
         "autoscaling.knative.dev/target": str(WORKERS),

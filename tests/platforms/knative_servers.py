@@ -58,6 +58,7 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
         THREADS="2",
         POWERTOOLS_SERVICE_NAME="funcmart",
         LOG_LEVEL="WARNING",
+        PAYMENT_PROVIDER="simulator",  # the tests pay with the simulator's tokens
     )
     full.update(env)
     fd, name = tempfile.mkstemp(prefix=f"knative-{function}-", suffix=".log")

@@ -99,6 +99,7 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
             "AWS_ENDPOINT_URL": moto_endpoint,
             "AWS_REGION": REGION,
             "ORDER_PLACED_QUEUE_URL": queue_url,
+            "PAYMENT_PROVIDER": "simulator",
         }
     )
     deps = Container(settings, metrics=FakeMetrics())

@@ -23,25 +23,25 @@ aws_ dynamodb update-time-to-live --table-name "$stack-Table" \
   --time-to-live-specification "Enabled=true,AttributeName=expires_at" >/dev/null
 
 orderpaiddeadletterqueue_url="$(aws_ sqs create-queue --queue-name "$stack-OrderPaidDeadLetterQueue" \
-  --attributes '{"MessageRetentionPeriod":"1209600"}' --query QueueUrl --output text)"
+  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"1209600"}' --query QueueUrl --output text)"
 orderpaiddeadletterqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderpaiddeadletterqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPaidDeadLetterQueue: $orderpaiddeadletterqueue_arn"
 
 orderplaceddeadletterqueue_url="$(aws_ sqs create-queue --queue-name "$stack-OrderPlacedDeadLetterQueue" \
-  --attributes '{"MessageRetentionPeriod":"1209600"}' --query QueueUrl --output text)"
+  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"1209600"}' --query QueueUrl --output text)"
 orderplaceddeadletterqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderplaceddeadletterqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPlacedDeadLetterQueue: $orderplaceddeadletterqueue_arn"
 
 orderpaidqueue_url="$(aws_ sqs create-queue --queue-name "$stack-OrderPaidQueue" \
-  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderpaiddeadletterqueue_arn"'\",\"maxReceiveCount\":\"5\"}"}' --query QueueUrl --output text)"
+  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderpaiddeadletterqueue_arn"'\",\"maxReceiveCount\":\"12\"}"}' --query QueueUrl --output text)"
 orderpaidqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderpaidqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPaidQueue: $orderpaidqueue_arn"
 
 orderplacedqueue_url="$(aws_ sqs create-queue --queue-name "$stack-OrderPlacedQueue" \
-  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderplaceddeadletterqueue_arn"'\",\"maxReceiveCount\":\"5\"}"}' --query QueueUrl --output text)"
+  --attributes '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderplaceddeadletterqueue_arn"'\",\"maxReceiveCount\":\"12\"}"}' --query QueueUrl --output text)"
 orderplacedqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderplacedqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPlacedQueue: $orderplacedqueue_arn"
