@@ -310,3 +310,16 @@ class TestPaymentProvider:
         assert order.status == model.NEEDS_ATTENTION
         assert "credentials" in order.failure_reason
         assert ns.metrics.counters["PaymentMisconfigured"] == 1
+
+
+class TestCustomerWayOut:
+    def test_the_customer_may_cancel_a_waiting_order_and_gets_the_raced_charge_back(self, ns):
+        pid, who = fake_product(ns, stock=10), customer("frank")
+        oid = orders.place_order(
+            ns.ports, who, random_id(), [RequestedLine(pid, 2)], "tok_ok", {}, "c"
+        ).body["id"]
+        TestWaysIn()._charge_racing_the_flag(ns, oid)
+        assert orders.cancel_order(ns.ports, who, oid).status == model.CANCELLED
+        assert ns.payments.refunds == [oid]
+        assert ns.products.get(pid).stock == 10
+        ledger_agrees(ns, oid)
