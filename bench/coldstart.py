@@ -151,9 +151,9 @@ def lambda_environments(home: Path) -> dict[str, dict[str, str]]:
     """Each function's environment as Lambda sets it (template variables resolved as AWS
     would, the runtime's variables, credentials), and a minimal one for the baseline."""
     sys.path.insert(0, str(FUNCTIONS))
-    from funcmart.platforms.local.config import LocalSettings
-    from funcmart.platforms.local.resources import Deployment, QueueRef
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.template import load
+    from funcmart_hosts.local.config import LocalSettings
+    from funcmart_hosts.local.resources import Deployment, QueueRef
 
     tpl = load(ROOT / "template.yaml")
     deployment = Deployment(tpl, LocalSettings(), "redis://127.0.0.1:6379/0", None, None)
@@ -188,7 +188,7 @@ def lambda_environments(home: Path) -> dict[str, dict[str, str]]:
 
 def modules() -> dict[str, str]:
     sys.path.insert(0, str(FUNCTIONS))
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.template import load
 
     return {lid: fn.module for lid, fn in load(ROOT / "template.yaml").functions.items()}
 

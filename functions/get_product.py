@@ -4,10 +4,10 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.catalog import ProductOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "metrics", "rate_limiter")
+deps = build().ready("products", "cache", "metrics")
 app = HttpFunction(deps, problems=(404,))
 
 

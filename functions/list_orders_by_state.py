@@ -11,7 +11,7 @@ from funcmart.domain.commands import ListOrdersByState
 from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import operations
 
-deps = build().ready("orders", "rate_limiter")
+deps = build().ready("orders")
 app = HttpFunction(deps, problems=(403,))
 
 State = Literal["NEEDS_ATTENTION", "PENDING", "PAID"]

@@ -8,7 +8,7 @@ from funcmart.bootstrap import build
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import operations
 
-deps = build().ready("redrive", "rate_limiter")
+deps = build().ready("redrive")
 app = HttpFunction(deps, problems=(403,))
 
 

@@ -10,7 +10,7 @@ from funcmart.domain.commands import RetryOrder
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import operations
 
-deps = build().ready("order_ports", "rate_limiter")
+deps = build().ready("order_ports")
 app = HttpFunction(deps, problems=(403, 404, 409))
 
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 
 def dev_admin_token() -> str:
-    from funcmart.platforms.local.cli import main as local
+    from funcmart_hosts.local.cli import main as local
 
     out = io.StringIO()
     saved, sys.stdout = sys.stdout, out

@@ -1,7 +1,7 @@
 """Ports: what the services need from the outside world, as protocols.
 
 Adapters implement them against one technology each (pynamodb, redis, sqs, the payment
-simulator); `adapters.memory` implements them in memory for unit tests.
+simulator); `tests.fakes` implements them in memory for unit tests.
 """
 
 from __future__ import annotations

@@ -14,10 +14,10 @@ import boto3
 import httpx
 
 from bench.common import wait_until
-from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.template import load
+from funcmart_hosts.gateway.auth import mint_token
+from funcmart_hosts.gateway.template import load
+from funcmart_hosts.local.platform import LocalPlatform
+from funcmart_hosts.local.resources import default_jwt_config
 from tests.support.platforms import local_settings
 from tools import redrive
 

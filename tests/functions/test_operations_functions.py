@@ -13,9 +13,9 @@ import pytest
 
 from funcmart.domain import orders as model
 from funcmart.domain.orders import OrderPaid, OrderPlaced
-from funcmart.platforms.local.loader import Handler
-from funcmart.platforms.local.template import Template
 from funcmart.services import orders
+from funcmart_hosts.gateway.loader import Handler
+from funcmart_hosts.gateway.template import Template
 from tests.functions.invoking import DynamoCalls, assert_calls_allowed, load_event
 from tests.functions.test_order_functions import OID, PRODUCT, World, world  # noqa: F401
 
@@ -50,7 +50,8 @@ def lists_the_flagged_order(body: Any, _: World) -> None:
 def retried_and_republished(body: Any, w: World) -> None:
     assert w.order().status == model.PENDING
     (action,) = body["operatorActions"]
-    assert action["actor"] == "operator-1" and action["action"] == "retry"
+    assert action["actor"] == "operator-1"
+    assert action["action"] == "retry"
     assert action["reason"] == "payment provider outage over"
     assert [m["orderId"] for m in w.messages("OrderPlacedQueue")] == [OID]
 
@@ -69,7 +70,8 @@ def cancelled_and_refunded(body: Any, w: World) -> None:
     assert w.stock() == PRODUCT.stock
     assert body["operatorActions"][0]["reason"] == "customer asked by phone"
     ledger = w.deps.payments.lookup(OID)
-    assert ledger is not None and ledger.status == model.REFUNDED
+    assert ledger is not None
+    assert ledger.status == model.REFUNDED
     assert w.deps.orders.get_charge(OID).status == model.REFUNDED
 
 

@@ -77,7 +77,8 @@ def test_retry_stores_the_action_and_leaves_the_waiting_index(deps):
     flag(deps, oid)
     operations.retry_order(deps.order_ports, RetryOrder(oid, OPERATOR, "flaky card, try again"))
     stored = deps.orders.get(oid)
-    assert stored.status == model.PENDING and stored.flagged_from == model.PENDING
+    assert stored.status == model.PENDING
+    assert stored.flagged_from == model.PENDING
     (action,) = stored.actions
     assert (action.action, action.actor, action.reason) == (
         "retry",

@@ -13,11 +13,11 @@ import redis
 from funcmart.adapters import redis_store
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.adapters.memory import FakeCache, FakeProductRepository
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisProductCache, connect
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
-from tests.factories import a_product, random_product_id
+from tests.fakes import FakeCache, FakeProductRepository
+from tests.support.factories import a_product, random_product_id
 
 TTL = 300
 REGION = "us-east-1"
@@ -70,6 +70,7 @@ def closed_port_url() -> str:
 
 @pytest.fixture
 def real_cache(redis_url: str, redis_client: redis.Redis) -> Iterator[RedisProductCache]:
+    redis_client.ping()  # its fixture has emptied the test database
     client = connect(redis_url, 1.0)
     yield RedisProductCache(RedisGuard(client, Breaker(5)), TTL)
     client.close()
@@ -108,7 +109,8 @@ class TestProductCache:
         cache.put(product.id, product.to_dict())
         cache.put(product.id, {**product.to_dict(), "stock": 2})
         value = cache.get(product.id)
-        assert value is not None and value["stock"] == 1
+        assert value is not None
+        assert value["stock"] == 1
 
 
 class TestRedisProductCache:
@@ -170,7 +172,7 @@ class TestRedisOutage:
         client.close()
 
     @pytest.fixture
-    def guard(self, counting: CountingClient, fake_time: FakeTime) -> RedisGuard:
+    def guard(self, counting: CountingClient, _fake_time: FakeTime) -> RedisGuard:
         return RedisGuard(counting, Breaker(5))  # type: ignore[arg-type]
 
     def test_reads_miss_and_writes_do_not_raise(self, guard: RedisGuard) -> None:

@@ -44,7 +44,8 @@ class TestCharges:
     def test_a_charge_is_one_confirmed_intent_keyed_by_the_order(self, stripe):
         gateway, state = stripe
         charge = gateway.charge("ord-1", EUR, "pm_card_visa")
-        assert charge.captured and charge.id.startswith("pi_")
+        assert charge.captured
+        assert charge.id.startswith("pi_")
         (intent,) = state.intents.values()
         assert (intent["amount"], intent["currency"], intent["status"]) == (
             1700,
@@ -74,7 +75,7 @@ class TestCharges:
             gateway.charge("ord-4", EUR, "pm_card_chargeDeclined")
 
     @pytest.mark.parametrize(
-        "status,kind", [(500, "api_error"), (503, "api_error"), (429, "invalid_request_error")]
+        ("status", "kind"), [(500, "api_error"), (503, "api_error"), (429, "invalid_request_error")]
     )
     def test_server_errors_and_rate_limits_are_retried(self, stripe, status, kind):
         gateway, state = stripe

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.adapters.memory import FakeQueueBacklog
 from funcmart.domain import orders as model
 from funcmart.domain.commands import CancelStuckOrder, ListOrdersByState, ResolveOrder, RetryOrder
 from funcmart.domain.errors import Conflict, Forbidden, InvalidRequest, TransientFailure
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
 from funcmart.services import operations, orders
+from tests.fakes import FakeQueueBacklog
 from tests.support.builders import ADMIN, customer, fake_order_ports, fake_product, random_id
 
 OPERATOR = Principal("operator-7", frozenset({"admin"}))
@@ -180,8 +180,10 @@ class TestOperatorActions:
         ns.clock.advance(30)
         retried = retry(ns, oid, reason="  payment provider recovered ")
         (action,) = retried.actions
-        assert action.action == model.RETRY and action.actor == "operator-7"
-        assert action.at == ns.clock.now() and action.reason == "payment provider recovered"
+        assert action.action == model.RETRY
+        assert action.actor == "operator-7"
+        assert action.at == ns.clock.now()
+        assert action.reason == "payment provider recovered"
         assert action.to == model.PENDING
         assert ns.orders.get(oid).actions == (action,)
         assert retried.to_operations_dict()["operatorActions"][0]["actor"] == "operator-7"
@@ -214,8 +216,8 @@ class TestOperatorActions:
         stale = ns.orders.get(oid)
         retry(ns, oid)
         # the second operator acts on the order as it was read before the retry
+        ns.orders.get = lambda _id: stale  # type: ignore[method-assign]
         with pytest.raises(Conflict):
-            ns.orders.get = lambda _id: stale  # type: ignore[method-assign]
             cancel(ns, oid)
         del ns.orders.get
         assert ns.orders.get(oid).status == model.PENDING
@@ -268,7 +270,8 @@ class TestListing:
         rest = operations.list_orders_by_state(
             ns.orders, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, 3, first.next_cursor)
         )
-        assert [o.id for o in rest.items] == ids[3:] and rest.next_cursor is None
+        assert [o.id for o in rest.items] == ids[3:]
+        assert rest.next_cursor is None
 
     def test_terminal_states_and_customers_are_refused(self, ns):
         with pytest.raises(InvalidRequest):

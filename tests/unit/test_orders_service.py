@@ -49,7 +49,8 @@ class TestPlaceOrder:
         pid, who = fake_product(ns), customer()
         first = place(ns, who, pid, key="k1")
         again = place(ns, who, pid, key="k1")
-        assert again.replayed and again.body == first.body
+        assert again.replayed
+        assert again.body == first.body
         assert ns.products.get(pid).stock == 9
 
     def test_same_key_for_another_body_is_422(self, ns):
@@ -222,7 +223,7 @@ class TestReconciler:
         assert ns.products.get(pid).stock == 3
 
     def test_flags_after_max_republish_into_an_empty_queue(self, ns):
-        from funcmart.adapters.memory import FakeQueueBacklog
+        from tests.fakes import FakeQueueBacklog
 
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
@@ -233,7 +234,7 @@ class TestReconciler:
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
 
     def test_a_backlog_is_waited_out_not_flagged(self, ns):
-        from funcmart.adapters.memory import FakeQueueBacklog
+        from tests.fakes import FakeQueueBacklog
 
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
@@ -246,12 +247,13 @@ class TestReconciler:
             counts = orders.reconcile_orders(ns.ports, policy, backlog)
         # THEN the paid order waited its turn: not flagged, nothing piled onto the queue
         assert ns.orders.get(oid).status == model.PAID
-        assert counts["backlogged"] == 1 and ns.publisher.published == []
+        assert counts["backlogged"] == 1
+        assert ns.publisher.published == []
         # AND when the backlog is gone, fulfilment moves it on
         assert orders.fulfil_order(ns.ports, OrderPaid(oid, "c")) == "fulfilled"
 
     def test_without_evidence_flags_only_after_the_time_limit(self, ns):
-        from funcmart.adapters.memory import FakeQueueBacklog
+        from tests.fakes import FakeQueueBacklog
 
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         policy = orders.ReconcilePolicy(

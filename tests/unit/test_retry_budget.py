@@ -17,8 +17,8 @@ from funcmart.domain import orders as model
 from funcmart.domain.errors import DependencyUnavailable, DomainError
 from funcmart.domain.orders import OrderPlaced, RequestedLine
 from funcmart.domain.retries import backoff_seconds, retry_budget_seconds
-from funcmart.platforms.local import template
 from funcmart.services import orders
+from funcmart_hosts.gateway import template
 from tests.support.builders import customer, fake_order_ports, fake_product, random_id
 
 OUTAGE_SECONDS = 15 * 60
@@ -186,4 +186,5 @@ def test_the_simulation_delivers_a_healthy_pipeline_at_once() -> None:
     q.deliver_due()  # OrderPlaced: paid, OrderPaid published
     q.deliver_due()  # OrderPaid: fulfilled
     assert ns.orders.get(oid).status == model.FULFILLED
-    assert q.messages == [] and q.dead_lettered == []
+    assert q.messages == []
+    assert q.dead_lettered == []

@@ -1,1 +1,0 @@
-"""Shim until the entry points move here (the house split): re-exports only."""
