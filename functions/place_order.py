@@ -8,6 +8,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
+from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import orders
 
@@ -25,15 +26,16 @@ def place_order(
     body: Annotated[NewOrder | NewOrderFromCart, Body()],
     key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
 ) -> Response[OrderOut]:
-    who, cid = app.principal(), app.correlation_id
+    who, cid, sent = app.principal(), app.correlation_id, body.model_dump()
     if isinstance(body, NewOrderFromCart):
         placed = orders.place_order_from_cart(
-            deps.order_ports, deps.carts, who, key, body.paymentToken, body.model_dump(), cid
+            deps.order_ports,
+            deps.carts,
+            PlaceOrderFromCart(who, key, body.paymentToken, sent, cid),
         )
     else:
-        placed = orders.place_order(
-            deps.order_ports, who, key, body.requested(), body.paymentToken, body.model_dump(), cid
-        )
+        cmd = PlaceOrder(who, key, body.requested(), body.paymentToken, sent, cid)
+        placed = orders.place_order(deps.order_ports, cmd)
     headers = {"Location": f"/orders/{placed.body['id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"

@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelStuckOrder, ListOrdersByState, ResolveOrder, RetryOrder
+from funcmart.domain.commands import (
+    CancelStuckOrder,
+    ListOrdersByState,
+    PlaceOrder,
+    ResolveOrder,
+    RetryOrder,
+)
 from funcmart.domain.errors import Conflict, InvalidRequest
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
@@ -24,7 +30,15 @@ def deps(dynamodb_endpoint, table_name):
 def place(deps, pid, token="tok_ok", qty=1):
     lines = [RequestedLine(pid, qty)]
     return orders.place_order(
-        deps.order_ports, customer(), random_id("key-"), lines, token, {"t": token}, "corr"
+        deps.order_ports,
+        PlaceOrder(
+            customer=customer(),
+            idempotency_key=random_id("key-"),
+            lines=lines,
+            payment_token=token,
+            request_body={"t": token},
+            correlation_id="corr",
+        ),
     ).body["id"]
 
 

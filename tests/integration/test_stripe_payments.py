@@ -14,7 +14,7 @@ import pytest
 from funcmart.adapters.stripe_payments import StripePaymentGateway, charge_key
 from funcmart.bootstrap import Container
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelStuckOrder
+from funcmart.domain.commands import CancelStuckOrder, PlaceOrder
 from funcmart.domain.errors import TransientFailure
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
@@ -135,7 +135,17 @@ class TestThroughTheServices:
     def place(self, ns, token="pm_card_visa"):
         pid = fake_product(ns, stock=10)
         lines = [RequestedLine(pid, 2)]
-        body = orders.place_order(ns.ports, customer(), random_id(), lines, token, {}, "c").body
+        body = orders.place_order(
+            ns.ports,
+            PlaceOrder(
+                customer=customer(),
+                idempotency_key=random_id(),
+                lines=lines,
+                payment_token=token,
+                request_body={},
+                correlation_id="c",
+            ),
+        ).body
         return pid, body["id"]
 
     def test_declined_card_fails_the_order_and_releases_its_stock(self, ns):

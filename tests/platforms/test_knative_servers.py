@@ -14,6 +14,7 @@ import jwt
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
 from tests.platforms.knative_servers import (
@@ -199,12 +200,14 @@ def place(deps, token_: str = "tok_ok") -> str:  # type: ignore[no-untyped-def]
     pid = add_product(deps, stock=5, amount=1200)
     placed = orders.place_order(
         deps.order_ports,
-        customer(),
-        random_id("key-"),
-        [RequestedLine(pid, 2)],
-        token_,
-        {"lines": [{"productId": pid, "quantity": 2}], "paymentToken": token_},
-        random_id("corr-"),
+        PlaceOrder(
+            customer=customer(),
+            idempotency_key=random_id("key-"),
+            lines=[RequestedLine(pid, 2)],
+            payment_token=token_,
+            request_body={"lines": [{"productId": pid, "quantity": 2}], "paymentToken": token_},
+            correlation_id=random_id("corr-"),
+        ),
     )
     return str(placed.body["id"])
 

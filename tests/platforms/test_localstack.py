@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from funcmart.bootstrap import Container
+from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
 from funcmart.settings import Settings
@@ -107,12 +108,14 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
     pid = add_product(deps, stock=3)
     placed = orders.place_order(
         deps.order_ports,
-        customer(),
-        random_id("key-"),
-        [RequestedLine(pid, 1)],
-        "tok_ok",
-        {"lines": [{"productId": pid, "quantity": 1}]},
-        "corr-ls",
+        PlaceOrder(
+            customer=customer(),
+            idempotency_key=random_id("key-"),
+            lines=[RequestedLine(pid, 1)],
+            payment_token="tok_ok",
+            request_body={"lines": [{"productId": pid, "quantity": 1}]},
+            correlation_id="corr-ls",
+        ),
     )
     # THEN the stock moved in the table and OrderPlaced waits on the queue
     assert deps.products.get(pid).stock == 2

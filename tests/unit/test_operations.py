@@ -9,7 +9,14 @@ from __future__ import annotations
 import pytest
 
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelStuckOrder, ListOrdersByState, ResolveOrder, RetryOrder
+from funcmart.domain.commands import (
+    CancelOrder,
+    CancelStuckOrder,
+    ListOrdersByState,
+    PlaceOrder,
+    ResolveOrder,
+    RetryOrder,
+)
 from funcmart.domain.errors import Conflict, Forbidden, InvalidRequest, TransientFailure
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
@@ -27,7 +34,17 @@ def ns():
 
 def place(ns, pid, qty=2, token="tok_ok"):
     lines = [RequestedLine(pid, qty)]
-    placed = orders.place_order(ns.ports, customer(), random_id(), lines, token, {"t": token}, "c")
+    placed = orders.place_order(
+        ns.ports,
+        PlaceOrder(
+            customer=customer(),
+            idempotency_key=random_id(),
+            lines=lines,
+            payment_token=token,
+            request_body={"t": token},
+            correlation_id="c",
+        ),
+    )
     return placed.body["id"]
 
 
@@ -289,11 +306,27 @@ class TestPaymentProvider:
         for token in ("tok_ok", "tok_transient", "tok_decline_x", "tok_flaky", "tok_slow"):
             with pytest.raises(InvalidRequest) as err:
                 orders.place_order(
-                    real, customer(), random_id(), [RequestedLine(pid, 1)], token, {}, "c"
+                    real,
+                    PlaceOrder(
+                        customer=customer(),
+                        idempotency_key=random_id(),
+                        lines=[RequestedLine(pid, 1)],
+                        payment_token=token,
+                        request_body={},
+                        correlation_id="c",
+                    ),
                 )
             assert err.value.extra["field"] == "paymentToken"
         placed = orders.place_order(
-            real, customer(), random_id(), [RequestedLine(pid, 1)], "pm_card_visa", {}, "c"
+            real,
+            PlaceOrder(
+                customer=customer(),
+                idempotency_key=random_id(),
+                lines=[RequestedLine(pid, 1)],
+                payment_token="pm_card_visa",
+                request_body={},
+                correlation_id="c",
+            ),
         )
         assert placed.status_code == 202
         assert ns.products.get(pid).stock == 9
@@ -319,10 +352,21 @@ class TestCustomerWayOut:
     def test_the_customer_may_cancel_a_waiting_order_and_gets_the_raced_charge_back(self, ns):
         pid, who = fake_product(ns, stock=10), customer("frank")
         oid = orders.place_order(
-            ns.ports, who, random_id(), [RequestedLine(pid, 2)], "tok_ok", {}, "c"
+            ns.ports,
+            PlaceOrder(
+                customer=who,
+                idempotency_key=random_id(),
+                lines=[RequestedLine(pid, 2)],
+                payment_token="tok_ok",
+                request_body={},
+                correlation_id="c",
+            ),
         ).body["id"]
         TestWaysIn()._charge_racing_the_flag(ns, oid)
-        assert orders.cancel_order(ns.ports, who, oid).status == model.CANCELLED
+        assert (
+            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid)).status
+            == model.CANCELLED
+        )
         assert ns.payments.refunds == [oid]
         assert ns.products.get(pid).stock == 10
         ledger_agrees(ns, oid)

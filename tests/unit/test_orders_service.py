@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import CancelOrder, PlaceOrder
 from funcmart.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -25,7 +26,17 @@ def ns():
 def place(ns, who, pid, qty=1, token="tok_ok", key=None, lines=None):
     lines = lines or [RequestedLine(pid, qty)]
     body = {"lines": [(line.product_id, line.quantity) for line in lines], "t": token}
-    return orders.place_order(ns.ports, who, key or random_id(), lines, token, body, "corr-1")
+    return orders.place_order(
+        ns.ports,
+        PlaceOrder(
+            customer=who,
+            idempotency_key=key or random_id(),
+            lines=lines,
+            payment_token=token,
+            request_body=body,
+            correlation_id="corr-1",
+        ),
+    )
 
 
 class TestPlaceOrder:
@@ -42,7 +53,15 @@ class TestPlaceOrder:
         pid = fake_product(ns)
         with pytest.raises(InvalidRequest):
             orders.place_order(
-                ns.ports, customer(), None, [RequestedLine(pid, 1)], "tok_ok", {}, "c"
+                ns.ports,
+                PlaceOrder(
+                    customer=customer(),
+                    idempotency_key=None,
+                    lines=[RequestedLine(pid, 1)],
+                    payment_token="tok_ok",
+                    request_body={},
+                    correlation_id="c",
+                ),
             )
 
     def test_retry_with_same_key_replays_the_first_answer(self, ns):
@@ -147,7 +166,7 @@ class TestPipeline:
 
         def charge_then_cancel(key, amount, token):
             charge = real_charge(key, amount, token)
-            orders.cancel_order(ns.ports, who, oid)
+            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid))
             return charge
 
         ns.payments.charge = charge_then_cancel
@@ -174,7 +193,7 @@ class TestCancelAndRead:
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
         orders.fulfil_order(ns.ports, OrderPaid(oid, "c"))
         with pytest.raises(Conflict):
-            orders.cancel_order(ns.ports, who, oid)
+            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid))
 
     def test_list_is_newest_first_and_paged(self, ns):
         pid, who = fake_product(ns, stock=100), customer()

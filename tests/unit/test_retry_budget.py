@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.errors import DependencyUnavailable, DomainError
 from funcmart.domain.orders import OrderPlaced, RequestedLine
 from funcmart.domain.retries import backoff_seconds, retry_budget_seconds
@@ -126,7 +127,15 @@ def run(kind: str, max_receives: int, base: int, cap: int):
         ns.clock.t = start + i * 30
         body = {"i": i}
         p = orders.place_order(
-            ns.ports, customer(), random_id(), [RequestedLine(pid, 1)], "tok_ok", body, "c"
+            ns.ports,
+            PlaceOrder(
+                customer=customer(),
+                idempotency_key=random_id(),
+                lines=[RequestedLine(pid, 1)],
+                payment_token="tok_ok",
+                request_body=body,
+                correlation_id="c",
+            ),
         )
         placed.append(p.body["id"])
         queues.publish_pending()
@@ -180,7 +189,15 @@ def test_the_simulation_delivers_a_healthy_pipeline_at_once() -> None:
     pid = fake_product(ns)
     q = SimulatedQueues(ns, 12, 2, 300)
     oid = orders.place_order(
-        ns.ports, customer(), random_id(), [RequestedLine(pid, 1)], "tok_ok", {}, "c"
+        ns.ports,
+        PlaceOrder(
+            customer=customer(),
+            idempotency_key=random_id(),
+            lines=[RequestedLine(pid, 1)],
+            payment_token="tok_ok",
+            request_body={},
+            correlation_id="c",
+        ),
     ).body["id"]
     q.publish_pending()
     q.deliver_due()  # OrderPlaced: paid, OrderPaid published

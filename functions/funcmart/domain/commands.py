@@ -6,9 +6,12 @@ service answers in domain terms and the handler chooses the status code.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from funcmart.domain.identity import Principal
+from funcmart.domain.orders import RequestedLine
 
 
 @dataclass(frozen=True)
@@ -47,3 +50,35 @@ class ListOrdersByState:
     state: str
     limit: int = 50
     cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class PlaceOrder:
+    """Order these lines, once per idempotency key."""
+
+    customer: Principal
+    idempotency_key: str | None
+    lines: Sequence[RequestedLine]
+    payment_token: str
+    # The request as sent, to tell a retry from another request under the same key.
+    request_body: dict[str, Any]
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True)
+class PlaceOrderFromCart:
+    """Order what is in the customer's cart, once per idempotency key."""
+
+    customer: Principal
+    idempotency_key: str | None
+    payment_token: str
+    request_body: dict[str, Any]
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True)
+class CancelOrder:
+    """The customer (or an admin) cancels an order: stock back, a captured charge refunded."""
+
+    customer: Principal
+    order_id: str

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import CancelOrder, PlaceOrder, PlaceOrderFromCart
 from funcmart.domain.errors import (
     Conflict,
     DependencyUnavailable,
@@ -69,47 +70,37 @@ class Placed:
     replayed: bool
 
 
-def place_order(
-    p: OrderPorts,
-    principal: Principal,
-    idempotency_key: str | None,
-    lines: list[RequestedLine],
-    payment_token: str,
-    request_body: dict[str, Any],
-    correlation_id: str,
-) -> Placed:
+def place_order(p: OrderPorts, cmd: PlaceOrder) -> Placed:
     """Reserve stock and record a PENDING order exactly once per idempotency key."""
-    key = _check_key(idempotency_key)
-    fingerprint = model.fingerprint(principal.subject, request_body)
+    principal = cmd.customer
+    key = _check_key(cmd.idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
     if earlier is not None:
         return _replay(earlier, fingerprint)
-    return _place(p, principal, key, fingerprint, lines, payment_token, correlation_id)
+    return _place(
+        p, principal, key, fingerprint, list(cmd.lines), cmd.payment_token, cmd.correlation_id
+    )
 
 
-def place_order_from_cart(
-    p: OrderPorts,
-    carts: CartStore,
-    principal: Principal,
-    idempotency_key: str | None,
-    payment_token: str,
-    request_body: dict[str, Any],
-    correlation_id: str,
-) -> Placed:
+def place_order_from_cart(p: OrderPorts, carts: CartStore, cmd: PlaceOrderFromCart) -> Placed:
     """Order what is in the caller's cart, then take the ordered lines out of it.
 
     The key is looked up before the cart is read: a retry of a request that succeeded finds
     the cart empty (it was cleared), and must still get the first answer, not a 409.
     """
-    key = _check_key(idempotency_key)
-    fingerprint = model.fingerprint(principal.subject, request_body)
+    principal = cmd.customer
+    key = _check_key(cmd.idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
     if earlier is not None:
         return _replay(earlier, fingerprint)
     cart = carts.get(principal.subject)
     if cart.empty:
         raise Conflict("the cart is empty; put something in it first")
-    placed = _place(p, principal, key, fingerprint, cart.requested(), payment_token, correlation_id)
+    placed = _place(
+        p, principal, key, fingerprint, cart.requested(), cmd.payment_token, cmd.correlation_id
+    )
     if not placed.replayed:
         _clear_ordered(p, carts, principal.subject, cart.quantities)
     return placed
@@ -260,8 +251,10 @@ def list_orders(
     return orders.list_for_customer(principal.subject, limit, cursor)
 
 
-def cancel_order(p: OrderPorts, principal: Principal, order_id: str) -> Order:
-    """Cancel a PENDING or PAID order: stock goes back, a payment is refunded."""
+def cancel_order(p: OrderPorts, cmd: CancelOrder) -> Order:
+    """Cancel a PENDING, PAID or waiting order: stock goes back, a captured charge is
+    refunded."""
+    principal, order_id = cmd.customer, cmd.order_id
     order = get_order(p.orders, principal, order_id)
     for _ in range(3):
         if order.status == model.CANCELLED:
