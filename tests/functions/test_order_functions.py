@@ -64,10 +64,14 @@ class World:
         return int(self.deps.products.get(PID).stock)
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
-        got = self.sqs.receive_message(
-            QueueUrl=self.queue_urls[queue], MaxNumberOfMessages=10, WaitTimeSeconds=0
-        ).get("Messages", [])
-        return [json.loads(m["Body"]) for m in got]
+        """What the queue holds, taken off it (a message left in flight would count as a
+        backlog for the next test's reconciler)."""
+        url = self.queue_urls[queue]
+        got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        for m in messages:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
 
     def reset(self) -> None:
         """An empty order partition, the product with its stock, empty queues."""
