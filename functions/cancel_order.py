@@ -14,7 +14,7 @@ app = HttpFunction(deps, problems=(404, 409))
 
 @app.post("/orders/<orderId>/cancel")
 def cancel_order(orderId: str) -> Response[OrderOut]:
-    order = orders.cancel_order(deps.order_ports, CancelOrder(app.principal(), orderId))
+    order = orders.cancel_order(deps.order_ports, app.principal(), CancelOrder(orderId))
     return json_response(order.to_dict())
 
 

@@ -16,8 +16,8 @@ app = HttpFunction(deps, problems=(403, 404, 409))
 
 @app.post("/operations/orders/<orderId>/cancel")
 def cancel_stuck_order(orderId: str, body: OperatorReason) -> Response[OperationsOrderOut]:
-    cmd = CancelStuckOrder(orderId, app.principal(), body.reason)
-    order = operations.cancel_stuck_order(deps.order_ports, cmd)
+    cmd = CancelStuckOrder(orderId, body.reason)
+    order = operations.cancel_stuck_order(deps.order_ports, app.principal(), cmd)
     return json_response(order.to_operations_dict())
 
 

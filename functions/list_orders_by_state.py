@@ -23,8 +23,8 @@ def list_orders_by_state(
     limit: Annotated[int, Query(ge=1, le=100)] = 50,
     cursor: Annotated[str | None, Query(max_length=2048)] = None,
 ) -> OperationsOrderPage:
-    cmd = ListOrdersByState(app.principal(), state, limit, cursor)
-    page = operations.list_orders_by_state(deps.orders, cmd)
+    cmd = ListOrdersByState(state, limit, cursor)
+    page = operations.list_orders_by_state(deps.orders, app.principal(), cmd)
     return OperationsOrderPage(
         items=[OperationsOrderOut.of(o) for o in page.items], nextCursor=page.next_cursor
     )

@@ -28,14 +28,11 @@ def place_order(
 ) -> Response[OrderOut]:
     who, cid, sent = app.principal(), app.correlation_id, body.model_dump()
     if isinstance(body, NewOrderFromCart):
-        placed = orders.place_order_from_cart(
-            deps.order_ports,
-            deps.carts,
-            PlaceOrderFromCart(who, key, body.paymentToken, sent, cid),
-        )
+        from_cart = PlaceOrderFromCart(key, body.paymentToken, sent, cid)
+        placed = orders.place_order_from_cart(deps.order_ports, deps.carts, who, from_cart)
     else:
-        cmd = PlaceOrder(who, key, body.requested(), body.paymentToken, sent, cid)
-        placed = orders.place_order(deps.order_ports, cmd)
+        cmd = PlaceOrder(key, body.requested(), body.paymentToken, sent, cid)
+        placed = orders.place_order(deps.order_ports, who, cmd)
     headers = {"Location": f"/orders/{placed.body['id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"

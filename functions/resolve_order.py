@@ -16,8 +16,8 @@ app = HttpFunction(deps, problems=(403, 404, 409))
 
 @app.post("/operations/orders/<orderId>/resolve")
 def resolve_order(orderId: str, body: OperatorReason) -> Response[OperationsOrderOut]:
-    cmd = ResolveOrder(orderId, app.principal(), body.reason)
-    order = operations.resolve_order(deps.order_ports, cmd)
+    cmd = ResolveOrder(orderId, body.reason)
+    order = operations.resolve_order(deps.order_ports, app.principal(), cmd)
     return json_response(order.to_operations_dict())
 
 

@@ -16,8 +16,8 @@ app = HttpFunction(deps, problems=(403, 404, 409))
 
 @app.post("/operations/orders/<orderId>/retry")
 def retry_order(orderId: str, body: OperatorReason) -> Response[OperationsOrderOut]:
-    cmd = RetryOrder(orderId, app.principal(), body.reason, app.correlation_id)
-    order = operations.retry_order(deps.order_ports, cmd)
+    cmd = RetryOrder(orderId, body.reason, app.correlation_id)
+    order = operations.retry_order(deps.order_ports, app.principal(), cmd)
     return json_response(order.to_operations_dict())
 
 

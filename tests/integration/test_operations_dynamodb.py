@@ -31,8 +31,8 @@ def place(deps, pid, token="tok_ok", qty=1):
     lines = [RequestedLine(pid, qty)]
     return orders.place_order(
         deps.order_ports,
+        customer(),
         PlaceOrder(
-            customer=customer(),
             idempotency_key=random_id("key-"),
             lines=lines,
             payment_token=token,
@@ -50,7 +50,7 @@ def listed(deps, state, limit=100):
     ids, cursor = [], None
     for _ in range(20):
         page = operations.list_orders_by_state(
-            deps.orders, ListOrdersByState(OPERATOR, state, limit, cursor)
+            deps.orders, OPERATOR, ListOrdersByState(state, limit, cursor)
         )
         ids += [o.id for o in page.items]
         cursor = page.next_cursor
@@ -77,11 +77,11 @@ def test_a_cursor_of_another_listing_is_refused(deps):
     for _ in range(3):
         flag(deps, place(deps, pid))
     page = operations.list_orders_by_state(
-        deps.orders, ListOrdersByState(OPERATOR, model.NEEDS_ATTENTION, 1)
+        deps.orders, OPERATOR, ListOrdersByState(model.NEEDS_ATTENTION, 1)
     )
     with pytest.raises(InvalidRequest):
         operations.list_orders_by_state(
-            deps.orders, ListOrdersByState(OPERATOR, model.PENDING, 1, page.next_cursor)
+            deps.orders, OPERATOR, ListOrdersByState(model.PENDING, 1, page.next_cursor)
         )
 
 
@@ -89,7 +89,7 @@ def test_retry_stores_the_action_and_leaves_the_waiting_index(deps):
     pid = add_product(deps, stock=10)
     oid = place(deps, pid, token="tok_flaky")
     flag(deps, oid)
-    operations.retry_order(deps.order_ports, RetryOrder(oid, OPERATOR, "flaky card, try again"))
+    operations.retry_order(deps.order_ports, OPERATOR, RetryOrder(oid, "flaky card, try again"))
     stored = deps.orders.get(oid)
     assert stored.status == model.PENDING
     assert stored.flagged_from == model.PENDING
@@ -116,15 +116,15 @@ def test_cancel_refunds_a_charge_that_raced_the_flag_once_and_records_it(deps):
     assert deps.orders.transition(order, paid, charge=charge) is False
     assert orders.process_order(deps.order_ports, OrderPlaced(oid, "c")) == "skipped"
     # WHEN an operator cancels it, twice
-    cmd = CancelStuckOrder(oid, OPERATOR, "customer changed their mind")
-    operations.cancel_stuck_order(deps.order_ports, cmd)
-    operations.cancel_stuck_order(deps.order_ports, cmd)
+    cmd = CancelStuckOrder(oid, "customer changed their mind")
+    operations.cancel_stuck_order(deps.order_ports, OPERATOR, cmd)
+    operations.cancel_stuck_order(deps.order_ports, OPERATOR, cmd)
     # THEN stock is back, the ledger shows one refund and the order agrees
     assert deps.products.get(pid).stock == 10
     assert deps.payments.lookup(oid).status == model.REFUNDED
     assert deps.orders.get_charge(oid).status == model.REFUNDED
     with pytest.raises(Conflict):
-        operations.retry_order(deps.order_ports, RetryOrder(oid, OPERATOR, "too late"))
+        operations.retry_order(deps.order_ports, OPERATOR, RetryOrder(oid, "too late"))
 
 
 def test_resolve_records_the_ledgers_charge_on_the_order(deps):
@@ -132,7 +132,7 @@ def test_resolve_records_the_ledgers_charge_on_the_order(deps):
     oid = place(deps, pid)
     assert orders.process_order(deps.order_ports, OrderPlaced(oid, "c")) == "paid"
     flag(deps, oid, OrderPaid)
-    done = operations.resolve_order(deps.order_ports, ResolveOrder(oid, OPERATOR, "by hand"))
+    done = operations.resolve_order(deps.order_ports, OPERATOR, ResolveOrder(oid, "by hand"))
     assert done.status == model.FULFILLED
     assert deps.orders.get(oid).actions[-1].reason == "by hand"
     assert deps.orders.get_charge(oid).status == model.CAPTURED

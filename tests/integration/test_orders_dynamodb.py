@@ -24,8 +24,8 @@ def place(deps, who, product_id, quantity=1, token="tok_ok", key=None):
     body = {"lines": [{"productId": product_id, "quantity": quantity}], "paymentToken": token}
     return orders.place_order(
         deps.order_ports,
+        who,
         PlaceOrder(
-            customer=who,
             idempotency_key=key or random_id("key-"),
             lines=[RequestedLine(product_id, quantity)],
             payment_token=token,
@@ -99,8 +99,8 @@ def test_out_of_stock_names_the_short_lines_and_changes_nothing(deps):
     with pytest.raises(OutOfStock) as err:
         orders.place_order(
             deps.order_ports,
+            customer(),
             PlaceOrder(
-                customer=customer(),
                 idempotency_key=random_id(),
                 lines=[RequestedLine(plenty, 2), RequestedLine(scarce, 2)],
                 payment_token="tok_ok",
@@ -144,7 +144,7 @@ def test_cancel_paid_order_refunds_and_releases_stock(deps):
     who = customer()
     oid = place(deps, who, pid, 2).body["id"]
     orders.process_order(deps.order_ports, OrderPlaced(oid, "c"))
-    cancelled = orders.cancel_order(deps.order_ports, CancelOrder(customer=who, order_id=oid))
+    cancelled = orders.cancel_order(deps.order_ports, who, CancelOrder(order_id=oid))
     assert cancelled.status == model.CANCELLED
     assert stock_of(deps, pid) == 5
     assert deps.payments.lookup(oid).status == "REFUNDED"

@@ -137,8 +137,8 @@ class TestThroughTheServices:
         lines = [RequestedLine(pid, 2)]
         body = orders.place_order(
             ns.ports,
+            customer(),
             PlaceOrder(
-                customer=customer(),
                 idempotency_key=random_id(),
                 lines=lines,
                 payment_token=token,
@@ -171,9 +171,9 @@ class TestThroughTheServices:
         assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
         orders.handle_dead_letter(ns.ports, model.OrderPaid(oid, "c"), "dlq")
         admin = Principal("operator-1", frozenset({"admin"}))
-        cmd = CancelStuckOrder(oid, admin, "customer asked")
-        operations.cancel_stuck_order(ns.ports, cmd)
-        operations.cancel_stuck_order(ns.ports, cmd)  # asked twice
+        cmd = CancelStuckOrder(oid, "customer asked")
+        operations.cancel_stuck_order(ns.ports, admin, cmd)
+        operations.cancel_stuck_order(ns.ports, admin, cmd)  # asked twice
         assert len(ns.state.refunds) == 1
         assert ns.products.get(pid).stock == 10
         assert ns.orders.get_charge(oid).status == model.REFUNDED

@@ -200,8 +200,8 @@ def place(deps, token_: str = "tok_ok") -> str:  # type: ignore[no-untyped-def]
     pid = add_product(deps, stock=5, amount=1200)
     placed = orders.place_order(
         deps.order_ports,
+        customer(),
         PlaceOrder(
-            customer=customer(),
             idempotency_key=random_id("key-"),
             lines=[RequestedLine(pid, 2)],
             payment_token=token_,

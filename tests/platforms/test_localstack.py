@@ -108,8 +108,8 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
     pid = add_product(deps, stock=3)
     placed = orders.place_order(
         deps.order_ports,
+        customer(),
         PlaceOrder(
-            customer=customer(),
             idempotency_key=random_id("key-"),
             lines=[RequestedLine(pid, 1)],
             payment_token="tok_ok",

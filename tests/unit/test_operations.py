@@ -36,8 +36,8 @@ def place(ns, pid, qty=2, token="tok_ok"):
     lines = [RequestedLine(pid, qty)]
     placed = orders.place_order(
         ns.ports,
+        customer(),
         PlaceOrder(
-            customer=customer(),
             idempotency_key=random_id(),
             lines=lines,
             payment_token=token,
@@ -76,11 +76,11 @@ def run_pipeline(ns, oid):
 
 
 def retry(ns, oid, reason="provider back"):
-    return operations.retry_order(ns.ports, RetryOrder(oid, OPERATOR, reason))
+    return operations.retry_order(ns.ports, OPERATOR, RetryOrder(oid, reason))
 
 
 def cancel(ns, oid, reason="customer asked"):
-    return operations.cancel_stuck_order(ns.ports, CancelStuckOrder(oid, OPERATOR, reason))
+    return operations.cancel_stuck_order(ns.ports, OPERATOR, CancelStuckOrder(oid, reason))
 
 
 class TestWaysIn:
@@ -209,7 +209,7 @@ class TestOperatorActions:
         oid = place(ns, fake_product(ns))
         dead_letter(ns, oid, OrderPlaced(oid, "c"))
         with pytest.raises(Forbidden):
-            operations.retry_order(ns.ports, RetryOrder(oid, customer(), "why not"))
+            operations.retry_order(ns.ports, customer(), RetryOrder(oid, "why not"))
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
 
     def test_a_reason_is_required(self, ns):
@@ -244,13 +244,13 @@ class TestOperatorActions:
         oid = place(ns, fake_product(ns), token="tok_transient")
         dead_letter(ns, oid, OrderPlaced(oid, "c"))
         with pytest.raises(Conflict):
-            operations.resolve_order(ns.ports, ResolveOrder(oid, OPERATOR, "shipped by hand"))
+            operations.resolve_order(ns.ports, OPERATOR, ResolveOrder(oid, "shipped by hand"))
 
     def test_resolve_closes_a_paid_order_as_fulfilled_with_its_note(self, ns):
         oid = place(ns, fake_product(ns))
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
         assert orders.handle_dead_letter(ns.ports, OrderPaid(oid, "c"), "dlq") == "flagged"
-        done = operations.resolve_order(ns.ports, ResolveOrder(oid, OPERATOR, "shipped by hand"))
+        done = operations.resolve_order(ns.ports, OPERATOR, ResolveOrder(oid, "shipped by hand"))
         assert done.status == model.FULFILLED
         assert done.actions[-1].reason == "shipped by hand"
         ledger_agrees(ns, oid)
@@ -281,20 +281,20 @@ class TestListing:
             ns.clock.advance(1)
         place(ns, pid, qty=1)  # a PENDING one, not listed
         first = operations.list_orders_by_state(
-            ns.orders, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, limit=3)
+            ns.orders, ADMIN, ListOrdersByState(model.NEEDS_ATTENTION, limit=3)
         )
         assert [o.id for o in first.items] == ids[:3]
         rest = operations.list_orders_by_state(
-            ns.orders, ListOrdersByState(ADMIN, model.NEEDS_ATTENTION, 3, first.next_cursor)
+            ns.orders, ADMIN, ListOrdersByState(model.NEEDS_ATTENTION, 3, first.next_cursor)
         )
         assert [o.id for o in rest.items] == ids[3:]
         assert rest.next_cursor is None
 
     def test_terminal_states_and_customers_are_refused(self, ns):
         with pytest.raises(InvalidRequest):
-            operations.list_orders_by_state(ns.orders, ListOrdersByState(ADMIN, model.FULFILLED))
+            operations.list_orders_by_state(ns.orders, ADMIN, ListOrdersByState(model.FULFILLED))
         with pytest.raises(Forbidden):
-            operations.list_orders_by_state(ns.orders, ListOrdersByState(customer(), "PENDING"))
+            operations.list_orders_by_state(ns.orders, customer(), ListOrdersByState("PENDING"))
 
 
 class TestPaymentProvider:
@@ -307,8 +307,8 @@ class TestPaymentProvider:
             with pytest.raises(InvalidRequest) as err:
                 orders.place_order(
                     real,
+                    customer(),
                     PlaceOrder(
-                        customer=customer(),
                         idempotency_key=random_id(),
                         lines=[RequestedLine(pid, 1)],
                         payment_token=token,
@@ -319,8 +319,8 @@ class TestPaymentProvider:
             assert err.value.extra["field"] == "paymentToken"
         placed = orders.place_order(
             real,
+            customer(),
             PlaceOrder(
-                customer=customer(),
                 idempotency_key=random_id(),
                 lines=[RequestedLine(pid, 1)],
                 payment_token="pm_card_visa",
@@ -353,8 +353,8 @@ class TestCustomerWayOut:
         pid, who = fake_product(ns, stock=10), customer("frank")
         oid = orders.place_order(
             ns.ports,
+            who,
             PlaceOrder(
-                customer=who,
                 idempotency_key=random_id(),
                 lines=[RequestedLine(pid, 2)],
                 payment_token="tok_ok",
@@ -364,8 +364,7 @@ class TestCustomerWayOut:
         ).body["id"]
         TestWaysIn()._charge_racing_the_flag(ns, oid)
         assert (
-            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid)).status
-            == model.CANCELLED
+            orders.cancel_order(ns.ports, who, CancelOrder(order_id=oid)).status == model.CANCELLED
         )
         assert ns.payments.refunds == [oid]
         assert ns.products.get(pid).stock == 10

@@ -28,8 +28,8 @@ def place(ns, who, pid, qty=1, token="tok_ok", key=None, lines=None):
     body = {"lines": [(line.product_id, line.quantity) for line in lines], "t": token}
     return orders.place_order(
         ns.ports,
+        who,
         PlaceOrder(
-            customer=who,
             idempotency_key=key or random_id(),
             lines=lines,
             payment_token=token,
@@ -54,8 +54,8 @@ class TestPlaceOrder:
         with pytest.raises(InvalidRequest):
             orders.place_order(
                 ns.ports,
+                customer(),
                 PlaceOrder(
-                    customer=customer(),
                     idempotency_key=None,
                     lines=[RequestedLine(pid, 1)],
                     payment_token="tok_ok",
@@ -166,7 +166,7 @@ class TestPipeline:
 
         def charge_then_cancel(key, amount, token):
             charge = real_charge(key, amount, token)
-            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid))
+            orders.cancel_order(ns.ports, who, CancelOrder(order_id=oid))
             return charge
 
         ns.payments.charge = charge_then_cancel
@@ -193,7 +193,7 @@ class TestCancelAndRead:
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
         orders.fulfil_order(ns.ports, OrderPaid(oid, "c"))
         with pytest.raises(Conflict):
-            orders.cancel_order(ns.ports, CancelOrder(customer=who, order_id=oid))
+            orders.cancel_order(ns.ports, who, CancelOrder(order_id=oid))
 
     def test_list_is_newest_first_and_paged(self, ns):
         pid, who = fake_product(ns, stock=100), customer()

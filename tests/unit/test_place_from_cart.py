@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.domain.commands import CancelOrder, PlaceOrderFromCart
+from funcmart.domain.commands import ArchiveProduct, CancelOrder, PlaceOrderFromCart
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
 from funcmart.services import orders
 from tests.fakes import FakeCartStore
@@ -24,12 +24,9 @@ def checkout(ns, who, key):
     return orders.place_order_from_cart(
         ns.ports,
         ns.carts,
+        who,
         PlaceOrderFromCart(
-            customer=who,
-            idempotency_key=key,
-            payment_token="tok_ok",
-            request_body=BODY,
-            correlation_id="corr",
+            idempotency_key=key, payment_token="tok_ok", request_body=BODY, correlation_id="corr"
         ),
     )
 
@@ -118,7 +115,7 @@ def test_an_archived_product_in_the_cart_refuses_the_order(ns):
 
     me, pid = customer(), fake_product(ns)
     ns.carts.set_quantity(me.subject, pid, 1, 50)
-    catalog.archive_product(ns.products, ns.cache, ns.clock, ADMIN, pid)
+    catalog.archive_product(ns, ADMIN, ArchiveProduct(pid))
     with pytest.raises(InvalidRequest):
         checkout(ns, me, random_id())
     assert ns.carts.get(me.subject).quantities == {pid: 1}
@@ -130,4 +127,4 @@ def test_an_order_id_too_long_to_be_a_key_is_not_found(ns):
     with pytest.raises(NotFound):
         orders.get_order(ns.orders, customer(), "x" * 3000)
     with pytest.raises(NotFound):
-        orders.cancel_order(ns.ports, CancelOrder(customer=customer(), order_id="x" * 3000))
+        orders.cancel_order(ns.ports, customer(), CancelOrder(order_id="x" * 3000))

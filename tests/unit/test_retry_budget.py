@@ -128,8 +128,8 @@ def run(kind: str, max_receives: int, base: int, cap: int):
         body = {"i": i}
         p = orders.place_order(
             ns.ports,
+            customer(),
             PlaceOrder(
-                customer=customer(),
                 idempotency_key=random_id(),
                 lines=[RequestedLine(pid, 1)],
                 payment_token="tok_ok",
@@ -190,8 +190,8 @@ def test_the_simulation_delivers_a_healthy_pipeline_at_once() -> None:
     q = SimulatedQueues(ns, 12, 2, 300)
     oid = orders.place_order(
         ns.ports,
+        customer(),
         PlaceOrder(
-            customer=customer(),
             idempotency_key=random_id(),
             lines=[RequestedLine(pid, 1)],
             payment_token="tok_ok",

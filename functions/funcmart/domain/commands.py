@@ -1,7 +1,7 @@
-"""Commands: what a caller asks the order use cases to do, one dataclass per use case.
+"""Commands: what a caller asks a use case to do, as plain data (imperative names).
 
-A handler parses its event into one of these and hands it to one service function; the
-service answers in domain terms and the handler chooses the status code.
+A transport (an HTTP body, a queue message) is parsed into one of these; the service takes
+it with the ports it works through and the principal asking.
 """
 
 from __future__ import annotations
@@ -10,53 +10,45 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from funcmart.domain.identity import Principal
+from funcmart.domain.catalog import ProductChanges, StockChange
+from funcmart.domain.money import Money
 from funcmart.domain.orders import RequestedLine
 
 
 @dataclass(frozen=True)
-class RetryOrder:
-    """Send an order that needs attention back to the step that failed."""
-
-    order_id: str
-    operator: Principal
-    reason: str
-    correlation_id: str = ""
-
-
-@dataclass(frozen=True)
-class CancelStuckOrder:
-    """Cancel an order that needs attention: stock back, the charge refunded if captured."""
-
-    order_id: str
-    operator: Principal
-    reason: str
+class CreateProduct:
+    name: str
+    description: str
+    category: str
+    price: Money
+    stock: int
 
 
 @dataclass(frozen=True)
-class ResolveOrder:
-    """Close an order that needs attention as fulfilled (handled outside the pipeline)."""
-
-    order_id: str
-    operator: Principal
-    reason: str
+class UpdateProduct:
+    product_id: str
+    expected_version: int
+    changes: ProductChanges
 
 
 @dataclass(frozen=True)
-class ListOrdersByState:
-    """Orders in one state, oldest change first (the longest waiting at the top)."""
+class ArchiveProduct:
+    product_id: str
 
-    operator: Principal
-    state: str
-    limit: int = 50
-    cursor: str | None = None
+
+@dataclass(frozen=True)
+class SetStock:
+    product_id: str
+    change: StockChange
+
+
+# ------------------------------------------------------------------------------ orders
 
 
 @dataclass(frozen=True)
 class PlaceOrder:
     """Order these lines, once per idempotency key."""
 
-    customer: Principal
     idempotency_key: str | None
     lines: Sequence[RequestedLine]
     payment_token: str
@@ -67,9 +59,8 @@ class PlaceOrder:
 
 @dataclass(frozen=True)
 class PlaceOrderFromCart:
-    """Order what is in the customer's cart, once per idempotency key."""
+    """Order what is in the caller's cart, once per idempotency key."""
 
-    customer: Principal
     idempotency_key: str | None
     payment_token: str
     request_body: dict[str, Any]
@@ -78,7 +69,43 @@ class PlaceOrderFromCart:
 
 @dataclass(frozen=True)
 class CancelOrder:
-    """The customer (or an admin) cancels an order: stock back, a captured charge refunded."""
+    """Cancel an order: stock back, a captured charge refunded."""
 
-    customer: Principal
     order_id: str
+
+
+# -------------------------------------------------------------------------- operations
+
+
+@dataclass(frozen=True)
+class ListOrdersByState:
+    """Orders waiting in one state, the longest waiting first."""
+
+    state: str
+    limit: int = 50
+    cursor: str | None = None
+
+
+@dataclass(frozen=True)
+class RetryOrder:
+    """Send an order that needs attention back to the step that failed."""
+
+    order_id: str
+    reason: str
+    correlation_id: str = ""
+
+
+@dataclass(frozen=True)
+class CancelStuckOrder:
+    """Cancel an order that needs attention: stock back, the charge refunded if captured."""
+
+    order_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ResolveOrder:
+    """Close an order that needs attention as fulfilled (handled outside the pipeline)."""
+
+    order_id: str
+    reason: str

@@ -29,9 +29,11 @@ log = logging.getLogger(__name__)
 LISTABLE_STATES = (model.NEEDS_ATTENTION, model.PENDING, model.PAID)
 
 
-def list_orders_by_state(orders: OrderRepository, cmd: ListOrdersByState) -> Page[Order]:
+def list_orders_by_state(
+    orders: OrderRepository, who: Principal, cmd: ListOrdersByState
+) -> Page[Order]:
     """Orders in one waiting state, the longest waiting first."""
-    cmd.operator.require_admin()
+    who.require_admin()
     if cmd.state not in LISTABLE_STATES:
         raise InvalidRequest(f"state must be one of {', '.join(LISTABLE_STATES)}", field="state")
     return orders.list_by_state(cmd.state, max(1, min(cmd.limit, 100)), cmd.cursor)
@@ -52,14 +54,14 @@ def _captured(p: OrderPorts, order: Order) -> Charge | None:
     return charge if charge is not None and charge.captured else None
 
 
-def retry_order(p: OrderPorts, cmd: RetryOrder) -> Order:
+def retry_order(p: OrderPorts, who: Principal, cmd: RetryOrder) -> Order:
     """Back to the step that failed, its event published again: PAID (towards fulfilment)
     when the charge was captured, else PENDING (towards payment)."""
-    cmd.operator.require_admin()
+    who.require_admin()
     order = _waiting(p, cmd.order_id)
     charge = _captured(p, order)
     to = model.PAID if charge is not None else model.PENDING
-    moved = order.operate(model.RETRY, to, cmd.operator.subject, p.clock.now(), cmd.reason)
+    moved = order.operate(model.RETRY, to, who.subject, p.clock.now(), cmd.reason)
     recorded = charge if charge is not None and p.orders.get_charge(order.id) is None else None
     if not p.orders.transition(order, moved, charge=recorded):
         raise Conflict(f"order {order.id} changed meanwhile; look at it again")
@@ -73,19 +75,17 @@ def retry_order(p: OrderPorts, cmd: RetryOrder) -> Order:
     return moved
 
 
-def cancel_stuck_order(p: OrderPorts, cmd: CancelStuckOrder) -> Order:
+def cancel_stuck_order(p: OrderPorts, who: Principal, cmd: CancelStuckOrder) -> Order:
     """Cancelled: the reserved stock back, a captured charge refunded (exactly once).
 
     Asked again for an order this already cancelled, it finishes a refund an earlier attempt
     left undone (the provider was down) and answers the order as it is."""
-    cmd.operator.require_admin()
+    who.require_admin()
     order = _waiting(p, cmd.order_id)
     if order.status == model.CANCELLED and any(a.action == model.CANCEL for a in order.actions):
         finish_refund(p, order)
         return order
-    cancelled = order.operate(
-        model.CANCEL, model.CANCELLED, cmd.operator.subject, p.clock.now(), cmd.reason
-    )
+    cancelled = order.operate(model.CANCEL, model.CANCELLED, who.subject, p.clock.now(), cmd.reason)
     if not p.orders.transition(order, cancelled, release_stock=True):
         raise Conflict(f"order {order.id} changed meanwhile; look at it again")
     p.cache.invalidate(*(line.product_id for line in order.lines))
@@ -95,19 +95,17 @@ def cancel_stuck_order(p: OrderPorts, cmd: CancelStuckOrder) -> Order:
     return cancelled
 
 
-def resolve_order(p: OrderPorts, cmd: ResolveOrder) -> Order:
+def resolve_order(p: OrderPorts, who: Principal, cmd: ResolveOrder) -> Order:
     """FULFILLED with the operator's note, for an order handled outside the pipeline. It
     needs a captured charge: an order closed as fulfilled is one that was paid for."""
-    cmd.operator.require_admin()
+    who.require_admin()
     order = _waiting(p, cmd.order_id)
     charge = _captured(p, order)
     if order.status == model.NEEDS_ATTENTION and charge is None:
         raise Conflict(
             f"order {order.id} has no captured payment: retry it to charge it, or cancel it"
         )
-    resolved = order.operate(
-        model.RESOLVE, model.FULFILLED, cmd.operator.subject, p.clock.now(), cmd.reason
-    )
+    resolved = order.operate(model.RESOLVE, model.FULFILLED, who.subject, p.clock.now(), cmd.reason)
     recorded = charge if p.orders.get_charge(order.id) is None else None
     if not p.orders.transition(order, resolved, charge=recorded):
         raise Conflict(f"order {order.id} changed meanwhile; look at it again")

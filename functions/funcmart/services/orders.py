@@ -70,9 +70,8 @@ class Placed:
     replayed: bool
 
 
-def place_order(p: OrderPorts, cmd: PlaceOrder) -> Placed:
+def place_order(p: OrderPorts, principal: Principal, cmd: PlaceOrder) -> Placed:
     """Reserve stock and record a PENDING order exactly once per idempotency key."""
-    principal = cmd.customer
     key = _check_key(cmd.idempotency_key)
     fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
@@ -83,13 +82,14 @@ def place_order(p: OrderPorts, cmd: PlaceOrder) -> Placed:
     )
 
 
-def place_order_from_cart(p: OrderPorts, carts: CartStore, cmd: PlaceOrderFromCart) -> Placed:
+def place_order_from_cart(
+    p: OrderPorts, carts: CartStore, principal: Principal, cmd: PlaceOrderFromCart
+) -> Placed:
     """Order what is in the caller's cart, then take the ordered lines out of it.
 
     The key is looked up before the cart is read: a retry of a request that succeeded finds
     the cart empty (it was cleared), and must still get the first answer, not a 409.
     """
-    principal = cmd.customer
     key = _check_key(cmd.idempotency_key)
     fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
@@ -251,10 +251,10 @@ def list_orders(
     return orders.list_for_customer(principal.subject, limit, cursor)
 
 
-def cancel_order(p: OrderPorts, cmd: CancelOrder) -> Order:
+def cancel_order(p: OrderPorts, principal: Principal, cmd: CancelOrder) -> Order:
     """Cancel a PENDING, PAID or waiting order: stock goes back, a captured charge is
     refunded."""
-    principal, order_id = cmd.customer, cmd.order_id
+    order_id = cmd.order_id
     order = get_order(p.orders, principal, order_id)
     for _ in range(3):
         if order.status == model.CANCELLED:
