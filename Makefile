@@ -23,7 +23,7 @@ help:
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make lint | typecheck | sam-build | bench"
 
-$(STAMP): pyproject.toml functions/requirements.txt
+$(STAMP): pyproject.toml functions/requirements.txt functions/requirements-stripe.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev,bench]'
