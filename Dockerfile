@@ -26,12 +26,14 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime dependencies only: the function package's requirements plus what the Knative host
-# needs (functions-framework, CloudEvents, JWT verification, the Prometheus client).
-COPY functions/requirements.txt /tmp/requirements.txt
-RUN pip install -r /tmp/requirements.txt "functions-framework>=3.8,<4" "cloudevents>=1.11" \
-        "pyjwt[crypto]>=2.8,<3" "prometheus-client>=0.20,<1" \
-    && rm /tmp/requirements.txt
+# Runtime dependencies only: the function package's requirements (the Stripe SDK included)
+# plus what the Knative host needs (functions-framework, CloudEvents, JWT verification, the
+# Prometheus client).
+COPY functions/requirements.txt functions/requirements-stripe.txt /tmp/
+RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
+        "functions-framework>=3.8,<4" "cloudevents>=1.11" "pyjwt[crypto]>=2.8,<3" \
+        "prometheus-client>=0.20,<1" \
+    && rm /tmp/requirements.txt /tmp/requirements-stripe.txt
 
 # The function package (handler modules and funcmart) and the Knative host with the gateway
 # emulation it uses: no local platform, no OpenAPI writer, no fakes.

@@ -12,7 +12,7 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token test \
+.PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token redrive test \
 	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env sam-events bench clean \
 	image manifests
 IMAGE ?= funcmart:dev
@@ -25,6 +25,7 @@ help:
 	@echo "make test-pythons   the unit tier on Python 3.11 and 3.12 as well"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
+	@echo "make redrive [API=https://... TOKEN=...]   dead letters back to their queues (default: make dev's API)"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
@@ -64,6 +65,12 @@ invoke: venv-local
 
 token: venv-local
 	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
+
+# Calls RedriveDeadLetters through the API: `make dev`'s by default (with an admin dev
+# token), or a deployed one with API=https://... TOKEN=<an admin's bearer token>.
+API ?= http://127.0.0.1:$(PORT)
+redrive: venv-local
+	@$(PY) -m tools.redrive --api "$(API)" $(if $(TOKEN),--token "$(TOKEN)",)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -237,7 +237,8 @@ def run_celery(
     env = backends.env()
     env.update(BENCH_CELERY_BROKER=broker, BENCH_READY_FILE=str(ready), TABLE_NAME=table)
     env.update(LOG_LEVEL="INFO", POWERTOOLS_SERVICE_NAME="funcmart")
-    env.update(PAYMENT_SLOW_SECONDS=str(scenario.gateway_seconds))
+    # the simulator, as the local platform runs it for the funcmart side
+    env.update(PAYMENT_PROVIDER="simulator", PAYMENT_SLOW_SECONDS=str(scenario.gateway_seconds))
     cmd = [
         sys.executable,
         "-m",

@@ -4,6 +4,7 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.orders import OrderOut
 from funcmart.bootstrap import build
+from funcmart.domain.commands import CancelOrder
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import orders
 
@@ -13,7 +14,7 @@ app = HttpFunction(deps, problems=(404, 409))
 
 @app.post("/orders/<orderId>/cancel")
 def cancel_order(orderId: str) -> Response[OrderOut]:
-    order = orders.cancel_order(deps.order_ports, app.principal(), orderId)
+    order = orders.cancel_order(deps.order_ports, app.principal(), CancelOrder(orderId))
     return json_response(order.to_dict())
 
 

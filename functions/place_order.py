@@ -8,11 +8,17 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
+from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import orders
 
 deps = build().ready("order_ports", "carts")
-app = HttpFunction(deps, problems=(409, 422))
+# A retry of an order already placed replays its answer even past a spent limit.
+app = HttpFunction(
+    deps,
+    problems=(409, 422),
+    replays=lambda who, key: orders.is_replay(deps.orders, who, key),
+)
 
 
 @app.post("/orders", status_code=202)
@@ -20,15 +26,13 @@ def place_order(
     body: Annotated[NewOrder | NewOrderFromCart, Body()],
     key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
 ) -> Response[OrderOut]:
-    who, cid = app.principal(), app.correlation_id
+    who, cid, sent = app.principal(), app.correlation_id, body.model_dump()
     if isinstance(body, NewOrderFromCart):
-        placed = orders.place_order_from_cart(
-            deps.order_ports, deps.carts, who, key, body.paymentToken, body.model_dump(), cid
-        )
+        from_cart = PlaceOrderFromCart(key, body.paymentToken, sent, cid)
+        placed = orders.place_order_from_cart(deps.order_ports, deps.carts, who, from_cart)
     else:
-        placed = orders.place_order(
-            deps.order_ports, who, key, body.requested(), body.paymentToken, body.model_dump(), cid
-        )
+        cmd = PlaceOrder(key, body.requested(), body.paymentToken, sent, cid)
+        placed = orders.place_order(deps.order_ports, who, cmd)
     headers = {"Location": f"/orders/{placed.body['id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"

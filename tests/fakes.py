@@ -246,6 +246,8 @@ class FakeOrderRepository:
                 return False
             self.orders[current.id] = new
             self._open_since[current.id] = new.updated_at
+            if new.status in ("PENDING", "PAID") and current.status not in ("PENDING", "PAID"):
+                self.republished.pop(current.id, None)  # back in the pipeline
             if release_stock:
                 for line in current.lines:
                     p = self.products.get(line.product_id)
@@ -265,6 +267,26 @@ class FakeOrderRepository:
     def mark_refunded(self, order_id: str, _now: str) -> None:
         if order_id in self.charges:
             self.charges[order_id] = replace(self.charges[order_id], status="REFUNDED")
+
+    def record_charge(self, order_id: str, charge: Charge, _now: str) -> None:
+        self.charges[order_id] = charge
+
+    def list_by_state(self, state: str, limit: int, cursor: str | None) -> Page[Order]:
+        if state not in ("PENDING", "PAID", "NEEDS_ATTENTION"):
+            return Page(items=[], next_cursor=None)
+        after = cursors.decode(cursor, {"state", "after"}) if cursor else None
+        if after is not None and after["state"] != state:
+            raise InvalidRequest("cursor belongs to another listing", field="cursor")
+
+        def key(o: Order) -> str:
+            return f"{self._open_since[o.id]}#{o.id}"
+
+        found = sorted((o for o in self.orders.values() if o.status == state), key=key)
+        if after is not None:
+            found = [o for o in found if key(o) > after["after"]]
+        page, more = found[:limit], len(found) > limit
+        next_cursor = cursors.encode({"state": state, "after": key(page[-1])}) if more else None
+        return Page(items=page, next_cursor=next_cursor)
 
     def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]:
         mine = sorted(
@@ -302,8 +324,12 @@ class FakePaymentGateway:
         self.captures: dict[str, Charge] = {}
         self.capture_calls = 0
         self.refunds: list[str] = []
+        # An outage of the provider: every call fails as a network error would.
+        self.down = False
 
     def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
+        if self.down:
+            raise TransientFailure("payment provider unreachable")
         if idempotency_key in self.captures:
             return self.captures[idempotency_key]
         if token.startswith("tok_decline"):
@@ -318,11 +344,27 @@ class FakePaymentGateway:
     def lookup(self, idempotency_key: str) -> Charge | None:
         return self.captures.get(idempotency_key)
 
-    def refund(self, idempotency_key: str) -> None:
-        charge = self.captures.get(idempotency_key)
-        if charge is not None and charge.status != "REFUNDED":
-            self.captures[idempotency_key] = replace(charge, status="REFUNDED")
-            self.refunds.append(idempotency_key)
+    def refund(self, charge: Charge) -> Charge:
+        if self.down:
+            raise TransientFailure("payment provider unreachable")
+        key = charge.order_id
+        captured = self.captures.get(key)
+        if captured is not None and captured.status != "REFUNDED":
+            self.captures[key] = replace(captured, status="REFUNDED")
+            self.refunds.append(key)
+        return replace(charge, status="REFUNDED")
+
+
+class FakeQueueBacklog:
+    """Messages waiting per event type, as a test sets them; None: the transport cannot say."""
+
+    def __init__(self, waiting: dict[str, int | None] | None = None) -> None:
+        self.counts: dict[str, int | None] = dict(waiting or {})
+        self.asked = 0
+
+    def waiting(self, event_type: str) -> int | None:
+        self.asked += 1
+        return self.counts.get(event_type)
 
 
 class FakeMetrics:

@@ -86,7 +86,12 @@ GATEWAY_CLASS = "eg"  # Envoy Gateway's default GatewayClass
 AWS_ONLY_ENV = {
     "ORDER_PLACED_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
     "ORDER_PAID_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
+    "REDRIVE_QUEUES": "SQS dead-letter queues; on Knative the broker's deadLetterSink",
+    "STRIPE_SECRET_ID": "Secrets Manager; on Knative STRIPE_API_KEY from the Secret below",
 }
+# The Stripe secret key of the functions that pay or refund: a Kubernetes Secret the operator
+# creates (never in these manifests). Optional, so a simulator deployment needs none.
+STRIPE_SECRET = {"name": "funcmart-stripe", "key": "api-key"}
 KNATIVE_ONLY_ENV = {
     "FUNCMART_FUNCTION": "the template logical id the container serves",
     "FUNCMART_HANDLER": "the handler, as the template's Handler",
@@ -107,6 +112,7 @@ KNATIVE_ONLY_ENV = {
     "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
     "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
     "THREADS": "threads per worker: one for the invocation Knative sends, one for probes",
+    "STRIPE_API_KEY": "the Stripe secret key, from the Secret funcmart-stripe (key api-key)",
 }
 
 
@@ -280,6 +286,13 @@ def _function_env(tpl: Template, fn: Function) -> list[dict[str, Any]]:
         if literal is None:
             raise ValueError(f"{fn.logical_id}: {var} has no Knative value; add it to AWS_ONLY_ENV")
         env.append({"name": var, "value": literal})
+    if "STRIPE_SECRET_ID" in _own_env(tpl, fn):
+        env.append(
+            {
+                "name": "STRIPE_API_KEY",
+                "valueFrom": {"secretKeyRef": {**STRIPE_SECRET, "optional": True}},
+            }
+        )
     return env
 
 
@@ -485,7 +498,7 @@ TABLE_ARN = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/" + STACK
 
 def _resource_arn(tpl: Template, value: Any) -> str | None:
     """A template policy resource on Knative: the table (and its indexes) by ARN; None for
-    the queues, which Knative replaces with the broker."""
+    the queues, which Knative replaces with the broker, and for Secrets Manager."""
     if isinstance(value, _Tag) and value.name == "GetAtt":
         target = _ref_target(value)
         if target in tpl.queues:
@@ -495,6 +508,8 @@ def _resource_arn(tpl: Template, value: Any) -> str | None:
     sub = value.value if isinstance(value, _Tag) and value.name == "Sub" else None
     if isinstance(sub, str) and sub.startswith("${Table.Arn}"):
         return TABLE_ARN + sub.removeprefix("${Table.Arn}")
+    if isinstance(sub, str) and ":secretsmanager:" in sub:
+        return None  # on Knative the Stripe key comes from a Kubernetes Secret instead
     raise ValueError(f"no Knative translation for the policy resource {value!r}")
 
 

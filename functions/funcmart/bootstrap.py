@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from funcmart.settings import Settings
+from funcmart.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
     import redis
@@ -20,9 +20,12 @@ if TYPE_CHECKING:
 
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
+    from funcmart.domain.money import Money
+    from funcmart.domain.orders import Charge
     from funcmart.ports import (
         CartStore,
         Clock,
+        DeadLetterRedrive,
         HealthProbe,
         IdGenerator,
         Metrics,
@@ -31,6 +34,7 @@ if TYPE_CHECKING:
         ProductCache,
         ProductRepository,
         Publisher,
+        QueueBacklog,
         RateLimiter,
     )
     from funcmart.services.orders import OrderPorts, ReconcilePolicy
@@ -149,9 +153,32 @@ class Container:
 
     @cached_property
     def payments(self) -> PaymentGateway:
-        from funcmart.adapters.payments import SimulatedPaymentGateway
+        s = self.settings
+        if s.payment_provider == "stripe":
+            from funcmart.adapters.stripe_payments import StripePaymentGateway
 
-        return SimulatedPaymentGateway(self.tables, self.clock, self.settings.payment_slow_seconds)
+            return StripePaymentGateway(
+                self.stripe_api_key, s.stripe_api_base, s.stripe_timeout_seconds
+            )
+        if s.payment_provider == "simulator":
+            from funcmart.adapters.payments import SimulatedPaymentGateway
+
+            return SimulatedPaymentGateway(self.tables, self.clock, s.payment_slow_seconds)
+        raise SettingsError(
+            "PAYMENT_PROVIDER is not set: set it to 'stripe' (or 'simulator' for development)"
+        )
+
+    @cached_property
+    def stripe_api_key(self) -> str:
+        """The Stripe secret key: from the environment, or read once from Secrets Manager."""
+        s = self.settings
+        if s.stripe_api_key:
+            return s.stripe_api_key
+        if not s.stripe_secret_id:
+            raise SettingsError("PAYMENT_PROVIDER=stripe needs STRIPE_API_KEY or STRIPE_SECRET_ID")
+        client: Any = self.aws_session.create_client("secretsmanager", region_name=s.aws_region)
+        secret: str = client.get_secret_value(SecretId=s.stripe_secret_id)["SecretString"]
+        return secret.strip()
 
     @cached_property
     def sqs_client(self) -> Any:
@@ -172,6 +199,26 @@ class Container:
         return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v}, self.metrics)
 
     @cached_property
+    def redrive(self) -> DeadLetterRedrive:
+        from funcmart.adapters.sqs_operations import SqsDeadLetterRedrive, parse_pairs
+
+        s = self.settings
+        return SqsDeadLetterRedrive(
+            self.sqs_client, parse_pairs(s.redrive_queues), s.redrive_method
+        )
+
+    @cached_property
+    def queue_backlog(self) -> QueueBacklog | None:
+        """The queues' backlogs, where events travel over SQS; None over a broker."""
+        s = self.settings
+        if s.publisher != "sqs":
+            return None
+        from funcmart.adapters.sqs_operations import SqsQueueBacklog
+
+        urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}
+        return SqsQueueBacklog(self.sqs_client, {k: v for k, v in urls.items() if v})
+
+    @cached_property
     def metrics(self) -> Metrics:
         from funcmart.adapters.metrics import REGISTRY, EmfMetrics
 
@@ -185,13 +232,16 @@ class Container:
 
         return OrderPorts(
             orders=self.orders,
-            payments=self.payments,
+            # Built on first use: most order functions never pay, and the provider's client
+            # (its secret, its SDK) should cost them nothing.
+            payments=_DeferredPayments(self),
             publisher=self.publisher,
             cache=self.cache,
             clock=self.clock,
             ids=self.ids,
             metrics=self.metrics,
             idempotency_ttl_seconds=self.settings.idempotency_ttl_seconds,
+            payment_provider=self.settings.payment_provider or "",
         )
 
     @cached_property
@@ -203,7 +253,24 @@ class Container:
             republish_after_seconds=s.reconcile_after_seconds,
             abandon_after_seconds=s.abandon_after_seconds,
             max_republish=s.max_republish,
+            flag_after_seconds=s.reconcile_flag_after_seconds,
         )
+
+
+class _DeferredPayments:
+    """The container's payment gateway, looked up when a payment call is made."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
+        return self._container.payments.charge(idempotency_key, amount, token)
+
+    def lookup(self, idempotency_key: str) -> Charge | None:
+        return self._container.payments.lookup(idempotency_key)
+
+    def refund(self, charge: Charge) -> Charge:
+        return self._container.payments.refund(charge)
 
 
 _OVERRIDABLE = {

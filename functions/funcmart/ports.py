@@ -1,7 +1,7 @@
 """Ports: what the services need from the outside world, as protocols.
 
 Adapters implement them against one technology each (pynamodb, redis, sqs, the payment
-simulator); `adapters.memory` implements them in memory for unit tests.
+simulator); `tests.fakes` implements them in memory for unit tests.
 """
 
 from __future__ import annotations
@@ -126,6 +126,14 @@ class OrderRepository(Protocol):
 
     def mark_refunded(self, order_id: str, now: str) -> None: ...
 
+    def record_charge(self, order_id: str, charge: Charge, now: str) -> None:
+        """Write the order's payment record as the ledger has it (captured or refunded),
+        whatever state the order is in: the order then agrees with the ledger."""
+
+    def list_by_state(self, state: str, limit: int, cursor: str | None) -> Page[Order]:
+        """Orders in a waiting state (NEEDS_ATTENTION, PENDING or PAID), oldest change first:
+        a key query on an index, never a scan."""
+
     def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]: ...
 
     def open_orders(self, updated_before: str, limit: int) -> list[Order]:
@@ -143,8 +151,31 @@ class PaymentGateway(Protocol):
 
     def lookup(self, idempotency_key: str) -> Charge | None: ...
 
-    def refund(self, idempotency_key: str) -> None:
-        """Refund the charge made under the key, once, however often called."""
+    def refund(self, charge: Charge) -> Charge:
+        """Refund a captured charge, once, however often called; the charge as refunded.
+        Raises TransientFailure (retry later) or PaymentMisconfigured."""
+
+
+@dataclass(frozen=True)
+class Redrive:
+    """One dead-letter queue sent back to its source: the move task started (SQS), or the
+    messages moved one by one (where the endpoint has no move task)."""
+
+    dead_letter_queue: str
+    source_queue: str
+    task: str | None = None
+    moved: int | None = None
+
+
+class DeadLetterRedrive(Protocol):
+    def redrive(self) -> list[Redrive]:
+        """Move every message of each dead-letter queue back to its source queue, once."""
+
+
+class QueueBacklog(Protocol):
+    def waiting(self, event_type: str) -> int | None:
+        """Messages of this event type waiting, delayed or in flight in its queue; None when
+        the transport cannot say (a broker)."""
 
 
 class Publisher(Protocol):

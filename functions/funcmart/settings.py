@@ -59,10 +59,26 @@ class Settings(BaseModel):
     order_placed_queue_url: str | None = _env("ORDER_PLACED_QUEUE_URL")
     order_paid_queue_url: str | None = _env("ORDER_PAID_QUEUE_URL")
     idempotency_ttl_seconds: int = _env("IDEMPOTENCY_TTL_SECONDS", default=86400, gt=0)
+    # Who takes payments: "simulator" (development and tests; its magic tokens work only
+    # here) or "stripe". Unset, no payment is taken and the simulator's tokens are refused.
+    payment_provider: Literal["simulator", "stripe"] | None = _env("PAYMENT_PROVIDER")
     payment_slow_seconds: float = _env("PAYMENT_SLOW_SECONDS", default=2.0, ge=0)
+    # Stripe: the secret key itself (a Kubernetes Secret, a local shell), or the id of the
+    # Secrets Manager secret holding it (AWS), read once at cold start.
+    stripe_api_key: str | None = _env("STRIPE_API_KEY")
+    stripe_secret_id: str | None = _env("STRIPE_SECRET_ID")
+    # Where the Stripe SDK sends requests; Stripe's own API unless set (tests).
+    stripe_api_base: str | None = _env("STRIPE_API_BASE")
+    stripe_timeout_seconds: float = _env("STRIPE_TIMEOUT_SECONDS", default=10.0, gt=0)
     reconcile_after_seconds: int = _env("RECONCILE_AFTER_SECONDS", default=120, gt=0)
     abandon_after_seconds: int = _env("ABANDON_AFTER_SECONDS", default=86400, gt=0)
     max_republish: int = _env("RECONCILE_MAX_REPUBLISH", default=5, ge=0)
+    # With no queue to ask for a backlog (a broker), flag an open order only after this long.
+    reconcile_flag_after_seconds: int = _env("RECONCILE_FLAG_AFTER_SECONDS", default=3600, gt=0)
+    # "deadLetterQueueArn>sourceQueueArn,..." and how to move them back: "move-task" (SQS's
+    # StartMessageMoveTask) or "copy" (message by message; endpoints without move tasks).
+    redrive_queues: str | None = _env("REDRIVE_QUEUES")
+    redrive_method: Literal["move-task", "copy"] = _env("REDRIVE_METHOD", default="move-task")
     # A failed queue record becomes visible again after base * 2^(receives-1) seconds.
     retry_backoff_base_seconds: int = _env("RETRY_BACKOFF_BASE_SECONDS", default=2, ge=0)
     retry_backoff_max_seconds: int = _env("RETRY_BACKOFF_MAX_SECONDS", default=300, ge=0)

@@ -215,6 +215,7 @@ def _environment(tpl: Template, fn: Function) -> dict[str, str]:
     refs = {name: str(p.get("Default")) for name, p in tpl.raw["Parameters"].items()}
     refs.update(
         {lid: f"local-{lid}" for lid in tpl.raw["Resources"]},
+        **{f"{lid}.Arn": f"arn:aws:local:{lid}" for lid in tpl.raw["Resources"]},
         RedisUrl="redis://127.0.0.1:1/0",  # never connected: building the schema is offline
     )
     return {k: template.resolve(v, refs) for k, v in fn.environment.items()}

@@ -109,6 +109,7 @@ def env(
     def make(fn: Function, redis: str = redis_url) -> dict[str, str]:
         refs = {name: str(p.get("Default")) for name, p in tpl.raw["Parameters"].items()}
         refs.update(Table=function_table, RedisUrl=redis, OrderPlacedQueue=queue_url)
+        refs["PaymentProvider"] = "simulator"  # tests pay with the simulator's tokens
         values = {k: template.resolve(v, refs) for k, v in fn.environment.items()}
         values.update(
             AWS_ENDPOINT_URL_DYNAMODB=dynamodb_endpoint,

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 from funcmart_hosts.gateway.template import Template
-from tests.functions import test_cart_functions, test_catalog_functions, test_order_functions
+from tests.functions import (
+    test_cart_functions,
+    test_catalog_functions,
+    test_operations_functions,
+    test_order_functions,
+)
 from tests.functions.invoking import EVENTS
 
 CASES = {
     **test_catalog_functions.CASES,
     **test_order_functions.CASES,
     **test_cart_functions.CASES,
+    **test_operations_functions.CASES,
 }
 
 

@@ -64,10 +64,14 @@ class World:
         return int(self.deps.products.get(PID).stock)
 
     def messages(self, queue: str) -> list[dict[str, Any]]:
-        got = self.sqs.receive_message(
-            QueueUrl=self.queue_urls[queue], MaxNumberOfMessages=10, WaitTimeSeconds=0
-        ).get("Messages", [])
-        return [json.loads(m["Body"]) for m in got]
+        """What the queue holds, taken off it (a message left in flight would count as a
+        backlog for the next test's reconciler)."""
+        url = self.queue_urls[queue]
+        got = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0)
+        messages = got.get("Messages", [])
+        for m in messages:
+            self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+        return [json.loads(m["Body"]) for m in messages]
 
     def reset(self) -> None:
         """An empty order partition, the product with its stock, empty queues."""
@@ -278,3 +282,38 @@ def test_queue_and_schedule_events_have_the_lambda_shape(tpl: Template, name: st
     else:
         assert fn.schedules
         assert event["detail-type"] == "Scheduled Event"
+
+
+def test_a_retry_of_a_placed_order_replays_past_a_spent_limit(
+    tpl: Template, env_for: Callable[..., dict[str, str]], world: World
+) -> None:
+    """The orders limit counts new orders; a retry with the key of a placed one creates
+    nothing and gets its answer even when the caller's limit is spent."""
+    import copy
+    import uuid
+
+    from funcmart_hosts.gateway.loader import load_handler
+
+    world.reset()
+    fn = tpl.functions["PlaceOrder"]
+    place = load_handler(fn, {**env_for(fn), "RATE_LIMIT": "2/3600s"})
+    caller = f"customer-{uuid.uuid4().hex[:8]}"
+
+    def request(key: str) -> dict[str, Any]:
+        event = copy.deepcopy(load_event("place_order.json"))
+        event["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = caller
+        event["headers"]["idempotency-key"] = key
+        answer: dict[str, Any] = place(event, None)
+        return answer
+
+    first = request("key-1")
+    assert first["statusCode"] == 202
+    assert request("key-2")["statusCode"] == 202  # the limit is now spent
+    # WHEN the caller retries the first order, then tries a new one
+    replayed = request("key-1")
+    refused = request("key-3")
+    # THEN the retry replays the first answer; the new order is refused
+    assert replayed["statusCode"] == 202, replayed["body"]
+    assert replayed["headers"]["Idempotent-Replayed"] == "true"
+    assert json.loads(replayed["body"]) == json.loads(first["body"])
+    assert refused["statusCode"] == 429

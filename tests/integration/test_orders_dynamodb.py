@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import CancelOrder, PlaceOrder
 from funcmart.domain.errors import IdempotencyKeyReused, OutOfStock
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
 from funcmart.services import orders
@@ -24,11 +25,13 @@ def place(deps, who, product_id, quantity=1, token="tok_ok", key=None):
     return orders.place_order(
         deps.order_ports,
         who,
-        key or random_id("key-"),
-        [RequestedLine(product_id, quantity)],
-        token,
-        body,
-        random_id("corr-"),
+        PlaceOrder(
+            idempotency_key=key or random_id("key-"),
+            lines=[RequestedLine(product_id, quantity)],
+            payment_token=token,
+            request_body=body,
+            correlation_id=random_id("corr-"),
+        ),
     )
 
 
@@ -97,11 +100,13 @@ def test_out_of_stock_names_the_short_lines_and_changes_nothing(deps):
         orders.place_order(
             deps.order_ports,
             customer(),
-            random_id(),
-            [RequestedLine(plenty, 2), RequestedLine(scarce, 2)],
-            "tok_ok",
-            body,
-            "c",
+            PlaceOrder(
+                idempotency_key=random_id(),
+                lines=[RequestedLine(plenty, 2), RequestedLine(scarce, 2)],
+                payment_token="tok_ok",
+                request_body=body,
+                correlation_id="c",
+            ),
         )
     assert [line["productId"] for line in err.value.extra["lines"]] == [scarce]
     assert stock_of(deps, plenty) == 10
@@ -139,7 +144,7 @@ def test_cancel_paid_order_refunds_and_releases_stock(deps):
     who = customer()
     oid = place(deps, who, pid, 2).body["id"]
     orders.process_order(deps.order_ports, OrderPlaced(oid, "c"))
-    cancelled = orders.cancel_order(deps.order_ports, who, oid)
+    cancelled = orders.cancel_order(deps.order_ports, who, CancelOrder(order_id=oid))
     assert cancelled.status == model.CANCELLED
     assert stock_of(deps, pid) == 5
     assert deps.payments.lookup(oid).status == "REFUNDED"

@@ -62,6 +62,7 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
         METRICS_HOST="127.0.0.1",
         POWERTOOLS_SERVICE_NAME="funcmart",
         LOG_LEVEL="WARNING",
+        PAYMENT_PROVIDER="simulator",  # the tests pay with the simulator's tokens
     )
     full.update(env)
     fd, name = tempfile.mkstemp(prefix=f"knative-{function}-", suffix=".log")

@@ -20,6 +20,7 @@ import jwt
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
 from tests.platforms.knative_servers import (
@@ -255,11 +256,13 @@ def place(deps, token_: str = "tok_ok") -> str:  # type: ignore[no-untyped-def]
     placed = orders.place_order(
         deps.order_ports,
         customer(),
-        random_id("key-"),
-        [RequestedLine(pid, 2)],
-        token_,
-        {"lines": [{"productId": pid, "quantity": 2}], "paymentToken": token_},
-        random_id("corr-"),
+        PlaceOrder(
+            idempotency_key=random_id("key-"),
+            lines=[RequestedLine(pid, 2)],
+            payment_token=token_,
+            request_body={"lines": [{"productId": pid, "quantity": 2}], "paymentToken": token_},
+            correlation_id=random_id("corr-"),
+        ),
     )
     return str(placed.body["id"])
 

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from funcmart.bootstrap import Container
+from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
 from funcmart.settings import Settings
@@ -114,6 +115,7 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
             "AWS_ENDPOINT_URL": moto_endpoint,
             "AWS_REGION": REGION,
             "ORDER_PLACED_QUEUE_URL": queue_url,
+            "PAYMENT_PROVIDER": "simulator",
         }
     )
     deps = Container(settings, metrics=FakeMetrics())
@@ -122,11 +124,13 @@ def test_the_functions_adapters_work_on_what_the_hook_made(stack: str, moto_endp
     placed = orders.place_order(
         deps.order_ports,
         customer(),
-        random_id("key-"),
-        [RequestedLine(pid, 1)],
-        "tok_ok",
-        {"lines": [{"productId": pid, "quantity": 1}]},
-        "corr-ls",
+        PlaceOrder(
+            idempotency_key=random_id("key-"),
+            lines=[RequestedLine(pid, 1)],
+            payment_token="tok_ok",
+            request_body={"lines": [{"productId": pid, "quantity": 1}]},
+            correlation_id="corr-ls",
+        ),
     )
     # THEN the stock moved in the table and OrderPlaced waits on the queue
     assert deps.products.get(pid).stock == 2

@@ -36,6 +36,7 @@ def dynamo_container(
         redis_url=redis_url or "redis://127.0.0.1:1/0",
         aws_region="us-east-1",
         metrics_backend="inprocess",
+        payment_provider="simulator",
     )
     defaults: dict[str, Any] = {"publisher": FakePublisher(), "metrics": FakeMetrics()}
     if redis_url is None:
@@ -91,7 +92,7 @@ def fake_order_ports() -> Any:
     )
     # the composition root's own wiring, over fakes
     ns.ports = Container(
-        Settings.load({}, table_name="unused"),
+        Settings.load({}, table_name="unused", payment_provider="simulator"),
         **{k: v for k, v in vars(ns).items() if k != "products"},
     ).order_ports
     return ns

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import CancelOrder, PlaceOrder
 from funcmart.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -25,7 +26,17 @@ def ns():
 def place(ns, who, pid, qty=1, token="tok_ok", key=None, lines=None):
     lines = lines or [RequestedLine(pid, qty)]
     body = {"lines": [(line.product_id, line.quantity) for line in lines], "t": token}
-    return orders.place_order(ns.ports, who, key or random_id(), lines, token, body, "corr-1")
+    return orders.place_order(
+        ns.ports,
+        who,
+        PlaceOrder(
+            idempotency_key=key or random_id(),
+            lines=lines,
+            payment_token=token,
+            request_body=body,
+            correlation_id="corr-1",
+        ),
+    )
 
 
 class TestPlaceOrder:
@@ -42,7 +53,15 @@ class TestPlaceOrder:
         pid = fake_product(ns)
         with pytest.raises(InvalidRequest):
             orders.place_order(
-                ns.ports, customer(), None, [RequestedLine(pid, 1)], "tok_ok", {}, "c"
+                ns.ports,
+                customer(),
+                PlaceOrder(
+                    idempotency_key=None,
+                    lines=[RequestedLine(pid, 1)],
+                    payment_token="tok_ok",
+                    request_body={},
+                    correlation_id="c",
+                ),
             )
 
     def test_retry_with_same_key_replays_the_first_answer(self, ns):
@@ -147,7 +166,7 @@ class TestPipeline:
 
         def charge_then_cancel(key, amount, token):
             charge = real_charge(key, amount, token)
-            orders.cancel_order(ns.ports, who, oid)
+            orders.cancel_order(ns.ports, who, CancelOrder(order_id=oid))
             return charge
 
         ns.payments.charge = charge_then_cancel
@@ -174,7 +193,7 @@ class TestCancelAndRead:
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
         orders.fulfil_order(ns.ports, OrderPaid(oid, "c"))
         with pytest.raises(Conflict):
-            orders.cancel_order(ns.ports, who, oid)
+            orders.cancel_order(ns.ports, who, CancelOrder(order_id=oid))
 
     def test_list_is_newest_first_and_paged(self, ns):
         pid, who = fake_product(ns, stock=100), customer()
@@ -222,10 +241,49 @@ class TestReconciler:
         assert ns.orders.get(oid).status == model.FAILED
         assert ns.products.get(pid).stock == 3
 
-    def test_gives_up_after_max_republish(self, ns):
+    def test_flags_after_max_republish_into_an_empty_queue(self, ns):
+        from tests.fakes import FakeQueueBacklog
+
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
+        empty = FakeQueueBacklog({"OrderPlaced": 0, "OrderPaid": 0})
         for _ in range(3):
             ns.clock.advance(120)
-            orders.reconcile_orders(ns.ports, policy)
+            orders.reconcile_orders(ns.ports, policy, empty)
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+
+    def test_a_backlog_is_waited_out_not_flagged(self, ns):
+        from tests.fakes import FakeQueueBacklog
+
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        ns.publisher.published.clear()
+        policy = orders.ReconcilePolicy(republish_after_seconds=60, max_republish=2)
+        # GIVEN FulfilOrder is 30 minutes behind: its queue holds thousands of messages
+        backlog = FakeQueueBacklog({"OrderPaid": 5000})
+        for _ in range(30):
+            ns.clock.advance(60)
+            counts = orders.reconcile_orders(ns.ports, policy, backlog)
+        # THEN the paid order waited its turn: not flagged, nothing piled onto the queue
+        assert ns.orders.get(oid).status == model.PAID
+        assert counts["backlogged"] == 1
+        assert ns.publisher.published == []
+        # AND when the backlog is gone, fulfilment moves it on
+        assert orders.fulfil_order(ns.ports, OrderPaid(oid, "c")) == "fulfilled"
+
+    def test_without_evidence_flags_only_after_the_time_limit(self, ns):
+        from tests.fakes import FakeQueueBacklog
+
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        policy = orders.ReconcilePolicy(
+            republish_after_seconds=60, max_republish=2, flag_after_seconds=3600
+        )
+        unknown = FakeQueueBacklog()  # a broker: no queue to ask
+        for _ in range(20):
+            ns.clock.advance(120)
+            orders.reconcile_orders(ns.ports, policy, unknown)
+        assert ns.orders.get(oid).status == model.PENDING  # 40 minutes: still waiting
+        for _ in range(15):
+            ns.clock.advance(120)
+            orders.reconcile_orders(ns.ports, policy, unknown)
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION

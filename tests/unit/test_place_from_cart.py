@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.domain.commands import ArchiveProduct
+from funcmart.domain.commands import ArchiveProduct, CancelOrder, PlaceOrderFromCart
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
 from funcmart.services import orders
 from tests.fakes import FakeCartStore
@@ -21,7 +21,14 @@ def ns():
 
 
 def checkout(ns, who, key):
-    return orders.place_order_from_cart(ns.ports, ns.carts, who, key, "tok_ok", BODY, "corr")
+    return orders.place_order_from_cart(
+        ns.ports,
+        ns.carts,
+        who,
+        PlaceOrderFromCart(
+            idempotency_key=key, payment_token="tok_ok", request_body=BODY, correlation_id="corr"
+        ),
+    )
 
 
 def test_the_carts_lines_are_ordered_and_then_leave_the_cart(ns):
@@ -120,4 +127,4 @@ def test_an_order_id_too_long_to_be_a_key_is_not_found(ns):
     with pytest.raises(NotFound):
         orders.get_order(ns.orders, customer(), "x" * 3000)
     with pytest.raises(NotFound):
-        orders.cancel_order(ns.ports, customer(), "x" * 3000)
+        orders.cancel_order(ns.ports, customer(), CancelOrder(order_id="x" * 3000))

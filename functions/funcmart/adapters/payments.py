@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from dataclasses import replace
 
 from pynamodb.exceptions import DoesNotExist, UpdateError
 
@@ -22,7 +23,7 @@ from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_
 from funcmart.adapters.dynamodb.table import Tables
 from funcmart.domain.errors import TransientFailure
 from funcmart.domain.money import Money
-from funcmart.domain.orders import Charge, PaymentDeclined
+from funcmart.domain.orders import REFUNDED, Charge, PaymentDeclined
 from funcmart.ports import Clock
 
 
@@ -93,9 +94,9 @@ class SimulatedPaymentGateway:
         return int(item.amount)
 
     @translate_errors
-    def refund(self, idempotency_key: str) -> None:
+    def refund(self, charge: Charge) -> Charge:
         model = self._t.SimulatedCharge
-        item = model(*self._key(idempotency_key))
+        item = model(*self._key(charge.order_id))
         try:
             item.update(
                 actions=[model.status.set("REFUNDED"), model.refunded_at.set(self._clock.now())],
@@ -105,3 +106,4 @@ class SimulatedPaymentGateway:
         except UpdateError as exc:
             if not is_conditional_failure(exc):
                 raise
+        return replace(charge, status=REFUNDED)

@@ -1,12 +1,19 @@
 """Orders: lines priced from the catalog, a total, and a state machine.
 
-    PENDING ──paid──> PAID ──fulfilled──> FULFILLED
-       │  └─declined/abandoned─> FAILED      │
-       ├──cancelled──> CANCELLED <──(refund)─┘ (from PAID only)
-       └──dead-lettered──> NEEDS_ATTENTION <── PAID
+    PENDING ──paid──> PAID ──fulfilled──> FULFILLED <──resolve──┐
+       │  └─declined/abandoned─> FAILED      │                   │
+       ├──cancelled──> CANCELLED <──(refund)─┘ (from PAID)       │
+       │                   ^                                     │
+       │                   └──cancel (stock back, refund)──┐     │
+       └──dead-lettered──> NEEDS_ATTENTION <── PAID        │     │
+                               ├───────────────────────────┘     │
+                               ├──────────────────────────────────┘
+                               └──retry──> PENDING, or PAID when the charge was captured
 
-Every transition is written conditionally on the state it leaves, so a redelivered or
-duplicated message can never apply it twice.
+NEEDS_ATTENTION is a waiting room: an operator retries, cancels or resolves the order, and
+each of those actions is recorded on it (who, when, why). Every transition is written
+conditionally on the state it leaves, so a redelivered or duplicated message, or two
+operators acting at once, can never apply one twice.
 """
 
 from __future__ import annotations
@@ -35,10 +42,24 @@ TRANSITIONS: dict[str, frozenset[str]] = {
     FULFILLED: frozenset(),
     FAILED: frozenset(),
     CANCELLED: frozenset(),
-    NEEDS_ATTENTION: frozenset(),
+    NEEDS_ATTENTION: frozenset({PENDING, PAID, CANCELLED, FULFILLED}),
 }
 # Leaving these states gives the reserved stock back.
-RELEASES_STOCK = {(PENDING, FAILED), (PENDING, CANCELLED), (PAID, CANCELLED)}
+RELEASES_STOCK = {
+    (PENDING, FAILED),
+    (PENDING, CANCELLED),
+    (PAID, CANCELLED),
+    (NEEDS_ATTENTION, CANCELLED),
+}
+
+# What an operator may do to an order that needs attention.
+RETRY = "retry"
+CANCEL = "cancel"
+RESOLVE = "resolve"
+OPERATOR_ACTIONS = (RETRY, CANCEL, RESOLVE)
+MAX_REASON_LENGTH = 500
+CAPTURED = "CAPTURED"
+REFUNDED = "REFUNDED"
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -68,6 +89,37 @@ class OrderLine:
 
 
 @dataclass(frozen=True)
+class OperatorAction:
+    """One thing an operator did to an order: who, when, what and why."""
+
+    action: str
+    actor: str
+    at: str
+    reason: str
+    # The state the action moved the order to.
+    to: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "action": self.action,
+            "actor": self.actor,
+            "at": self.at,
+            "reason": self.reason,
+            "to": self.to,
+        }
+
+
+def require_reason(reason: str) -> str:
+    """An operator's reason, trimmed; InvalidRequest when empty or too long."""
+    text = reason.strip()
+    if not text or len(text) > MAX_REASON_LENGTH or not text.isprintable():
+        raise InvalidRequest(
+            f"a reason of 1-{MAX_REASON_LENGTH} printable characters is required", field="reason"
+        )
+    return text
+
+
+@dataclass(frozen=True)
 class Order:
     id: str
     customer: str
@@ -79,6 +131,9 @@ class Order:
     updated_at: str
     correlation_id: str = ""
     failure_reason: str | None = None
+    # The state the order was in when it was flagged NEEDS_ATTENTION (the step that failed).
+    flagged_from: str | None = None
+    actions: tuple[OperatorAction, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -94,11 +149,37 @@ class Order:
             out["failureReason"] = self.failure_reason
         return out
 
+    def to_operations_dict(self) -> dict[str, Any]:
+        """What operators see: the order, the step that failed and what was done about it."""
+        out = self.to_dict()
+        if self.flagged_from:
+            out["flaggedFrom"] = self.flagged_from
+        out["operatorActions"] = [a.to_dict() for a in self.actions]
+        return out
+
     def transition(self, to: str, now: str, reason: str | None = None) -> Order:
         """This order in state `to`; Conflict if the state machine does not allow it."""
         if to not in TRANSITIONS[self.status]:
             raise Conflict(f"order {self.id} is {self.status}; it cannot become {to}")
-        return replace(self, status=to, updated_at=now, failure_reason=reason)
+        flagged_from = self.status if to == NEEDS_ATTENTION else self.flagged_from
+        return replace(
+            self, status=to, updated_at=now, failure_reason=reason, flagged_from=flagged_from
+        )
+
+    def operate(self, action: str, to: str, actor: str, now: str, reason: str) -> Order:
+        """An operator's way out of NEEDS_ATTENTION, recorded on the order.
+
+        Conflict unless the order needs attention: an operator acts on a waiting order only,
+        never on one the pipeline is still moving (or has finished).
+        """
+        if self.status != NEEDS_ATTENTION:
+            raise Conflict(
+                f"order {self.id} is {self.status}; only an order that needs attention "
+                f"can be given an operator's {action}"
+            )
+        moved = self.transition(to, now, reason=None if to in OPEN_STATES else reason)
+        done = OperatorAction(action, actor, now, require_reason(reason), to)
+        return replace(moved, actions=(*self.actions, done))
 
     def releases_stock_to(self, to: str) -> bool:
         return (self.status, to) in RELEASES_STOCK
@@ -171,7 +252,11 @@ class Charge:
     id: str
     order_id: str
     amount: Money
-    status: str = "CAPTURED"  # or REFUNDED
+    status: str = CAPTURED  # or REFUNDED
+
+    @property
+    def captured(self) -> bool:
+        return self.status == CAPTURED
 
 
 @dataclass(frozen=True)
@@ -234,3 +319,29 @@ class PaymentDeclined(Exception):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class PaymentMisconfigured(Exception):
+    """The payment provider refused us, not the card: a wrong key, missing permissions, a
+    request it cannot accept. Retrying cannot help; a person must fix the configuration."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+# The payment simulator's tokens (adapters/payments.py): each forces an outcome. Accepted
+# only where the deployment runs the simulator.
+SIMULATOR_PROVIDER = "simulator"
+SIMULATOR_TOKEN_PREFIXES = ("tok_ok", "tok_decline", "tok_transient", "tok_flaky", "tok_slow")
+
+
+def require_token_for(provider: str, token: str) -> str:
+    """InvalidRequest for a simulator token sent to a deployment that takes real payments."""
+    if provider != SIMULATOR_PROVIDER and token.startswith(SIMULATOR_TOKEN_PREFIXES):
+        raise InvalidRequest(
+            "this payment token only works with the payment simulator, which this "
+            "deployment does not use",
+            field="paymentToken",
+        )
+    return token

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -138,12 +138,17 @@ class HttpFunction(APIGatewayHttpResolver):
         *,
         problems: tuple[int, ...] = (),
         also_answers: tuple[int, ...] = (),
+        replays: Callable[[Principal, str], bool] | None = None,
     ) -> None:
         """For the OpenAPI document: `problems`, the problem+json statuses the function's own
         rules answer with (403, 404, 409, ...; those every function can answer are added
-        there); `also_answers`, statuses answered with the route's own response model."""
+        there); `also_answers`, statuses answered with the route's own response model.
+
+        `replays(principal, idempotency_key)` tells whether a request would only replay a
+        stored answer: such a request passes a spent rate limit, as it creates nothing."""
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
         self.deps = deps
+        self._replays = replays
         self.error_statuses = tuple(sorted(set(problems)))
         self.model_statuses = tuple(sorted(set(also_answers)))
         self.max_body_bytes = deps.settings.max_body_bytes
@@ -271,7 +276,7 @@ class HttpFunction(APIGatewayHttpResolver):
         try:
             route_class, policy = self._rate_policy(event)
             decision = self._count_request(route_class, policy, event)
-            if decision is not None and not decision.allowed:
+            if decision is not None and not decision.allowed and not self._replay(event):
                 return self._too_many(route_class, policy, decision, event)
             response = self.resolve(event, context)
             if decision is not None and policy is not None:
@@ -303,6 +308,27 @@ class HttpFunction(APIGatewayHttpResolver):
                 extra={"detail": exc.detail, "routeClass": route_class},
             )
             return None
+
+    def _replay(self, event: dict[str, Any]) -> bool:
+        """Whether a refused request only replays a stored answer (it is let through).
+
+        Asked only once the caller's limit is spent, so a request within the limit costs
+        no lookup. A store that cannot answer means no: the limit holds."""
+        if self._replays is None:
+            return False
+        authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+        claims = (authorizer.get("jwt") or {}).get("claims")
+        principal = principal_from_claims(claims if isinstance(claims, dict) else None)
+        key = _header(event, "idempotency-key")
+        if principal is None or not key:
+            return False
+        try:
+            replay = self._replays(principal, key)
+        except errors.DomainError:
+            return False
+        if replay:
+            self.deps.metrics.incr("RateLimitReplays")
+        return replay
 
     def _too_many(
         self,

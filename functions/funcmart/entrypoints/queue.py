@@ -39,6 +39,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 from funcmart.domain.errors import InvalidRequest
 from funcmart.domain.orders import Event, event_from_dict
+from funcmart.domain.retries import backoff_seconds
 from funcmart.observability import Observer, correlate
 
 if TYPE_CHECKING:
@@ -254,8 +255,9 @@ class QueueFunction:
         for rec in event["Records"]:
             if rec["messageId"] not in failed or rec.get("eventSource") != "aws:sqs":
                 continue
-            exponent = min(receive_count(rec) - 1, 32)  # the cap is reached long before
-            delay = min(s.retry_backoff_max_seconds, s.retry_backoff_base_seconds * 2**exponent)
+            delay = backoff_seconds(
+                receive_count(rec), s.retry_backoff_base_seconds, s.retry_backoff_max_seconds
+            )
             try:
                 self._deps.sqs_client.change_message_visibility(
                     QueueUrl=self._queue_url(_text(rec.get("eventSourceARN"))),

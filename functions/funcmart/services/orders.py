@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from funcmart.domain import orders as model
+from funcmart.domain.commands import CancelOrder, PlaceOrder, PlaceOrderFromCart
 from funcmart.domain.errors import (
     Conflict,
     DependencyUnavailable,
@@ -20,12 +21,14 @@ from funcmart.domain.errors import (
 )
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import (
+    Charge,
     IdempotencyRecord,
     Notification,
     Order,
     OrderPaid,
     OrderPlaced,
     PaymentDeclined,
+    PaymentMisconfigured,
     RequestedLine,
     Shipment,
 )
@@ -39,6 +42,7 @@ from funcmart.ports import (
     PaymentGateway,
     ProductCache,
     Publisher,
+    QueueBacklog,
 )
 
 log = logging.getLogger(__name__)
@@ -55,6 +59,8 @@ class OrderPorts:
     ids: IdGenerator
     metrics: Metrics
     idempotency_ttl_seconds: int = 86400
+    # The deployment's payment provider: the simulator's tokens work with "simulator" only.
+    payment_provider: str = model.SIMULATOR_PROVIDER
 
 
 @dataclass(frozen=True)
@@ -64,50 +70,47 @@ class Placed:
     replayed: bool
 
 
-def place_order(
-    p: OrderPorts,
-    principal: Principal,
-    idempotency_key: str | None,
-    lines: list[RequestedLine],
-    payment_token: str,
-    request_body: dict[str, Any],
-    correlation_id: str,
-) -> Placed:
+def place_order(p: OrderPorts, principal: Principal, cmd: PlaceOrder) -> Placed:
     """Reserve stock and record a PENDING order exactly once per idempotency key."""
-    key = _check_key(idempotency_key)
-    fingerprint = model.fingerprint(principal.subject, request_body)
+    key = _check_key(cmd.idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
     if earlier is not None:
         return _replay(earlier, fingerprint)
-    return _place(p, principal, key, fingerprint, lines, payment_token, correlation_id)
+    return _place(
+        p, principal, key, fingerprint, list(cmd.lines), cmd.payment_token, cmd.correlation_id
+    )
 
 
 def place_order_from_cart(
-    p: OrderPorts,
-    carts: CartStore,
-    principal: Principal,
-    idempotency_key: str | None,
-    payment_token: str,
-    request_body: dict[str, Any],
-    correlation_id: str,
+    p: OrderPorts, carts: CartStore, principal: Principal, cmd: PlaceOrderFromCart
 ) -> Placed:
     """Order what is in the caller's cart, then take the ordered lines out of it.
 
     The key is looked up before the cart is read: a retry of a request that succeeded finds
     the cart empty (it was cleared), and must still get the first answer, not a 409.
     """
-    key = _check_key(idempotency_key)
-    fingerprint = model.fingerprint(principal.subject, request_body)
+    key = _check_key(cmd.idempotency_key)
+    fingerprint = model.fingerprint(principal.subject, cmd.request_body)
     earlier = p.orders.get_idempotency(principal.subject, key)
     if earlier is not None:
         return _replay(earlier, fingerprint)
     cart = carts.get(principal.subject)
     if cart.empty:
         raise Conflict("the cart is empty; put something in it first")
-    placed = _place(p, principal, key, fingerprint, cart.requested(), payment_token, correlation_id)
+    placed = _place(
+        p, principal, key, fingerprint, cart.requested(), cmd.payment_token, cmd.correlation_id
+    )
     if not placed.replayed:
         _clear_ordered(p, carts, principal.subject, cart.quantities)
     return placed
+
+
+def is_replay(orders: OrderRepository, principal: Principal, idempotency_key: str) -> bool:
+    """Whether a request under this key would only replay an answer already given."""
+    if not 0 < len(idempotency_key) <= 128:
+        return False
+    return orders.get_idempotency(principal.subject, idempotency_key) is not None
 
 
 def _clear_ordered(p: OrderPorts, carts: CartStore, customer: str, ordered: dict[str, int]) -> None:
@@ -130,6 +133,7 @@ def _place(
     correlation_id: str,
 ) -> Placed:
     requested = model.merge_lines(lines)
+    model.require_token_for(p.payment_provider, payment_token)
     for _ in range(PLACE_ATTEMPTS):
         order, versions = _price(p, principal, requested, payment_token, correlation_id)
         record = IdempotencyRecord(
@@ -148,7 +152,7 @@ def _place(
             return _replay(stored, fingerprint)  # a concurrent duplicate won
         p.cache.invalidate(*(line.product_id for line in order.lines))
         p.metrics.incr("OrdersPlaced")
-        _publish_or_leave_for_reconciler(p, OrderPlaced(order.id, correlation_id))
+        publish_or_leave_for_reconciler(p, OrderPlaced(order.id, correlation_id))
         return Placed(202, stored.response, replayed=False)
     raise DependencyUnavailable("the catalog kept changing; try again", retry_after=1)
 
@@ -214,7 +218,7 @@ def _price(
     return order, {r.product_id: products[r.product_id].version for r in requested}
 
 
-def _publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
+def publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
     try:
         p.publisher.publish(event)
     except DependencyUnavailable:
@@ -247,12 +251,14 @@ def list_orders(
     return orders.list_for_customer(principal.subject, limit, cursor)
 
 
-def cancel_order(p: OrderPorts, principal: Principal, order_id: str) -> Order:
-    """Cancel a PENDING or PAID order: stock goes back, a payment is refunded."""
+def cancel_order(p: OrderPorts, principal: Principal, cmd: CancelOrder) -> Order:
+    """Cancel a PENDING, PAID or waiting order: stock goes back, a captured charge is
+    refunded."""
+    order_id = cmd.order_id
     order = get_order(p.orders, principal, order_id)
     for _ in range(3):
         if order.status == model.CANCELLED:
-            _finish_refund(p, order)  # a refund left pending by an earlier attempt
+            finish_refund(p, order)  # a refund left pending by an earlier attempt
             return order
         cancelled = order.transition(model.CANCELLED, p.clock.now(), reason="cancelled")
         if p.orders.transition(
@@ -260,18 +266,24 @@ def cancel_order(p: OrderPorts, principal: Principal, order_id: str) -> Order:
         ):
             p.cache.invalidate(*(line.product_id for line in order.lines))
             p.metrics.incr("OrdersCancelled")
-            _finish_refund(p, cancelled)
+            finish_refund(p, cancelled)
             return cancelled
         order = get_order(p.orders, principal, order_id)  # it moved on; look again
     raise Conflict(f"order {order_id} keeps changing; try again")
 
 
-def _finish_refund(p: OrderPorts, order: Order) -> None:
-    charge = p.orders.get_charge(order.id) or p.payments.lookup(order.id)
-    if charge is not None and charge.status != "REFUNDED":
-        p.payments.refund(order.id)
-        p.orders.mark_refunded(order.id, p.clock.now())
+def finish_refund(p: OrderPorts, order: Order) -> None:
+    """Refund what the payment ledger captured for a cancelled order, and record it on the
+    order: the ledger, not the order, knows of a charge that raced a flag or a cancel."""
+    charge = p.payments.lookup(order.id) or p.orders.get_charge(order.id)
+    if charge is None:
+        return
+    if charge.captured:
+        charge = p.payments.refund(charge)
         p.metrics.incr("OrdersRefunded")
+    recorded = p.orders.get_charge(order.id)
+    if recorded is None or recorded.captured:
+        p.orders.record_charge(order.id, replace(charge, status=model.REFUNDED), p.clock.now())
 
 
 # ------------------------------------------------------------------ queue consumers
@@ -288,7 +300,7 @@ def process_order(p: OrderPorts, event: OrderPlaced) -> str:
     if order is None:
         raise NotFound(f"order {event.order_id} does not exist")
     if order.status == model.PAID:
-        _publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+        publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
         return "republished"
     if order.status != model.PENDING:
         if order.status in (model.CANCELLED, model.FAILED):
@@ -303,24 +315,47 @@ def process_order(p: OrderPorts, event: OrderPlaced) -> str:
             p.cache.invalidate(*(line.product_id for line in order.lines))
             p.metrics.incr("OrdersFailed")
         return "declined"
+    except PaymentMisconfigured as wrong:
+        # Not the card and not a blip: retrying would fail the same way until a person
+        # fixes the provider's configuration. The order waits for them.
+        log.error("payment provider refused the request", extra={"error": wrong.reason})
+        p.metrics.incr("PaymentMisconfigured")
+        flagged = order.transition(
+            model.NEEDS_ATTENTION, p.clock.now(), reason=f"payment provider: {wrong.reason}"
+        )
+        return "flagged" if p.orders.transition(order, flagged) else "lost-race"
     finally:
         p.metrics.observe_ms("PaymentLatency", (time.perf_counter() - started) * 1000)
     paid = order.transition(model.PAID, p.clock.now())
     if not p.orders.transition(order, paid, charge=charge):
-        # Cancelled (or dead-lettered) while we charged: give the money back.
+        # Flagged, cancelled or failed while we charged: the ledger must not disagree.
         current = p.orders.get(order.id)
-        if current is not None and current.status in (model.CANCELLED, model.FAILED):
-            _refund_stray_charge(p, current)
+        if current is not None:
+            _settle_raced_charge(p, current, charge)
         return "lost-race"
     p.metrics.incr("OrdersPaid")
-    _publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+    publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
     return "paid"
 
 
-def _refund_stray_charge(p: OrderPorts, order: Order) -> None:
-    charge = p.payments.lookup(order.id)
-    if charge is not None and charge.status != "REFUNDED":
-        p.payments.refund(order.id)
+def _settle_raced_charge(p: OrderPorts, order: Order, charge: Charge) -> None:
+    """A charge captured for an order that moved on meanwhile: recorded on an order that
+    waits for an operator (who then retries, cancels or resolves with it in view), refunded
+    for one that was cancelled or failed."""
+    if order.status in (model.CANCELLED, model.FAILED):
+        _refund_stray_charge(p, order, charge)
+    elif order.status == model.NEEDS_ATTENTION and p.orders.get_charge(order.id) is None:
+        p.orders.record_charge(order.id, charge, p.clock.now())
+        p.metrics.incr("RacedChargesRecorded")
+
+
+def _refund_stray_charge(p: OrderPorts, order: Order, charge: Charge | None = None) -> None:
+    """Refund a charge captured for an order that was cancelled or failed, and record the
+    refund on the order. The charge is passed when in hand: a lookup may lag (Stripe)."""
+    charge = charge or p.payments.lookup(order.id)
+    if charge is not None and charge.captured:
+        refunded = p.payments.refund(charge)
+        p.orders.record_charge(order.id, refunded, p.clock.now())
         p.metrics.incr("OrdersRefunded")
 
 
@@ -364,6 +399,7 @@ RECONCILE_METRICS = {
     "republished": "ReconciledRepublished",
     "abandoned": "ReconciledAbandoned",
     "flagged": "ReconciledFlagged",
+    "backlogged": "ReconciledBacklogged",
 }
 
 
@@ -373,14 +409,45 @@ class ReconcilePolicy:
     abandon_after_seconds: int = 86400
     max_republish: int = 5
     batch: int = 500
+    # Where the transport cannot tell a backlog (a broker), an order is flagged only after
+    # it has been in its state this long: longer than any retry budget.
+    flag_after_seconds: int = 3600
 
 
-def reconcile_orders(p: OrderPorts, policy: ReconcilePolicy) -> dict[str, int]:
-    """Re-publish events for orders left open too long; release stock of abandoned ones."""
+class _Backlogs:
+    """The queues' backlogs, asked once per run and only when an order needs the answer."""
+
+    def __init__(self, backlog: QueueBacklog | None) -> None:
+        self._backlog = backlog
+        self._known: dict[str, int | None] = {}
+
+    def of(self, event_type: str) -> int | None:
+        if event_type not in self._known:
+            self._known[event_type] = (
+                self._backlog.waiting(event_type) if self._backlog is not None else None
+            )
+        return self._known[event_type]
+
+
+def reconcile_orders(
+    p: OrderPorts, policy: ReconcilePolicy, backlog: QueueBacklog | None = None
+) -> dict[str, int]:
+    """Re-publish events that were lost; release stock of abandoned orders; flag on evidence.
+
+    An order open too long is either behind a backlog (its event waits in the queue, or is
+    being retried) or its event was lost. The queue tells them apart: while the step's queue
+    holds messages (waiting, delayed or in flight) the order waits its turn and nothing is
+    published or flagged. With the queue empty its event is re-published; an order re-published
+    `max_republish` times into an empty queue that still has not moved is flagged
+    NEEDS_ATTENTION. Where the transport cannot say (a broker), the order is flagged only
+    after `flag_after_seconds` in its state.
+    """
     now_epoch = p.clock.epoch()
     cutoff = _iso(now_epoch - policy.republish_after_seconds)
     abandon_before = _iso(now_epoch - policy.abandon_after_seconds)
-    counts = {"republished": 0, "abandoned": 0, "flagged": 0}
+    flag_before = _iso(now_epoch - policy.flag_after_seconds)
+    backlogs = _Backlogs(backlog)
+    counts = dict.fromkeys(RECONCILE_METRICS, 0)
     for order in p.orders.open_orders(cutoff, policy.batch):
         now = p.clock.now()
         if order.status == model.PENDING and order.created_at < abandon_before:
@@ -389,19 +456,25 @@ def reconcile_orders(p: OrderPorts, policy: ReconcilePolicy) -> dict[str, int]:
                 p.cache.invalidate(*(line.product_id for line in order.lines))
                 counts["abandoned"] += 1
             continue
-        count = p.orders.record_republish(order, now)
-        if count is None:
-            continue
-        if count > policy.max_republish:
-            flagged = order.transition(model.NEEDS_ATTENTION, now, reason="not processed")
-            counts["flagged"] += int(p.orders.transition(order, flagged))
-            continue
         event: model.Event = (
             OrderPlaced(order.id, order.correlation_id)
             if order.status == model.PENDING
             else OrderPaid(order.id, order.correlation_id)
         )
-        _publish_or_leave_for_reconciler(p, event)
+        waiting = backlogs.of(event.type)
+        if waiting:
+            counts["backlogged"] += 1
+            continue
+        count = p.orders.record_republish(order, now)
+        if count is None:
+            continue
+        if count > policy.max_republish:
+            if waiting == 0 or order.updated_at < flag_before:
+                reason = "not processed: its event was re-published and still nothing moved it"
+                flagged = order.transition(model.NEEDS_ATTENTION, now, reason=reason)
+                counts["flagged"] += int(p.orders.transition(order, flagged))
+            continue
+        publish_or_leave_for_reconciler(p, event)
         counts["republished"] += 1
     for name, n in counts.items():
         if n:

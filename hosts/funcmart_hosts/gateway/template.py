@@ -290,6 +290,13 @@ def _schedules(events: dict[str, Any]) -> tuple[Schedule, ...]:
     return tuple(out)
 
 
+def _number(raw: dict[str, Any], value: Any) -> int:
+    """A number, or the default of the template parameter a `!Ref` names."""
+    if isinstance(value, _Tag) and value.name == "Ref":
+        value = ((raw.get("Parameters") or {}).get(str(value.value)) or {}).get("Default")
+    return int(value)
+
+
 def parse(raw: dict[str, Any]) -> Template:
     tpl = Template(raw=raw)
     glob = (raw.get("Globals") or {}).get("Function") or {}
@@ -324,7 +331,7 @@ def parse(raw: dict[str, Any]) -> Template:
                 logical_id=lid,
                 properties=props,
                 dead_letter_target=_ref_target(redrive["deadLetterTargetArn"]) if redrive else None,
-                max_receive_count=int(redrive["maxReceiveCount"]) if redrive else None,
+                max_receive_count=_number(raw, redrive["maxReceiveCount"]) if redrive else None,
             )
     return tpl
 

@@ -97,8 +97,11 @@ def queue_attributes(
     if queue.dead_letter_target is not None:
         if dead_letter_arn is None:
             raise ValueError(f"{queue.logical_id}: its dead-letter queue does not exist yet")
+        # A parameter (MaxReceiveCount) resolves with its --parameter override, if any.
+        receives = (queue.properties.get("RedrivePolicy") or {}).get("maxReceiveCount")
+        count = int(resolve(receives, dict(refs))) if receives is not None else None
         attrs["RedrivePolicy"] = json.dumps(
-            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": queue.max_receive_count}
+            {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": count}
         )
     allow = queue.properties.get("RedriveAllowPolicy")
     if isinstance(allow, dict):

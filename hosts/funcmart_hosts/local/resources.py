@@ -52,11 +52,19 @@ def physical_name(tpl: Template, settings: LocalSettings, logical_id: str) -> st
     return f"{settings.stack_name}-{logical_id}"
 
 
+# Where local runs differ from a deployment's defaults: payments go to the simulator (a
+# deployment takes real ones unless it says otherwise). `--parameter` still overrides.
+LOCAL_PARAMETER_DEFAULTS = {"PaymentProvider": "simulator"}
+
+
 def parameter_values(tpl: Template, settings: LocalSettings) -> dict[str, str]:
-    """Every template parameter: the override when given, else its default."""
+    """Every template parameter: the override when given, else the local default, else the
+    template's default."""
     out = {}
     for name, spec in (tpl.raw.get("Parameters") or {}).items():
-        value = settings.parameters.get(name, spec.get("Default"))
+        value = settings.parameters.get(
+            name, LOCAL_PARAMETER_DEFAULTS.get(name, spec.get("Default"))
+        )
         if value is None:
             continue  # a parameter without default resolves only when overridden
         out[name] = ",".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -141,6 +149,9 @@ class Deployment:
                 # keeps X-Ray tracing off, as nothing would receive the segments.
                 "AWS_SAM_LOCAL": "true",
                 "REDIS_URL": self.redis_url,
+                # The embedded SQS has no message move tasks: dead letters are moved back
+                # message by message (funcmart.adapters.sqs_operations).
+                "REDRIVE_METHOD": "copy",
             }
         )
         if self.dynamodb_endpoint:

@@ -47,22 +47,22 @@ case "$ttl" in
     ;;
 esac
 
-orderpaiddeadletterqueue_url="$(queue "$stack-OrderPaidDeadLetterQueue" '{"MessageRetentionPeriod":"1209600"}')"
+orderpaiddeadletterqueue_url="$(queue "$stack-OrderPaidDeadLetterQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"1209600"}')"
 orderpaiddeadletterqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderpaiddeadletterqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPaidDeadLetterQueue: $orderpaiddeadletterqueue_arn"
 
-orderplaceddeadletterqueue_url="$(queue "$stack-OrderPlacedDeadLetterQueue" '{"MessageRetentionPeriod":"1209600"}')"
+orderplaceddeadletterqueue_url="$(queue "$stack-OrderPlacedDeadLetterQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"1209600"}')"
 orderplaceddeadletterqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderplaceddeadletterqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPlacedDeadLetterQueue: $orderplaceddeadletterqueue_arn"
 
-orderpaidqueue_url="$(queue "$stack-OrderPaidQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderpaiddeadletterqueue_arn"'\",\"maxReceiveCount\":\"5\"}"}')"
+orderpaidqueue_url="$(queue "$stack-OrderPaidQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderpaiddeadletterqueue_arn"'\",\"maxReceiveCount\":\"12\"}"}')"
 orderpaidqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderpaidqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPaidQueue: $orderpaidqueue_arn"
 
-orderplacedqueue_url="$(queue "$stack-OrderPlacedQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderplaceddeadletterqueue_arn"'\",\"maxReceiveCount\":\"5\"}"}')"
+orderplacedqueue_url="$(queue "$stack-OrderPlacedQueue" '{"VisibilityTimeout":"180","MessageRetentionPeriod":"345600","RedrivePolicy":"{\"deadLetterTargetArn\":\"'"$orderplaceddeadletterqueue_arn"'\",\"maxReceiveCount\":\"12\"}"}')"
 orderplacedqueue_arn="$(aws_ sqs get-queue-attributes --queue-url "$orderplacedqueue_url" \
   --attribute-names QueueArn --query Attributes.QueueArn --output text)"
 echo "queue $stack-OrderPlacedQueue: $orderplacedqueue_arn"

@@ -12,9 +12,11 @@ from typing import Any
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
+from funcmart.adapters import cursors
 from funcmart.adapters.dynamodb.catalog import product_key, to_product
 from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
 from funcmart.adapters.dynamodb.table import (
+    ActionAttribute,
     LineAttribute,
     OrderItem,
     Tables,
@@ -30,10 +32,13 @@ from funcmart.domain.errors import (
 )
 from funcmart.domain.money import Money
 from funcmart.domain.orders import (
+    NEEDS_ATTENTION,
     OPEN_STATES,
+    REFUNDED,
     Charge,
     IdempotencyRecord,
     Notification,
+    OperatorAction,
     Order,
     OrderLine,
     Shipment,
@@ -42,6 +47,9 @@ from funcmart.ports import Page
 
 OPEN_SHARDS = 8  # spreads the open-orders index over partitions; the reconciler reads all
 TX_ATTEMPTS = 8
+# Orders waiting for an operator, in gsi1 by the time they were flagged. Few by nature (a
+# flagged order is an incident), so one partition.
+ATTENTION_PARTITION = "ORDERS#ATTENTION"
 
 
 def order_key(order_id: str) -> tuple[str, str]:
@@ -50,6 +58,23 @@ def order_key(order_id: str) -> tuple[str, str]:
 
 def open_shard(order_id: str) -> str:
     return f"ORDERS#OPEN#{zlib.crc32(order_id.encode()) % OPEN_SHARDS}"
+
+
+def index_partitions(state: str) -> list[str]:
+    """The gsi1 partitions that hold orders in `state` (none for terminal states)."""
+    if state == NEEDS_ATTENTION:
+        return [ATTENTION_PARTITION]
+    if state in OPEN_STATES:
+        return [f"ORDERS#OPEN#{shard}" for shard in range(OPEN_SHARDS)]
+    return []
+
+
+def index_partition(order: Order) -> str | None:
+    if order.status == NEEDS_ATTENTION:
+        return ATTENTION_PARTITION
+    if order.status in OPEN_STATES:
+        return open_shard(order.id)
+    return None
 
 
 def _reasons(exc: TransactWriteError) -> list[str | None]:
@@ -93,7 +118,19 @@ def to_order(item: OrderItem) -> Order:
         updated_at=item.updated_at,
         correlation_id=item.correlation_id or "",
         failure_reason=item.failure_reason,
+        flagged_from=item.flagged_from,
+        actions=tuple(
+            OperatorAction(a.action, a.actor, a.at, a.reason, a.to)
+            for a in (item.operator_actions or [])
+        ),
     )
+
+
+def _action_attributes(order: Order) -> list[ActionAttribute]:
+    return [
+        ActionAttribute(action=a.action, actor=a.actor, at=a.at, reason=a.reason, to=a.to)
+        for a in order.actions
+    ]
 
 
 class DynamoOrderRepository:
@@ -207,8 +244,9 @@ class DynamoOrderRepository:
             gsi2pk=f"CUSTOMER#{order.customer}",
             gsi2sk=f"{order.created_at}#{order.id}",
         )
-        if order.status in OPEN_STATES:
-            item.gsi1pk = open_shard(order.id)
+        partition = index_partition(order)
+        if partition is not None:
+            item.gsi1pk = partition
             item.gsi1sk = f"{order.updated_at}#{order.id}"
         return item
 
@@ -290,19 +328,7 @@ class DynamoOrderRepository:
     ) -> bool:
         t = self._t
         order_model = t.Order
-        actions: list[Any] = [
-            order_model.status.set(new.status),
-            order_model.updated_at.set(new.updated_at),
-        ]
-        if new.failure_reason:
-            actions.append(order_model.failure_reason.set(new.failure_reason))
-        if new.status in OPEN_STATES:
-            actions += [
-                order_model.gsi1pk.set(open_shard(new.id)),
-                order_model.gsi1sk.set(f"{new.updated_at}#{new.id}"),
-            ]
-        else:
-            actions += [order_model.gsi1pk.remove(), order_model.gsi1sk.remove()]
+        actions = self._changes(current, new)
         puts = self._records(new, charge, shipment, notification)
 
         def build(tx: TransactWrite) -> None:
@@ -331,6 +357,33 @@ class DynamoOrderRepository:
                 return False
             raise
         return True
+
+    def _changes(self, current: Order, new: Order) -> list[Any]:
+        """The update actions that take the stored order from `current` to `new`."""
+        order_model = self._t.Order
+        actions: list[Any] = [
+            order_model.status.set(new.status),
+            order_model.updated_at.set(new.updated_at),
+        ]
+        if new.failure_reason:
+            actions.append(order_model.failure_reason.set(new.failure_reason))
+        elif current.failure_reason:
+            actions.append(order_model.failure_reason.remove())
+        if new.flagged_from:
+            actions.append(order_model.flagged_from.set(new.flagged_from))
+        if new.actions != current.actions:
+            actions.append(order_model.operator_actions.set(_action_attributes(new)))
+        if new.status in OPEN_STATES and current.status not in OPEN_STATES:
+            actions.append(order_model.republish_count.set(0))  # back in the pipeline
+        partition = index_partition(new)
+        if partition is not None:
+            actions += [
+                order_model.gsi1pk.set(partition),
+                order_model.gsi1sk.set(f"{new.updated_at}#{new.id}"),
+            ]
+        else:
+            actions += [order_model.gsi1pk.remove(), order_model.gsi1sk.remove()]
+        return actions
 
     def _records(
         self,
@@ -389,6 +442,45 @@ class DynamoOrderRepository:
         except UpdateError as exc:  # no payment record: nothing to mark
             if not is_conditional_failure(exc):
                 raise
+
+    @translate_errors
+    def record_charge(self, order_id: str, charge: Charge, now: str) -> None:
+        t = self._t
+        t.Payment(
+            f"ORDER#{order_id}",
+            "PAYMENT",
+            charge_id=charge.id,
+            amount=charge.amount.amount,
+            currency=charge.amount.currency,
+            status=charge.status,
+            created_at=now,
+            refunded_at=now if charge.status == REFUNDED else None,
+        ).save(add_version_condition=False)
+
+    @translate_errors
+    def list_by_state(self, state: str, limit: int, cursor: str | None) -> Page[Order]:
+        """Each partition of the state queried from the cursor on, the pages merged by the
+        index's sort key (the time of the last change, then the id)."""
+        model = self._t.Order
+        after = cursors.decode(cursor, {"state", "after"}) if cursor else None
+        if after is not None and after["state"] != state:
+            raise InvalidRequest("cursor belongs to another listing", field="cursor")
+        found: list[OrderItem] = []
+        for partition in index_partitions(state):
+            condition = model.gsi1sk > after["after"] if after is not None else None
+            found += model.query(
+                partition,
+                condition,
+                index_name="gsi1",
+                filter_condition=model.status == state,
+                limit=limit + 1,
+            )
+        found.sort(key=lambda item: str(item.gsi1sk))
+        page, more = found[:limit], len(found) > limit
+        next_cursor = (
+            cursors.encode({"state": state, "after": str(page[-1].gsi1sk)}) if more else None
+        )
+        return Page(items=[to_order(i) for i in page], next_cursor=next_cursor)
 
     @translate_errors
     def record_republish(self, order: Order, now: str) -> int | None:

@@ -86,9 +86,20 @@ class LineAttribute(MapAttribute[str, Any]):
     quantity = NumberAttribute()
 
 
+class ActionAttribute(MapAttribute[str, Any]):
+    """One operator action on an order: who, when, what, why, and the state it led to."""
+
+    action = UnicodeAttribute()
+    actor = UnicodeAttribute()
+    at = UnicodeAttribute()
+    reason = UnicodeAttribute()
+    to = UnicodeAttribute()
+
+
 class OrderItem(_Item):
-    """ORDER#<id> / ORDER. In gsi1 (ORDERS#OPEN#<shard>) while PENDING or PAID; in gsi2
-    (CUSTOMER#<sub>, created_at) always."""
+    """ORDER#<id> / ORDER. In gsi1 while PENDING or PAID (ORDERS#OPEN#<shard>) or waiting
+    for an operator (ORDERS#ATTENTION), by last change; in gsi2 (CUSTOMER#<sub>,
+    created_at) always."""
 
     customer = UnicodeAttribute()
     status = UnicodeAttribute()
@@ -101,6 +112,9 @@ class OrderItem(_Item):
     updated_at = UnicodeAttribute()
     failure_reason = UnicodeAttribute(null=True)
     republish_count = NumberAttribute(default=0)
+    # The state it was in when flagged NEEDS_ATTENTION, and what operators did since.
+    flagged_from = UnicodeAttribute(null=True)
+    operator_actions = ListAttribute(of=ActionAttribute, null=True)
 
 
 class IdempotencyItem(_Item):
