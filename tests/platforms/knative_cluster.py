@@ -111,6 +111,13 @@ def container_env(
         if "secretRef" in source:
             env.update(secrets[source["secretRef"]["name"]])  # created out of band
     for var in container.get("env", []):
+        if "valueFrom" in var:  # only optional keys of out-of-band Secrets
+            ref = var["valueFrom"]["secretKeyRef"]
+            value = (secrets.get(ref["name"]) or {}).get(ref["key"])
+            assert value is not None or ref.get("optional"), f"{var['name']}: no such Secret key"
+            if value is not None:
+                env[var["name"]] = value
+            continue
         assert "value" in var, f"{var['name']}: only literal values are supported here"
         env[var["name"]] = str(var["value"])
     name = ksvc["metadata"]["name"]

@@ -43,6 +43,9 @@ RENDERED = render()
 CONFIG = next(
     d for d in by_kind(RENDERED, "ConfigMap") if d["metadata"]["name"] == manifests.CONFIG
 )
+# A development cluster, as docs/deploy.md says to set one up: the payment simulator's
+# magic tokens instead of Stripe (whose key would come from the funcmart-stripe Secret).
+CONFIG["data"]["PAYMENT_PROVIDER"] = "simulator"
 JWT_SECRET = f"e2e-{uuid.uuid4().hex}-of-at-least-32-bytes"
 JWT = JwtConfig(CONFIG["data"]["FUNCMART_JWT_ISSUER"], (CONFIG["data"]["FUNCMART_JWT_AUDIENCE"],))
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
