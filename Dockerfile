@@ -1,7 +1,21 @@
 # One image for every function. Which one a container serves is chosen by its environment
 # (FUNCMART_FUNCTION, FUNCMART_HANDLER, FUNCMART_TRIGGER, FUNCMART_ROUTES: see
 # hosts/funcmart_hosts/knative/host.py); infra/functions/*.yaml sets them per Service.
-FROM python:3.13-slim
+#
+# The base is pinned by digest at build time: `make image` resolves python:3.13-slim to its
+# digest and passes BASE_IMAGE=python@sha256:...; a plain `docker build` uses the tag.
+ARG BASE_IMAGE=python:3.13-slim
+FROM ${BASE_IMAGE}
+
+ARG BASE_IMAGE
+ARG VERSION=dev
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="funcmart" \
+      org.opencontainers.image.description="funcmart functions on Knative: the function package and the Knative host" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
@@ -13,10 +27,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Runtime dependencies only: the function package's requirements plus what the Knative host
-# needs (functions-framework, CloudEvents, JWT verification).
+# needs (functions-framework, CloudEvents, JWT verification, the Prometheus client).
 COPY functions/requirements.txt /tmp/requirements.txt
 RUN pip install -r /tmp/requirements.txt "functions-framework>=3.8,<4" "cloudevents>=1.11" \
-        "pyjwt[crypto]>=2.8,<3" \
+        "pyjwt[crypto]>=2.8,<3" "prometheus-client>=0.20,<1" \
     && rm /tmp/requirements.txt
 
 # The function package (handler modules and funcmart) and the Knative host with the gateway
@@ -27,7 +41,11 @@ COPY hosts/funcmart_hosts/__init__.py /app/funcmart_hosts/__init__.py
 COPY hosts/funcmart_hosts/gateway/ /app/funcmart_hosts/gateway/
 COPY hosts/funcmart_hosts/knative/ /app/funcmart_hosts/knative/
 
-RUN useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin funcmart
+# Bytecode compiled at build time (the root file system is read-only at run time):
+# unchecked-hash .pyc files stay valid whatever the files' timestamps in the image. Then the
+# unprivileged user the manifests run as (runAsUser 10001).
+RUN python -m compileall -q --invalidation-mode unchecked-hash /app \
+    && useradd --system --uid 10001 --no-create-home --shell /usr/sbin/nologin funcmart
 USER 10001
 
 EXPOSE 8080

@@ -12,8 +12,9 @@ PORT ?= 3000
 ROLE ?= customer
 SUB ?=
 
-.PHONY: help prereqs venv venv-local venv-dev venv-bench dev consume invoke token test test-fast \
-	test-pythons lint typecheck fmt openapi sam-build sam-env bench clean image manifests
+.PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token test \
+	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env sam-events bench clean \
+	image manifests
 IMAGE ?= funcmart:dev
 
 help:
@@ -28,6 +29,7 @@ help:
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make sam-env        env-vars.json for sam local invoke/start-api --env-vars"
+	@echo "make sam-events     regenerate tests/data/sam-events with sam local generate-event"
 	@echo "make lint | typecheck | sam-build | bench"
 
 # Each target installs only the extras it runs (pyproject.toml): `make dev` the runtime and
@@ -56,6 +58,7 @@ dev: venv-local
 consume: venv-local
 	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
+# stdout is the response alone (the recipe is not echoed); logs and errors go to stderr.
 invoke: venv-local
 	@$(PY) -m funcmart_hosts.local invoke "$(FN)" "$(EVENT)"
 
@@ -71,10 +74,20 @@ lint: venv-dev
 typecheck: venv-dev
 	$(VENV)/bin/mypy
 
+# The real consumers' checkers the tests run, from Debian: kubectl (renders infra/ with its
+# built-in kustomize) and promtool (alert rules and metrics). Installed only when missing.
+CHECKERS = $(if $(shell command -v kubectl),,kubernetes-client) $(if $(shell command -v promtool),,prometheus)
+checkers:
+	@if [ -n "$(strip $(CHECKERS))" ]; then \
+		echo "installing $(strip $(CHECKERS)) (apt-get)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
+			apt-get install -y -qq --no-install-recommends $(CHECKERS) >/dev/null; \
+	fi
+
 # The template runtime's python (the one found, e.g. in pyenv) first on PATH for the build
 # that tests/platforms/test_lambda_artifact.py runs. The bench extra too: tests/bench runs
 # every benchmark at a tiny size.
-test: prereqs venv-bench node_modules/.installed .venv-sam/.installed lint typecheck
+test: prereqs venv-bench node_modules/.installed .venv-sam/.installed checkers lint typecheck
 	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
 # The unit tier (fakes, no I/O) and the function tier (every function with every event, on
@@ -115,13 +128,27 @@ fmt: venv-dev
 sam-build: .venv-sam/.installed
 	PATH="$(dir $(PYTHON)):$$PATH" SAM_CLI_TELEMETRY=0 .venv-sam/bin/sam build --template-file template.yaml
 
+# The sample events `sam local generate-event` writes, kept under tests/data/sam-events for
+# the tests that feed them to every function.
+sam-events: .venv-sam/.installed
+	tests/data/sam-events/generate.sh
+
 # Knative: one image for every function; infra/ and localstack/ follow template.yaml.
+# Builds where a Docker engine answers (none does on the CI machine: there it says so and
+# fails). The base is pinned by the digest the engine resolves for BASE_TAG.
+BASE_TAG ?= python:3.13-slim
 image:
 	@if command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1; then \
-		docker build -t $(IMAGE) . ; \
+		docker pull -q $(BASE_TAG) >/dev/null && \
+		base="$$(docker inspect --format '{{index .RepoDigests 0}}' $(BASE_TAG))" && \
+		echo "base $$base" && \
+		docker build --build-arg BASE_IMAGE="$$base" \
+			--build-arg VERSION="$$(git describe --always --dirty 2>/dev/null || echo dev)" \
+			--build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+			-t $(IMAGE) . ; \
 	else \
 		echo "make image: no Docker engine answers here. Build on a machine with Docker:"; \
-		echo "  docker build -t $(IMAGE) .     (or: podman build -t $(IMAGE) .)"; \
+		echo "  make image IMAGE=$(IMAGE)   (there: the base pinned by digest, OCI labels)"; \
 		exit 1; \
 	fi
 

@@ -3,6 +3,7 @@
 from aws_lambda_powertools.event_handler import Response
 
 from funcmart.bootstrap import build
+from funcmart.domain.commands import ArchiveProduct
 from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import catalog
 
@@ -12,7 +13,7 @@ app = HttpFunction(deps, problems=(403, 404))
 
 @app.delete("/products/<productId>", status_code=204)
 def archive_product(productId: str) -> Response[None]:
-    catalog.archive_product(deps.products, deps.cache, deps.clock, app.principal(), productId)
+    catalog.archive_product(deps, app.principal(), ArchiveProduct(productId))
     return Response(status_code=204)
 
 

@@ -13,9 +13,7 @@ app = HttpFunction(deps, problems=(403, 409))
 
 @app.post("/products", status_code=201)
 def create_product(body: NewProduct) -> Response[ProductOut]:
-    product = catalog.create_product(
-        deps.products, deps.clock, deps.ids, app.principal(), **body.command()
-    )
+    product = catalog.create_product(deps, app.principal(), body.command())
     return json_response(product.to_dict(), 201, {"Location": f"/products/{product.id}"})
 
 

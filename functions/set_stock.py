@@ -4,7 +4,6 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.catalog import ProductOut, StockUpdate
 from funcmart.bootstrap import build
-from funcmart.domain.catalog import StockChange
 from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import catalog
 
@@ -14,10 +13,7 @@ app = HttpFunction(deps, problems=(403, 404, 409))
 
 @app.put("/products/<productId>/stock")
 def set_stock(productId: str, body: StockUpdate) -> Response[ProductOut]:
-    change = StockChange(set_to=body.set, adjust_by=body.adjust)
-    product = catalog.set_stock(
-        deps.products, deps.cache, deps.clock, app.principal(), productId, change
-    )
+    product = catalog.set_stock(deps, app.principal(), body.command(productId))
     return json_response(product.to_dict())
 
 

@@ -13,15 +13,7 @@ app = HttpFunction(deps, problems=(403, 404, 409))
 
 @app.patch("/products/<productId>")
 def update_product(productId: str, body: ProductPatch) -> Response[ProductOut]:
-    product = catalog.update_product(
-        deps.products,
-        deps.cache,
-        deps.clock,
-        app.principal(),
-        productId,
-        body.version,
-        body.changes(),
-    )
+    product = catalog.update_product(deps, app.principal(), body.command(productId))
     return json_response(product.to_dict())
 
 

@@ -5,13 +5,24 @@ template.yaml, the one description of every function, queue, schedule and the ta
     python -m tools.manifests --check   fail if a committed file differs from what it would write
 
 What is generated, and from what:
+- infra/kustomization.yaml: every resource below, in an order any kustomize since v2 reads;
 - infra/config.yaml: the settings every function shares (the template's Globals, its parameter
   defaults for the JWT issuer and audience) plus the Knative-only ones;
 - infra/functions/<name>.yaml: a Knative Service per function, with the function's own
-  variables, timeout and memory, and the adapter's FUNCMART_* selection;
+  variables, timeout and memory, and the adapter's FUNCMART_* selection, and its own
+  ServiceAccount; nothing in a Service needs a Knative feature flag that is off by default
+  (no fieldRef, no pod-level securityContext, no init containers: `tests/platforms` holds
+  them to Knative's default field masks and to Pod Security "restricted");
 - infra/eventing.yaml: a Trigger per queue consumer, filtered on the CloudEvent type of the
   event its queue carries, retrying as the queue's redrive policy does and dead-lettering to
-  the consumer of the dead-letter queue; a PingSource per schedule;
+  the consumer of the dead-letter queue; a PingSource per schedule; a SinkBinding that gives
+  every publishing function the broker's address as K_SINK;
+- infra/routes.yaml: the Gateway and a Gateway API HTTPRoute per HTTP function (method + path
+  of each template route to the function's cluster-local Knative Service);
+- infra/network-policies.yaml: default deny, then exactly the paths the functions use;
+- infra/monitoring.yaml: the PodMonitor and the PrometheusRule (from prometheus/alerts.yaml)
+  for kube-prometheus-stack;
+- infra/iam/: per ServiceAccount, its function's IAM policy (IRSA), and the trust policy;
 - localstack/init/ready.d/table.json and 10-funcmart.sh: the table and the queues with redrive.
 """
 
@@ -39,19 +50,42 @@ STACK = "funcmart"
 NAMESPACE = "funcmart"
 IMAGE = "funcmart"  # replaced by kustomize's `images:` in infra/kustomization.yaml
 PORT = 8080
-# One invocation at a time per process, as on Lambda: a pod takes WORKERS requests at once.
-WORKERS = 2
+# Prometheus scrapes here, a port no route exposes. Knative allows one declared port per
+# Service (the serving port) and reserves 8008, 8012, 8013, 8022, 9090 and 9091.
+METRICS_PORT = 9464
+# One invocation at a time per process, as on Lambda, and one process per pod: the pod's
+# counters are the process's (no multiprocess aggregation), and Knative scales pods.
+WORKERS = 1
+# The second thread answers probes and the edge's quick refusals while a handler runs; the
+# host's lock still lets one invocation at a time into the handler.
+THREADS = 2
+CONTAINER_CONCURRENCY = 1
 MAX_SCALE = 10
 BROKER = "default"
 CONFIG = "funcmart-config"
+# Created out of band (docs/deploy.md): nothing in the repository holds a secret value.
 SECRET = "funcmart-secrets"
-SERVICE_ACCOUNT = "funcmart"
+SECRET_KEYS = ("FUNCMART_JWT_SECRET", "REDIS_URL")
+TRUSTED_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7")
+REDIS_SECRET = "funcmart-redis"
+RUN_AS_USER = 10001  # the image's user (Dockerfile)
+# Where the cluster's parts run: Knative Serving (activator, autoscaler), its ingress (Kourier
+# here, reached by the Gateway's routes), Knative Eventing (broker, PingSource), monitoring.
+SERVING_NAMESPACE = "knative-serving"
+INGRESS_NAMESPACE = "kourier-system"
+INGRESS_SERVICE = "kourier-internal"
+EVENTING_NAMESPACE = "knative-eventing"
+MONITORING_NAMESPACE = "monitoring"
+# kube-prometheus-stack selects PodMonitors and PrometheusRules by its Helm release label.
+PROMETHEUS_RELEASE = "kube-prometheus-stack"
+GATEWAY = "funcmart"
+GATEWAY_CLASS = "eg"  # Envoy Gateway's default GatewayClass
 
 # Variables that exist on one platform only, and why. infra/README.md documents each; the
 # consistency tests allow exactly these differences between template.yaml and infra/.
 AWS_ONLY_ENV = {
-    "ORDER_PLACED_QUEUE_URL": "SQS queue; on Knative events go to the broker (BROKER_URL)",
-    "ORDER_PAID_QUEUE_URL": "SQS queue; on Knative events go to the broker (BROKER_URL)",
+    "ORDER_PLACED_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
+    "ORDER_PAID_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
 }
 KNATIVE_ONLY_ENV = {
     "FUNCMART_FUNCTION": "the template logical id the container serves",
@@ -64,16 +98,16 @@ KNATIVE_ONLY_ENV = {
     "FUNCMART_JWT_AUDIENCE": "the JWT authorizer's audience (API Gateway checks it on AWS)",
     "FUNCMART_JWT_SECRET": "HS256 secret to verify tokens with (or FUNCMART_JWKS_URL)",
     "PUBLISHER": "cloudevents: publish to the Knative broker instead of SQS",
-    "BROKER_URL": "the broker's ingress URL",
+    "K_SINK": "the broker's address, injected by the SinkBinding into publishing functions",
     "EVENT_SOURCE": "the CloudEvents source of events the function publishes",
     "AWS_REGION": "set by the Lambda runtime on AWS",
-    "METRICS_BACKEND": "inprocess: Prometheus text at /metrics instead of EMF",
-    "POD_NAMESPACE": "the namespace, for the context and event sources",
-    "WORKERS": "functions-framework (gunicorn) worker processes",
-    "THREADS": "threads per worker; 1, as a handler takes one invocation at a time",
+    "METRICS_BACKEND": "inprocess: counters kept in the process, scraped on METRICS_PORT (not EMF)",
+    "METRICS_PORT": "the port /metrics is served on, apart from the routed port",
+    "POD_NAMESPACE": "the namespace (infra/kustomization.yaml's), for the context's ARN",
+    "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
+    "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
+    "THREADS": "threads per worker: one for the invocation Knative sends, one for probes",
 }
-# Kept out of the ConfigMap: values only a deployer knows.
-SECRET_ENV = ("FUNCMART_JWT_SECRET",)
 
 
 def kebab(logical_id: str) -> str:
@@ -171,6 +205,8 @@ def config_map(tpl: Template) -> dict[str, Any]:
     params = {k: v.get("Default") for k, v in (tpl.raw.get("Parameters") or {}).items()}
     data: dict[str, str] = {}
     for name, value in _global_env(tpl).items():
+        if name in SECRET_KEYS:
+            continue  # from the Secret created out of band
         literal = _literal(value)
         target = _ref_target(value)
         if literal is not None:
@@ -179,23 +215,26 @@ def config_map(tpl: Template) -> dict[str, Any]:
             data[name] = str(params[target])  # a template parameter: its default
     # The template's references, given their in-cluster values.
     data["TABLE_NAME"] = STACK
-    data["REDIS_URL"] = "redis://redis:6379/0"
     data["LOG_LEVEL"] = str(params.get("LogLevel", "INFO"))
     data.update(
         {
             "AWS_REGION": "us-east-1",
             "PUBLISHER": "cloudevents",
-            "BROKER_URL": (
-                f"http://broker-ingress.knative-eventing.svc.cluster.local/{NAMESPACE}/{BROKER}"
-            ),
             "METRICS_BACKEND": "inprocess",
+            "METRICS_PORT": str(METRICS_PORT),
+            # The kustomization's namespace: the downward API's fieldRef needs a Knative flag.
+            "POD_NAMESPACE": NAMESPACE,
             "FUNCMART_JWT_ISSUER": str(params.get("JwtIssuer", "")),
             "FUNCMART_JWT_AUDIENCE": str(params.get("JwtAudience", "")),
+            # Envoy Gateway, the Knative ingress and queue-proxy (and the activator when it is
+            # in the path) each append to X-Forwarded-For: the client is the right-most entry
+            # outside the cluster's private networks.
+            "TRUSTED_PROXY_CIDRS": ",".join(TRUSTED_NETWORKS),
             "WORKERS": str(WORKERS),
-            "THREADS": "1",
+            "THREADS": str(THREADS),
         }
     )
-    missing = set(_global_env(tpl)) - set(data)
+    missing = set(_global_env(tpl)) - set(data) - set(SECRET_KEYS)
     if missing:
         raise ValueError(f"no Knative value for the template's global variables {missing}")
     return {
@@ -206,16 +245,23 @@ def config_map(tpl: Template) -> dict[str, Any]:
     }
 
 
-def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
-    trigger = trigger_of(fn)
+def publishes(tpl: Template, fn: Function) -> bool:
+    """Whether the function publishes events (on AWS: it names a queue URL)."""
+    own = _own_env(tpl, fn)
+    return any(_ref_target(v) in tpl.queues for v in own.values())
+
+
+def _own_env(tpl: Template, fn: Function) -> dict[str, Any]:
+    props = tpl.resource(fn.logical_id)["Properties"]
+    return dict((props.get("Environment") or {}).get("Variables") or {})
+
+
+def _function_env(tpl: Template, fn: Function) -> list[dict[str, Any]]:
     name = kebab(fn.logical_id)
-    own = (
-        (tpl.resource(fn.logical_id)["Properties"].get("Environment") or {}).get("Variables")
-    ) or {}
     env: list[dict[str, Any]] = [
         {"name": "FUNCMART_FUNCTION", "value": fn.logical_id},
         {"name": "FUNCMART_HANDLER", "value": fn.handler},
-        {"name": "FUNCMART_TRIGGER", "value": trigger},
+        {"name": "FUNCMART_TRIGGER", "value": trigger_of(fn)},
     ]
     if fn.routes:
         routes = [{"route": f"{r.method} {r.path}", "public": r.public} for r in fn.routes]
@@ -224,9 +270,8 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         {"name": "FUNCMART_TIMEOUT_SECONDS", "value": str(fn.timeout)},
         {"name": "FUNCMART_MEMORY_MB", "value": str(_memory(tpl, fn.logical_id))},
         {"name": "EVENT_SOURCE", "value": f"{STACK}/{name}"},
-        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
     ]
-    for var, value in own.items():
+    for var, value in _own_env(tpl, fn).items():
         if var in AWS_ONLY_ENV:
             continue
         literal = _literal(value)
@@ -235,14 +280,60 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         if literal is None:
             raise ValueError(f"{fn.logical_id}: {var} has no Knative value; add it to AWS_ONLY_ENV")
         env.append({"name": var, "value": literal})
+    return env
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    # No port: Knative probes the serving port (and refuses any other).
+    return {
+        "httpGet": {"path": path},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def _container(tpl: Template, fn: Function) -> dict[str, Any]:
+    memory = _memory(tpl, fn.logical_id)
+    return {
+        "name": "function",
+        "image": IMAGE,
+        "ports": [{"name": "http1", "containerPort": PORT}],
+        "env": _function_env(tpl, fn),
+        "envFrom": [
+            {"configMapRef": {"name": CONFIG}},
+            {"secretRef": {"name": SECRET}},
+        ],
+        "resources": {
+            "requests": {"cpu": "100m", "memory": f"{memory // 2}Mi"},
+            "limits": {"memory": f"{memory}Mi"},
+        },
+        "readinessProbe": _probe("/healthz", 5, 3),
+        # Longer than the longest invocation: a busy pod is not a dead one.
+        "livenessProbe": _probe("/healthz", 10, max(3, fn.timeout // 10 + 2)),
+        # Pod Security "restricted", set on the container: Knative refuses a pod-level
+        # securityContext unless kubernetes.podspec-securitycontext is enabled.
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": RUN_AS_USER,
+            "runAsGroup": RUN_AS_USER,
+            "allowPrivilegeEscalation": False,
+            "readOnlyRootFilesystem": True,
+            "capabilities": {"drop": ["ALL"]},
+            "seccompProfile": {"type": "RuntimeDefault"},
+        },
+        "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+    }
+
+
+def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
+    trigger = trigger_of(fn)
+    name = kebab(fn.logical_id)
     consumer = trigger != "http"
     annotations = {
-        "autoscaling.knative.dev/target": str(WORKERS),
+        "autoscaling.knative.dev/target": str(CONTAINER_CONCURRENCY),
         "autoscaling.knative.dev/min-scale": "0" if consumer else "1",
         "autoscaling.knative.dev/max-scale": str(MAX_SCALE),
-        "prometheus.io/scrape": "true",
-        "prometheus.io/port": str(PORT),
-        "prometheus.io/path": "/metrics",
     }
     if consumer:
         annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] = "1m"
@@ -250,48 +341,49 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         "app.kubernetes.io/part-of": STACK,
         "funcmart.dev/function": fn.logical_id,
         "funcmart.dev/trigger": trigger,
+        # Never exposed by Knative's own external ingress: the public API goes through the
+        # Gateway's HTTPRoute (routes.yaml), which routes by method and path.
+        "networking.knative.dev/visibility": "cluster-local",
     }
-    if consumer:  # reached through the broker and sources only, never from outside
-        labels["networking.knative.dev/visibility"] = "cluster-local"
-    memory = _memory(tpl, fn.logical_id)
+    if publishes(tpl, fn):
+        labels["funcmart.dev/publishes"] = "true"
+    pod_labels = {
+        "app.kubernetes.io/part-of": STACK,
+        "app.kubernetes.io/component": "function",
+        "funcmart.dev/function": fn.logical_id,
+        "funcmart.dev/trigger": trigger,
+    }
     return {
         "apiVersion": "serving.knative.dev/v1",
         "kind": "Service",
         "metadata": {"name": name, "labels": labels},
         "spec": {
             "template": {
-                "metadata": {
-                    "labels": {"app.kubernetes.io/part-of": STACK},
-                    "annotations": annotations,
-                },
+                "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": {
-                    "serviceAccountName": SERVICE_ACCOUNT,
-                    "containerConcurrency": WORKERS,
+                    "serviceAccountName": name,
+                    "automountServiceAccountToken": False,
+                    "containerConcurrency": CONTAINER_CONCURRENCY,
                     "timeoutSeconds": fn.timeout,
-                    "containers": [
-                        {
-                            "name": "function",
-                            "image": IMAGE,
-                            "ports": [{"name": "http1", "containerPort": PORT}],
-                            "env": env,
-                            "envFrom": [
-                                {"configMapRef": {"name": CONFIG}},
-                                {"secretRef": {"name": SECRET}},
-                            ],
-                            "resources": {
-                                "requests": {"cpu": "100m", "memory": f"{memory // 2}Mi"},
-                                "limits": {"memory": f"{memory}Mi"},
-                            },
-                            "securityContext": {
-                                "runAsNonRoot": True,
-                                "allowPrivilegeEscalation": False,
-                                "capabilities": {"drop": ["ALL"]},
-                            },
-                        }
-                    ],
+                    "containers": [_container(tpl, fn)],
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                 },
             }
         },
+    }
+
+
+def service_account(fn: Function) -> dict[str, Any]:
+    """The function's own identity: bind it to an IAM role with the function's template policy
+    (IRSA: `eks.amazonaws.com/role-arn`), as each Lambda has its own role."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ServiceAccount",
+        "metadata": {
+            "name": kebab(fn.logical_id),
+            "labels": {"app.kubernetes.io/part-of": STACK, "funcmart.dev/function": fn.logical_id},
+        },
+        "automountServiceAccountToken": False,
     }
 
 
@@ -360,7 +452,359 @@ def eventing(tpl: Template) -> list[dict[str, Any]]:
                     },
                 }
             )
+    if any(publishes(tpl, fn) for fn in tpl.functions.values()):
+        docs.append(sink_binding())
     return docs
+
+
+def sink_binding() -> dict[str, Any]:
+    """K_SINK for every function that publishes: the broker's address, resolved by Eventing
+    (no namespace or host written here)."""
+    return {
+        "apiVersion": "sources.knative.dev/v1",
+        "kind": "SinkBinding",
+        "metadata": {"name": "publishers", "labels": {"app.kubernetes.io/part-of": STACK}},
+        "spec": {
+            "subject": {
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "selector": {"matchLabels": {"funcmart.dev/publishes": "true"}},
+            },
+            "sink": {
+                "ref": {"apiVersion": "eventing.knative.dev/v1", "kind": "Broker", "name": BROKER}
+            },
+        },
+    }
+
+
+# ------------------------------------------------------------------------------ IAM
+
+# Placeholders the deployer fills in (docs/deploy.md: envsubst); the table is the stack's.
+TABLE_ARN = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/" + STACK
+
+
+def _resource_arn(tpl: Template, value: Any) -> str | None:
+    """A template policy resource on Knative: the table (and its indexes) by ARN; None for
+    the queues, which Knative replaces with the broker."""
+    if isinstance(value, _Tag) and value.name == "GetAtt":
+        target = _ref_target(value)
+        if target in tpl.queues:
+            return None
+        if target == "Table":
+            return TABLE_ARN
+    sub = value.value if isinstance(value, _Tag) and value.name == "Sub" else None
+    if isinstance(sub, str) and sub.startswith("${Table.Arn}"):
+        return TABLE_ARN + sub.removeprefix("${Table.Arn}")
+    raise ValueError(f"no Knative translation for the policy resource {value!r}")
+
+
+def iam_policies(tpl: Template) -> dict[str, Any]:
+    """Per ServiceAccount, the IAM policy of its function in template.yaml (what IRSA binds),
+    less the SQS statements: on Knative, events go through the broker."""
+    out: dict[str, Any] = {}
+    for lid in sorted(tpl.functions):
+        statements = []
+        for policy in tpl.resource(lid)["Properties"].get("Policies") or []:
+            if not isinstance(policy, dict) or "Statement" not in policy:
+                raise ValueError(f"{lid}: only inline policy statements are translated")
+            for statement in policy["Statement"]:
+                raw = statement["Resource"]
+                arns = [_resource_arn(tpl, r) for r in (raw if isinstance(raw, list) else [raw])]
+                kept = [a for a in arns if a is not None]
+                if kept:
+                    actions = statement["Action"]
+                    statements.append(
+                        {
+                            "Effect": statement["Effect"],
+                            "Action": actions if isinstance(actions, list) else [actions],
+                            "Resource": kept,
+                        }
+                    )
+        # A function that touches no AWS resource needs no role at all.
+        policy = {"Version": "2012-10-17", "Statement": statements} if statements else None
+        out[kebab(lid)] = {"function": lid, "policy": policy}
+    return out
+
+
+def trust_policy() -> dict[str, Any]:
+    """IRSA: the role trusts the cluster's OIDC provider for one ServiceAccount."""
+    provider = "${OIDC_PROVIDER}"
+    subject = f"system:serviceaccount:{NAMESPACE}:${{SERVICE_ACCOUNT}}"
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {
+                    "Federated": "arn:aws:iam::${AWS_ACCOUNT_ID}:oidc-provider/" + provider
+                },
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {
+                    "StringEquals": {
+                        f"{provider}:sub": subject,
+                        f"{provider}:aud": "sts.amazonaws.com",
+                    }
+                },
+            }
+        ],
+    }
+
+
+# -------------------------------------------------------------------------- routing
+
+
+def gateway_path(path: str) -> dict[str, str]:
+    """A template path as a Gateway API path match: exact, or a regular expression where the
+    path has {parameters} (one segment each, as API Gateway matches them)."""
+    if "{" not in path:
+        return {"type": "Exact", "value": path}
+    parts = re.split(r"\{[^}/]+\}", path)
+    regex = "[^/]+".join(re.escape(part) for part in parts)
+    return {"type": "RegularExpression", "value": f"^{regex}$"}
+
+
+def routes(tpl: Template) -> list[dict[str, Any]]:
+    """The public API: a Gateway, and an HTTPRoute per HTTP function whose rules send each of
+    its template routes (method + path) to the function's cluster-local Knative Service,
+    through the Knative ingress with the Service's cluster-local host."""
+    gateway = {
+        "apiVersion": "gateway.networking.k8s.io/v1",
+        "kind": "Gateway",
+        "metadata": {"name": GATEWAY, "labels": {"app.kubernetes.io/part-of": STACK}},
+        "spec": {
+            "gatewayClassName": GATEWAY_CLASS,
+            "listeners": [
+                {
+                    "name": "http",
+                    "protocol": "HTTP",
+                    "port": 80,
+                    "allowedRoutes": {"namespaces": {"from": "Same"}},
+                }
+            ],
+        },
+    }
+    docs: list[dict[str, Any]] = [gateway]
+    for fn in sorted(tpl.functions.values(), key=lambda f: f.logical_id):
+        if not fn.routes:
+            continue
+        name = kebab(fn.logical_id)
+        host = f"{name}.{NAMESPACE}.svc.cluster.local"
+        rules = [
+            {
+                "matches": [{"path": gateway_path(r.path), "method": r.method}],
+                "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": host}}],
+                "backendRefs": [
+                    {
+                        "group": "",
+                        "kind": "Service",
+                        "name": INGRESS_SERVICE,
+                        "namespace": INGRESS_NAMESPACE,
+                        "port": 80,
+                    }
+                ],
+            }
+            for r in fn.routes
+        ]
+        docs.append(
+            {
+                "apiVersion": "gateway.networking.k8s.io/v1",
+                "kind": "HTTPRoute",
+                "metadata": {
+                    "name": name,
+                    "labels": {
+                        "app.kubernetes.io/part-of": STACK,
+                        "funcmart.dev/function": fn.logical_id,
+                    },
+                },
+                "spec": {"parentRefs": [{"name": GATEWAY}], "rules": rules},
+            }
+        )
+    return docs
+
+
+def reference_grant() -> dict[str, Any]:
+    """Lets funcmart's HTTPRoutes name the Knative ingress's Service in its own namespace;
+    applied there (infra/gateway/), not through the funcmart kustomization."""
+    return {
+        "apiVersion": "gateway.networking.k8s.io/v1beta1",
+        "kind": "ReferenceGrant",
+        "metadata": {
+            "name": f"{STACK}-routes",
+            "namespace": INGRESS_NAMESPACE,
+            "labels": {"app.kubernetes.io/part-of": STACK},
+        },
+        "spec": {
+            "from": [
+                {"group": "gateway.networking.k8s.io", "kind": "HTTPRoute", "namespace": NAMESPACE}
+            ],
+            "to": [{"group": "", "kind": "Service", "name": INGRESS_SERVICE}],
+        },
+    }
+
+
+# ---------------------------------------------------------------------- lockdown
+
+
+def _from_namespace(namespace: str) -> dict[str, Any]:
+    return {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}}
+
+
+def _ports(*numbers: int, protocol: str = "TCP") -> list[dict[str, Any]]:
+    return [{"protocol": protocol, "port": n} for n in numbers]
+
+
+FUNCTION_PODS = {"matchLabels": {"app.kubernetes.io/component": "function"}}
+REDIS_PODS = {"matchLabels": {"app.kubernetes.io/name": "redis"}}
+
+
+def network_policies() -> list[dict[str, Any]]:
+    """Default deny; then: the Knative data path (ingress, activator) and the autoscaler to
+    the functions' queue-proxy, Prometheus to the metrics port, the functions to Redis, DNS,
+    the broker and the AWS endpoints (HTTPS outside the cluster's private networks)."""
+
+    def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "apiVersion": "networking.k8s.io/v1",
+            "kind": "NetworkPolicy",
+            "metadata": {"name": name, "labels": {"app.kubernetes.io/part-of": STACK}},
+            "spec": spec,
+        }
+
+    private = ["10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"]
+    return [
+        policy("default-deny", {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}),
+        policy(
+            "functions-ingress",
+            {
+                "podSelector": FUNCTION_PODS,
+                "policyTypes": ["Ingress"],
+                "ingress": [
+                    # Requests (the Gateway's routes and the broker's deliveries both arrive
+                    # through the Knative ingress), the activator while scaled to zero.
+                    {
+                        "from": [_from_namespace(INGRESS_NAMESPACE)],
+                        "ports": _ports(8012),
+                    },
+                    # Activator requests, autoscaler metrics and queue-proxy's admin port.
+                    {
+                        "from": [_from_namespace(SERVING_NAMESPACE)],
+                        "ports": _ports(8012, 8022, 9090),
+                    },
+                    {
+                        "from": [_from_namespace(MONITORING_NAMESPACE)],
+                        "ports": _ports(METRICS_PORT),
+                    },
+                ],
+            },
+        ),
+        policy(
+            "functions-egress",
+            {
+                "podSelector": FUNCTION_PODS,
+                "policyTypes": ["Egress"],
+                "egress": [
+                    {"to": [{"podSelector": REDIS_PODS}], "ports": _ports(6379)},
+                    {
+                        "to": [_from_namespace("kube-system")],
+                        "ports": _ports(53, protocol="UDP") + _ports(53),
+                    },
+                    # The broker's ingress (publishers).
+                    {"to": [_from_namespace(EVENTING_NAMESPACE)], "ports": _ports(8080)},
+                    # DynamoDB and the other AWS endpoints, or a JWKS URL: HTTPS outside.
+                    {
+                        "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": private}}],
+                        "ports": _ports(443),
+                    },
+                ],
+            },
+        ),
+        policy(
+            "redis-ingress",
+            {
+                "podSelector": REDIS_PODS,
+                "policyTypes": ["Ingress"],
+                "ingress": [{"from": [{"podSelector": FUNCTION_PODS}], "ports": _ports(6379)}],
+            },
+        ),
+    ]
+
+
+# -------------------------------------------------------------------- monitoring
+
+
+def monitoring(alert_rules: dict[str, Any]) -> list[dict[str, Any]]:
+    """What kube-prometheus-stack reads: a PodMonitor and a PrometheusRule, both carrying its
+    release label. Knative lets a Service declare only its serving port, so the PodMonitor
+    keeps the function container's target and points it at METRICS_PORT on the pod's IP."""
+    labels = {"app.kubernetes.io/part-of": STACK, "release": PROMETHEUS_RELEASE}
+    pod_monitor = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PodMonitor",
+        "metadata": {"name": STACK, "labels": labels},
+        "spec": {
+            "selector": FUNCTION_PODS,
+            "podTargetLabels": ["funcmart.dev/function"],
+            "podMetricsEndpoints": [
+                {
+                    "path": "/metrics",
+                    "interval": "30s",
+                    "relabelings": [
+                        {
+                            "sourceLabels": ["__meta_kubernetes_pod_container_name"],
+                            "regex": "function",
+                            "action": "keep",
+                        },
+                        {
+                            "sourceLabels": ["__meta_kubernetes_pod_ip"],
+                            "regex": "(.+)",
+                            "targetLabel": "__address__",
+                            "replacement": f"$1:{METRICS_PORT}",
+                            "action": "replace",
+                        },
+                    ],
+                }
+            ],
+        },
+    }
+    rule = {
+        "apiVersion": "monitoring.coreos.com/v1",
+        "kind": "PrometheusRule",
+        "metadata": {"name": STACK, "labels": labels},
+        "spec": alert_rules,
+    }
+    return [pod_monitor, rule]
+
+
+def kustomization(function_files: list[str]) -> dict[str, Any]:
+    """The root kustomization: plain resource files only (kustomize v2, which Debian's kubectl
+    embeds, reads no nested directories as resources nor per-generator options)."""
+    return {
+        "apiVersion": "kustomize.config.k8s.io/v1beta1",
+        "kind": "Kustomization",
+        "namespace": NAMESPACE,
+        "resources": [
+            "namespace.yaml",
+            "config.yaml",
+            "redis.yaml",
+            "broker.yaml",
+            *[f"functions/{f}" for f in function_files],
+            "eventing.yaml",
+            "routes.yaml",
+            "network-policies.yaml",
+            "monitoring.yaml",
+        ],
+        "images": [{"name": IMAGE, "newName": "registry.example.com/funcmart", "newTag": "latest"}],
+        # The dashboard for Grafana's sidecar (kube-prometheus-stack loads dashboards from
+        # ConfigMaps labelled grafana_dashboard=1). No Secret is generated here: the
+        # functions' and Redis's Secrets are created out of band (docs/deploy.md).
+        "configMapGenerator": [
+            {"name": "funcmart-grafana-dashboard", "files": ["grafana/funcmart.json"]}
+        ],
+        "generatorOptions": {
+            "labels": {"grafana_dashboard": "1"},
+            "disableNameSuffixHash": True,
+        },
+    }
 
 
 def table_json(tpl: Template) -> dict[str, Any]:
@@ -474,16 +918,19 @@ def generated(tpl: Template | None = None) -> dict[Path, str]:
     for lid in sorted(tpl.functions):
         name = f"{kebab(lid)}.yaml"
         names.append(name)
-        files[INFRA / "functions" / name] = _yaml([knative_service(tpl, tpl.functions[lid])])
-    files[INFRA / "functions" / "kustomization.yaml"] = HEADER + yaml.safe_dump(
-        {
-            "apiVersion": "kustomize.config.k8s.io/v1beta1",
-            "kind": "Kustomization",
-            "resources": names,
-        },
-        sort_keys=False,
+        fn = tpl.functions[lid]
+        files[INFRA / "functions" / name] = _yaml([knative_service(tpl, fn), service_account(fn)])
+    files[INFRA / "kustomization.yaml"] = HEADER + yaml.safe_dump(
+        kustomization(names), sort_keys=False
     )
     files[INFRA / "eventing.yaml"] = _yaml(eventing(tpl))
+    files[INFRA / "routes.yaml"] = _yaml(routes(tpl))
+    files[INFRA / "gateway" / "reference-grant.yaml"] = _yaml([reference_grant()])
+    files[INFRA / "network-policies.yaml"] = _yaml(network_policies())
+    files[INFRA / "iam" / "policies.json"] = json.dumps(iam_policies(tpl), indent=2) + "\n"
+    files[INFRA / "iam" / "trust-policy.json"] = json.dumps(trust_policy(), indent=2) + "\n"
+    alerts = yaml.safe_load((INFRA / "prometheus" / "alerts.yaml").read_text())
+    files[INFRA / "monitoring.yaml"] = _yaml(monitoring(alerts))
     ready = LOCALSTACK / "init" / "ready.d"
     files[ready / "table.json"] = json.dumps(table_json(tpl), indent=2) + "\n"
     files[ready / "10-funcmart.sh"] = localstack_hook(tpl)

@@ -74,6 +74,22 @@ class IdGenerator(Protocol):
 # ------------------------------------------------------------------------------ orders
 
 
+class CatalogPorts(Protocol):
+    """What the catalog's write use cases work through (the composition root has them)."""
+
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def cache(self) -> ProductCache: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def ids(self) -> IdGenerator: ...
+
+
 class OrderRepository(Protocol):
     def get(self, order_id: str) -> Order | None: ...
 

@@ -117,6 +117,25 @@ def test_invoke_prints_the_response_and_only_the_response(tmp_path: Path):
     assert json.loads(response["body"]) == {"items": [], "nextCursor": None}
 
 
+def test_make_invoke_writes_the_response_alone_on_stdout_and_the_logs_on_stderr():
+    # GIVEN a consumer whose message fails (its order does not exist), so it logs warnings
+    root = Path(__file__).resolve().parents[2]
+    make = ["make", "--no-print-directory", "-C", str(root)]
+    done = subprocess.run(
+        [*make, "invoke", "FN=ProcessOrder", "EVENT=events/process_order.json"],
+        capture_output=True,
+        env=clean_env(REDIS_URL=f"redis://127.0.0.1:{free_port()}/0"),
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    # THEN stdout is the response JSON and nothing else; every log line is on stderr
+    response = json.loads(done.stdout)
+    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
+        "c2b1d1a0-0000-4000-8000-000000000001"
+    ]
+    assert b"message failed; it will be retried" in done.stderr
+
+
 def test_token_prints_a_token_the_gateway_accepts():
     from funcmart_hosts.gateway.auth import TokenVerifier
     from funcmart_hosts.gateway.template import load

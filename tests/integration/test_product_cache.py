@@ -172,7 +172,11 @@ class TestRedisOutage:
         client.close()
 
     @pytest.fixture
-    def guard(self, counting: CountingClient, _fake_time: FakeTime) -> RedisGuard:
+    def guard(
+        self,
+        counting: CountingClient,
+        fake_time: FakeTime,  # noqa: ARG002 (the breaker reads the patched clock)
+    ) -> RedisGuard:
         return RedisGuard(counting, Breaker(5))  # type: ignore[arg-type]
 
     def test_reads_miss_and_writes_do_not_raise(self, guard: RedisGuard) -> None:

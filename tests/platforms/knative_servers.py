@@ -37,6 +37,7 @@ class Server:
     url: str
     proc: subprocess.Popen[bytes]
     log: Path
+    metrics_url: str = ""
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")[:6000]
@@ -47,6 +48,7 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
     """One function under functions-framework, chosen by FUNCMART_FUNCTION (the template's
     logical id), with `env` on top of the test's own environment."""
     port = services.free_port()
+    metrics_port = services.free_port()
     full = dict(os.environ)
     full.update(
         FUNCMART_FUNCTION=function,
@@ -56,6 +58,8 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
         METRICS_BACKEND="inprocess",
         WORKERS="1",
         THREADS="2",
+        METRICS_PORT=str(metrics_port),
+        METRICS_HOST="127.0.0.1",
         POWERTOOLS_SERVICE_NAME="funcmart",
         LOG_LEVEL="WARNING",
     )
@@ -71,10 +75,13 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    server = Server(f"http://127.0.0.1:{port}", proc, log)
+    server = Server(
+        f"http://127.0.0.1:{port}", proc, log, f"http://127.0.0.1:{metrics_port}/metrics"
+    )
     try:
         try:
             services.wait_for_port(port, 30, proc)
+            services.wait_for_port(metrics_port, 30, proc)
         except services.ServiceError as exc:
             raise AssertionError(f"{function} did not start: {exc}\n{server.output()}") from exc
         yield server

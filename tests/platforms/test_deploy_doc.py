@@ -34,3 +34,27 @@ def test_every_make_target_the_guide_uses_exists() -> None:
     assert {"image", "manifests", "dev", "token", "test", "sam-build"} <= targets
     for target in targets:
         assert re.search(rf"^{re.escape(target)}:", MAKEFILE, re.M), target
+
+
+def test_the_guide_names_the_platform_the_manifests_expect() -> None:
+    from tools import manifests
+
+    for value in (
+        manifests.GATEWAY_CLASS,
+        manifests.PROMETHEUS_RELEASE,
+        manifests.INGRESS_NAMESPACE,
+        manifests.INGRESS_SERVICE,
+        manifests.MONITORING_NAMESPACE,
+        manifests.METRICS_PORT,
+        manifests.SECRET,
+        manifests.REDIS_SECRET,
+        *manifests.SECRET_KEYS,
+    ):
+        assert str(value) in DOC, value
+
+
+def test_the_guide_never_writes_a_secret_into_the_checkout() -> None:
+    assert not re.search(r">\s*infra/", DOC)
+    assert "secret.yaml" not in DOC
+    assert "not durable" in DOC
+    assert "Kafka" in DOC

@@ -1,11 +1,15 @@
-"""infra/ against template.yaml: the same functions, the same variables (less the documented
-platform-specific ones), generated files current, core kinds valid against the Kubernetes
-schemas kubernetes-validate ships (offline), Knative kinds structurally sound."""
+"""infra/ as a cluster gets it: `kubectl kustomize infra` rendered by the real kubectl (Debian's
+kubernetes-client; `make test` installs it), then held against template.yaml (same functions,
+same variables less the documented platform-specific ones, every route routed), the
+Kubernetes schemas kubernetes-validate ships (offline), Knative's default feature-flag rules,
+Pod Security "restricted", and the rule that no secret value is in the repository."""
 
 from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +20,12 @@ import yaml
 from funcmart.adapters.broker import cloudevent_type
 from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.template import ROOT
+from tests.platforms.admission import (
+    hardened_violations,
+    knative_violations,
+    restricted_violations,
+)
+from tests.platforms.kustomize import render
 from tools import manifests
 
 INFRA = ROOT / "infra"
@@ -23,28 +33,16 @@ TPL = template.load()
 K8S_VERSION = "1.30.0"
 
 
-def documents(path: Path) -> list[dict[str, Any]]:
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
-
-
-def kustomized_files(folder: Path = INFRA) -> list[Path]:
-    """Every manifest a `kubectl apply -k infra/` applies, following nested kustomizations."""
-    kustomization = yaml.safe_load((folder / "kustomization.yaml").read_text())
-    found: list[Path] = []
-    for entry in kustomization.get("resources", []):
-        path = folder / entry
-        found += kustomized_files(path) if path.is_dir() else [path]
-    return found
-
-
-ALL = [(p, d) for p in kustomized_files() for d in documents(p)]
+RENDERED = render()
+ALL = [(Path("rendered"), d) for d in RENDERED]
 KSVCS = {
     d["metadata"]["name"]: d
     for _, d in ALL
     if d["kind"] == "Service" and d["apiVersion"] == "serving.knative.dev/v1"
 }
-CONFIG = next(d for _, d in ALL if d["kind"] == "ConfigMap")
-SECRET = next(d for _, d in ALL if d["kind"] == "Secret")
+CONFIG = next(
+    d for _, d in ALL if d["kind"] == "ConfigMap" and d["metadata"]["name"] == "funcmart-config"
+)
 
 
 def env_names(ksvc: dict[str, Any]) -> set[str]:
@@ -55,8 +53,8 @@ def env_names(ksvc: dict[str, Any]) -> set[str]:
             assert source["configMapRef"]["name"] == CONFIG["metadata"]["name"]
             names |= set(CONFIG["data"])
         if "secretRef" in source:
-            assert source["secretRef"]["name"] == SECRET["metadata"]["name"]
-            names |= set(SECRET.get("stringData") or SECRET.get("data") or {})
+            assert source["secretRef"]["name"] == manifests.SECRET
+            names |= set(manifests.SECRET_KEYS)
     return names
 
 
@@ -155,21 +153,43 @@ def test_every_schedule_has_a_ping_source() -> None:
     assert all(re.fullmatch(r"\S+ \S+ \S+ \S+ \S+", p["spec"]["schedule"]) for p in pings.values())
 
 
-def test_consumers_scale_to_zero_and_are_not_public() -> None:
+def test_consumers_scale_to_zero_and_nothing_is_exposed_by_knative_itself() -> None:
     for ksvc in KSVCS.values():
         annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
         consumer = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] != "http"
         assert annotations["autoscaling.knative.dev/min-scale"] == ("0" if consumer else "1")
         assert int(annotations["autoscaling.knative.dev/max-scale"]) >= 1
         assert int(annotations["autoscaling.knative.dev/target"]) >= 1
-        visibility = ksvc["metadata"]["labels"].get("networking.knative.dev/visibility")
-        assert (visibility == "cluster-local") == consumer
+        # The public API is the Gateway's HTTPRoutes only.
+        assert ksvc["metadata"]["labels"]["networking.knative.dev/visibility"] == "cluster-local"
+
+
+def test_publishers_get_the_broker_from_a_sink_binding_not_a_hard_coded_url() -> None:
+    (binding,) = [d for _, d in ALL if d["kind"] == "SinkBinding"]
+    assert binding["spec"]["sink"]["ref"] == {
+        "apiVersion": "eventing.knative.dev/v1",
+        "kind": "Broker",
+        "name": "default",
+    }
+    selector = binding["spec"]["subject"]["selector"]["matchLabels"]
+    bound = {n for n, k in KSVCS.items() if selector.items() <= k["metadata"]["labels"].items()}
+    publishers = {
+        manifests.kebab(f.logical_id)
+        for f in TPL.functions.values()
+        if set(f.environment) & set(manifests.AWS_ONLY_ENV)
+    }
+    assert bound == publishers
+    assert publishers
+    assert not any("broker-ingress" in json.dumps(d) for d in RENDERED)
+    namespace = next(d for d in RENDERED if d["kind"] == "Namespace")
+    assert namespace["metadata"]["labels"]["bindings.knative.dev/include"] == "true"
 
 
 # ---------------------------------------------------------------------- validation
 
 
-CORE = [(p, d) for p, d in ALL if "knative.dev" not in d["apiVersion"]]
+CORE_GROUPS = {"v1", "apps/v1", "networking.k8s.io/v1", "policy/v1"}
+CORE = [(p, d) for p, d in ALL if d["apiVersion"] in CORE_GROUPS]
 
 
 @pytest.mark.parametrize(
@@ -192,6 +212,7 @@ KNATIVE_REQUIRED = {
     ("eventing.knative.dev/v1", "Broker"): [],
     ("eventing.knative.dev/v1", "Trigger"): [("spec", "broker"), ("spec", "subscriber", "ref")],
     ("sources.knative.dev/v1", "PingSource"): [("spec", "schedule"), ("spec", "sink", "ref")],
+    ("sources.knative.dev/v1", "SinkBinding"): [("spec", "subject"), ("spec", "sink", "ref")],
 }
 KNATIVE = [(p, d) for p, d in ALL if "knative.dev" in d["apiVersion"]]
 
@@ -213,7 +234,8 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
     if doc["kind"] == "Service":
         spec = doc["spec"]["template"]["spec"]
         (container,) = spec["containers"]
-        assert container["image"] == "funcmart"
+        (image,) = yaml.safe_load((INFRA / "kustomization.yaml").read_text())["images"]
+        assert container["image"] == f"{image['newName']}:{image['newTag']}"
         assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
         assert 0 < spec["containerConcurrency"] <= 1000
 
@@ -227,6 +249,11 @@ def test_sinks_and_subscribers_name_services_that_exist() -> None:
             spec.get("delivery", {}).get("deadLetterSink", {}).get("ref"),
         ]
         for ref in filter(None, refs):
+            if ref["kind"] == "Broker":
+                assert ref["name"] in {
+                    b["metadata"]["name"] for _, b in KNATIVE if b["kind"] == "Broker"
+                }
+                continue
             assert ref["kind"] == "Service", ref
             assert ref["name"] in KSVCS, ref
 
@@ -236,3 +263,327 @@ def test_the_kustomization_files_exist() -> None:
     for generator in kustomization.get("configMapGenerator", []):
         for name in generator["files"]:
             assert (INFRA / name).is_file(), name
+
+
+def test_knative_pod_specs_validate_against_the_kubernetes_pod_schema() -> None:
+    for name, ksvc in KSVCS.items():
+        spec = dict(ksvc["spec"]["template"]["spec"])
+        for knative_only in ("containerConcurrency", "timeoutSeconds"):
+            spec.pop(knative_only, None)
+        # Knative fills in a probe's port (the serving port); Kubernetes requires one.
+        spec = json.loads(json.dumps(spec))
+        for container in spec["containers"]:
+            for probe in ("readinessProbe", "livenessProbe"):
+                if "httpGet" in container.get(probe, {}):
+                    container[probe]["httpGet"].setdefault("port", manifests.PORT)
+        doc = {
+            "apiVersion": "v1",
+            "kind": "PodTemplate",
+            "metadata": {"name": name},
+            "template": {"metadata": ksvc["spec"]["template"]["metadata"], "spec": spec},
+        }
+        kubernetes_validate.validate(doc, K8S_VERSION, strict=True)
+
+
+# --------------------------------------------------------- admission by a stock cluster
+
+
+@pytest.mark.parametrize("name", sorted(KSVCS))
+def test_a_stock_knative_admits_the_service_with_its_default_feature_flags(name: str) -> None:
+    assert knative_violations(KSVCS[name]) == []
+
+
+def pods() -> list[tuple[str, dict[str, Any]]]:
+    found = [(f"ksvc/{n}", k["spec"]["template"]["spec"]) for n, k in KSVCS.items()]
+    for d in RENDERED:
+        if d["kind"] in ("Deployment", "StatefulSet", "DaemonSet", "Job"):
+            found.append((f"{d['kind']}/{d['metadata']['name']}", d["spec"]["template"]["spec"]))
+    return found
+
+
+@pytest.mark.parametrize("pod", pods(), ids=[n for n, _ in pods()])
+def test_every_pod_meets_pod_security_restricted_and_our_hardening(
+    pod: tuple[str, dict[str, Any]],
+) -> None:
+    _, spec = pod
+    assert restricted_violations(spec) == []
+    assert hardened_violations(spec) == []
+
+
+def test_the_namespace_enforces_pod_security_restricted() -> None:
+    (namespace,) = [d for d in RENDERED if d["kind"] == "Namespace"]
+    assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+BROKEN_KSVC_EDITS = {
+    "fieldRef": lambda c, _s: c["env"].append(
+        {"name": "POD_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+    ),
+    "pod securityContext": lambda _c, s: s.update({"securityContext": {"runAsNonRoot": True}}),
+    "init container": lambda _c, s: s.update({"initContainers": [{"name": "i", "image": "x"}]}),
+    "nodeSelector": lambda _c, s: s.update({"nodeSelector": {"a": "b"}}),
+    "hostPath volume": lambda _c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "second port": lambda c, _s: c["ports"].append({"name": "metrics", "containerPort": 9464}),
+    "reserved port": lambda c, _s: c["ports"][0].update({"containerPort": 8012}),
+    "reserved variable": lambda c, _s: c["env"].append({"name": "PORT", "value": "1"}),
+    "added capability": lambda c, _s: c["securityContext"]["capabilities"].update(
+        {"add": ["NET_ADMIN"]}
+    ),
+    "probe on another port": lambda c, _s: c["readinessProbe"]["httpGet"].update(
+        {"port": "metrics"}
+    ),
+    "lifecycle hook": lambda c, _s: c.update({"lifecycle": {}}),
+    "token automount": lambda _c, s: s.update({"automountServiceAccountToken": True}),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(BROKEN_KSVC_EDITS))
+def test_the_knative_rules_refuse_what_a_stock_knative_refuses(edit: str) -> None:
+    ksvc = json.loads(json.dumps(next(iter(KSVCS.values()))))
+    spec = ksvc["spec"]["template"]["spec"]
+    BROKEN_KSVC_EDITS[edit](spec["containers"][0], spec)
+    assert knative_violations(ksvc) != []
+
+
+BROKEN_POD_EDITS = {
+    "root": lambda c, _s: c["securityContext"].update({"runAsNonRoot": False}),
+    "no seccomp": lambda c, _s: c["securityContext"].pop("seccompProfile"),
+    "escalation": lambda c, _s: c["securityContext"].pop("allowPrivilegeEscalation"),
+    "capabilities kept": lambda c, _s: c["securityContext"].pop("capabilities"),
+    "privileged": lambda c, _s: c["securityContext"].update({"privileged": True}),
+    "hostPath": lambda _c, s: s["volumes"].append({"name": "h", "hostPath": {"path": "/"}}),
+    "hostNetwork": lambda _c, s: s.update({"hostNetwork": True}),
+    "unconfined": lambda c, _s: c["securityContext"].update(
+        {"seccompProfile": {"type": "Unconfined"}}
+    ),
+}
+
+
+@pytest.mark.parametrize("edit", sorted(BROKEN_POD_EDITS))
+def test_the_restricted_rules_refuse_what_pod_security_refuses(edit: str) -> None:
+    spec = json.loads(json.dumps(next(iter(KSVCS.values()))["spec"]["template"]["spec"]))
+    BROKEN_POD_EDITS[edit](spec["containers"][0], spec)
+    assert restricted_violations(spec) != []
+
+
+def test_every_function_has_its_own_service_account_without_a_mounted_token() -> None:
+    accounts = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "ServiceAccount"}
+    used = [k["spec"]["template"]["spec"]["serviceAccountName"] for k in KSVCS.values()]
+    assert sorted(used) == sorted(KSVCS)
+    assert set(used) <= set(accounts)
+    assert all(a["automountServiceAccountToken"] is False for a in accounts.values())
+
+
+# ------------------------------------------------------------------------- secrets
+
+
+def test_no_secret_value_is_rendered_or_tracked() -> None:
+    assert [d for d in RENDERED if d["kind"] == "Secret"] == []
+    tracked = subprocess.run(
+        ["git", "ls-files", "infra"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for path in tracked:
+        text = (ROOT / path).read_text(errors="replace")
+        for key in manifests.SECRET_KEYS:
+            assert not re.search(rf"{key}\s*[:=]\s*\S", text), f"{path} sets {key}"
+        assert "stringData" not in text, path
+        assert "kind: Secret" not in text, path
+
+
+def test_infra_renders_from_the_tracked_files_alone(tmp_path: Path) -> None:
+    """A fresh clone has no untracked secret file, and rendering must not need one."""
+    tracked = subprocess.run(
+        ["git", "ls-files", "infra"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for path in tracked:
+        target = tmp_path / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, target)
+    assert len(render(tmp_path / "infra")) == len(RENDERED)
+
+
+def test_pods_read_their_secrets_from_secrets_created_out_of_band() -> None:
+    for ksvc in KSVCS.values():
+        (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+        refs = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
+        assert refs == [manifests.SECRET]
+    assert "REDIS_URL" not in CONFIG["data"]
+    redis = next(d for d in RENDERED if d["kind"] == "StatefulSet")
+    args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert args[args.index("--requirepass") + 1] == "$(REDIS_PASSWORD)"
+    assert args[args.index("--maxmemory-policy") + 1] == "noeviction"
+    assert args[args.index("--appendonly") + 1] == "yes"
+
+
+# ------------------------------------------------------------------------- routing
+
+
+HTTP_ROUTES = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "HTTPRoute"}
+
+
+def route_target(method: str, path: str) -> str | None:
+    """The Knative Service a request reaches through the Gateway, by the rendered rules."""
+    hits = []
+    for route in HTTP_ROUTES.values():
+        for rule in route["spec"]["rules"]:
+            for match in rule["matches"]:
+                p = match["path"]
+                ok = p["value"] == path if p["type"] == "Exact" else re.fullmatch(p["value"], path)
+                if ok and match["method"] == method:
+                    (rewrite,) = [f for f in rule["filters"] if f["type"] == "URLRewrite"]
+                    hits.append(rewrite["urlRewrite"]["hostname"].split(".")[0])
+    assert len(hits) <= 1, (method, path, hits)
+    return hits[0] if hits else None
+
+
+@pytest.mark.parametrize(
+    "fn_route",
+    [(f.logical_id, r.method, r.path) for f in TPL.functions.values() for r in f.routes],
+    ids=lambda x: f"{x[1]} {x[2]}",
+)
+def test_every_template_route_reaches_its_function_through_the_gateway(
+    fn_route: tuple[str, str, str],
+) -> None:
+    logical_id, method, path = fn_route
+    concrete = re.sub(r"\{[^}]+\}", "abc-123", path)
+    assert route_target(method, concrete) == manifests.kebab(logical_id)
+    assert route_target(method, concrete + "/extra") in (None, *KSVCS)
+    if "{" in path:
+        assert route_target(method, re.sub(r"\{[^}]+\}", "a/b", path)) != manifests.kebab(
+            logical_id
+        )
+
+
+def test_one_path_goes_to_different_services_by_method() -> None:
+    assert route_target("GET", "/products") == "list-products"
+    assert route_target("POST", "/products") == "create-product"
+    assert route_target("DELETE", "/products") is None
+
+
+def test_routes_reach_only_http_functions_through_the_knative_ingress() -> None:
+    gateways = {d["metadata"]["name"] for d in RENDERED if d["kind"] == "Gateway"}
+    for route in HTTP_ROUTES.values():
+        assert {p["name"] for p in route["spec"]["parentRefs"]} <= gateways
+        for rule in route["spec"]["rules"]:
+            (backend,) = rule["backendRefs"]
+            assert (backend["namespace"], backend["name"]) == (
+                manifests.INGRESS_NAMESPACE,
+                manifests.INGRESS_SERVICE,
+            )
+    routed = {
+        route_target(r.method, r.path.replace("{", "").replace("}", ""))
+        for f in TPL.functions.values()
+        for r in f.routes
+    }
+    consumers = {
+        n for n, k in KSVCS.items() if k["metadata"]["labels"]["funcmart.dev/trigger"] != "http"
+    }
+    assert not routed & consumers
+    grant = yaml.safe_load(
+        (INFRA / "gateway" / "reference-grant.yaml").read_text().split("---\n", 1)[1]
+    )
+    assert grant["metadata"]["namespace"] == manifests.INGRESS_NAMESPACE
+    assert grant["spec"]["to"] == [
+        {"group": "", "kind": "Service", "name": manifests.INGRESS_SERVICE}
+    ]
+
+
+# ------------------------------------------------------------------------ lockdown
+
+
+POLICIES = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "NetworkPolicy"}
+
+
+def test_the_namespace_denies_by_default() -> None:
+    deny = POLICIES["default-deny"]["spec"]
+    assert deny["podSelector"] == {}
+    assert set(deny["policyTypes"]) == {"Ingress", "Egress"}
+    assert "ingress" not in deny
+    assert "egress" not in deny
+
+
+def test_functions_take_traffic_only_from_knative_and_prometheus() -> None:
+    sources = {
+        rule["from"][0]["namespaceSelector"]["matchLabels"]["kubernetes.io/metadata.name"]: {
+            p["port"] for p in rule["ports"]
+        }
+        for rule in POLICIES["functions-ingress"]["spec"]["ingress"]
+    }
+    assert sources == {
+        manifests.INGRESS_NAMESPACE: {8012},
+        manifests.SERVING_NAMESPACE: {8012, 8022, 9090},
+        manifests.MONITORING_NAMESPACE: {manifests.METRICS_PORT},
+    }
+    # The application port itself is never reachable from outside the pod: queue-proxy is.
+    assert all(8080 not in ports for ports in sources.values())
+
+
+def test_functions_reach_only_redis_dns_the_broker_and_https_outside() -> None:
+    egress = POLICIES["functions-egress"]["spec"]["egress"]
+    ports = sorted(p["port"] for rule in egress for p in rule["ports"])
+    assert ports == [53, 53, 443, 6379, 8080]
+    (outside,) = [r for r in egress if "ipBlock" in r["to"][0]]
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(
+        outside["to"][0]["ipBlock"]["except"]
+    )
+    redis_in = POLICIES["redis-ingress"]["spec"]
+    assert redis_in["ingress"][0]["from"][0]["podSelector"] == manifests.FUNCTION_PODS
+
+
+def test_every_function_pod_is_selected_by_the_policies() -> None:
+    selector = manifests.FUNCTION_PODS["matchLabels"]
+    for ksvc in KSVCS.values():
+        assert selector.items() <= ksvc["spec"]["template"]["metadata"]["labels"].items()
+
+
+# ---------------------------------------------------------------------- monitoring
+
+
+def test_kube_prometheus_stack_finds_the_pod_monitor_and_the_rules() -> None:
+    (monitor,) = [d for d in RENDERED if d["kind"] == "PodMonitor"]
+    (rule,) = [d for d in RENDERED if d["kind"] == "PrometheusRule"]
+    for d in (monitor, rule):
+        assert d["metadata"]["labels"]["release"] == manifests.PROMETHEUS_RELEASE
+    assert monitor["spec"]["selector"] == manifests.FUNCTION_PODS
+    (endpoint,) = monitor["spec"]["podMetricsEndpoints"]
+    replace = [r for r in endpoint["relabelings"] if r.get("targetLabel") == "__address__"]
+    assert replace[0]["replacement"] == f"$1:{manifests.METRICS_PORT}"
+    alerts = yaml.safe_load((INFRA / "prometheus" / "alerts.yaml").read_text())
+    assert rule["spec"] == alerts
+    assert not any("prometheus.io/" in json.dumps(k) for k in KSVCS.values())
+
+
+def test_the_metrics_port_is_neither_declared_nor_routed() -> None:
+    for ksvc in KSVCS.values():
+        (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+        assert [p["containerPort"] for p in container["ports"]] == [manifests.PORT]
+    assert manifests.METRICS_PORT not in (8008, 8012, 8013, 8022, 9090, 9091, manifests.PORT)
+    assert CONFIG["data"]["METRICS_PORT"] == str(manifests.METRICS_PORT)
+
+
+# ------------------------------------------------------------------------------ IAM
+
+
+def test_each_service_account_has_its_functions_own_policy_from_the_template() -> None:
+    """IRSA per function mirrors template.yaml: the same DynamoDB actions on the same table
+    and indexes, nothing else (the SQS statements are the broker's job on Knative)."""
+    policies = json.loads((INFRA / "iam" / "policies.json").read_text())
+    accounts = {d["metadata"]["name"] for d in RENDERED if d["kind"] == "ServiceAccount"}
+    assert set(policies) == accounts
+    for name, entry in policies.items():
+        props = TPL.resource(entry["function"])["Properties"]
+        expected = set()
+        for policy in props.get("Policies") or []:
+            for st in policy["Statement"]:
+                actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+                expected |= {a for a in actions if a.startswith("dynamodb:")}
+        statements = (entry["policy"] or {}).get("Statement", [])
+        granted = {a for st in statements for a in st["Action"]}
+        assert granted == expected, name
+        resources = {r for st in statements for r in st["Resource"]}
+        assert all(r.startswith(manifests.TABLE_ARN) for r in resources), name
+        assert not any("*" in a for a in granted), name
+    trust = json.loads((INFRA / "iam" / "trust-policy.json").read_text())
+    conditions = trust["Statement"][0]["Condition"]["StringEquals"]
+    subjects = [v for k, v in conditions.items() if k.endswith(":sub")]
+    assert subjects == [f"system:serviceaccount:{manifests.NAMESPACE}:${{SERVICE_ACCOUNT}}"]

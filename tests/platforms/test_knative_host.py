@@ -180,7 +180,7 @@ class FakeResponse:
 def test_events_are_posted_in_binary_mode_with_their_type() -> None:
     sent: list[Any] = []
 
-    def opener(request: Any, _timeout: float) -> FakeResponse:
+    def opener(request: Any, **_kw: Any) -> FakeResponse:
         sent.append(request)
         return FakeResponse(202)
 
@@ -206,9 +206,9 @@ def test_events_are_posted_in_binary_mode_with_their_type() -> None:
 @pytest.mark.parametrize(
     "failure",
     [
-        lambda _request, _timeout: FakeResponse(500),
-        lambda _request, _timeout: (_ for _ in ()).throw(urllib.error.URLError("refused")),
-        lambda request, _timeout: (_ for _ in ()).throw(
+        lambda *_a, **_kw: FakeResponse(500),
+        lambda *_a, **_kw: (_ for _ in ()).throw(urllib.error.URLError("refused")),
+        lambda request, **_kw: (_ for _ in ()).throw(
             urllib.error.HTTPError(request.full_url, 503, "busy", {}, None)  # type: ignore[arg-type]
         ),
     ],

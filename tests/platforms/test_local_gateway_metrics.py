@@ -35,5 +35,5 @@ def test_requests_are_counted_and_served_at_metrics() -> None:
     text = metrics.body.decode()
     assert 'funcmart_http_requests_total{code="418",route="GET /pot/{id}"}' in text
     assert 'funcmart_http_requests_total{code="404",route="unmatched"}' in text
-    assert 'funcmart_http_latency_milliseconds_bucket{route="GET /pot/{id}",le="+Inf"}' in text
+    assert 'funcmart_http_latency_seconds_bucket{route="GET /pot/{id}",le="+Inf"}' in text
     assert text == REGISTRY.prometheus_text()  # the process-wide registry

@@ -8,12 +8,14 @@ import io
 import json
 import logging
 import re
+import shutil
+import subprocess
 from typing import Any
 
 import pytest
 import yaml
 
-from funcmart.adapters.metrics import InProcessMetrics, prometheus_name
+from funcmart.adapters.metrics import COUNTERS, InProcessMetrics, prometheus_name
 from funcmart_hosts.gateway.template import ROOT
 
 CODE = (ROOT / "functions", ROOT / "hosts")
@@ -95,8 +97,8 @@ def test_the_code_emits_the_business_metrics() -> None:
         "funcmart_http_requests_total",
     ):
         assert EMITTED.get(name) == "counter", name
-    assert EMITTED["funcmart_payment_latency_milliseconds"] == "histogram"
-    assert EMITTED["funcmart_http_latency_milliseconds"] == "histogram"
+    assert EMITTED["funcmart_payment_latency_seconds"] == "histogram"
+    assert EMITTED["funcmart_http_latency_seconds"] == "histogram"
 
 
 @pytest.mark.parametrize(
@@ -112,6 +114,48 @@ def test_every_metric_named_is_one_the_code_emits(source: str, expressions: list
         for suffix_use in re.findall(r"\bfuncmart_[a-z0-9_]+_(?:bucket|sum|count)\b", expression):
             family = re.sub(r"_(bucket|sum|count)$", "", suffix_use)
             assert EMITTED[family] == "histogram", f"{suffix_use}: only histograms have buckets"
+
+
+def test_the_dashboard_shows_the_rate_limiter() -> None:
+    expressions = " ".join(dashboard_expressions())
+    assert "funcmart_rate_limited_total" in expressions
+    assert "funcmart_rate_limiter_fail_open_total" in expressions
+
+
+def promtool() -> str:
+    found = shutil.which("promtool")
+    assert found, "promtool is missing: `make test` installs Debian's prometheus"
+    return found
+
+
+def test_the_alert_rules_pass_promtool_and_their_unit_tests() -> None:
+    """Including: the first dead letter in a pod started from zero pages."""
+    rules = ROOT / "infra/prometheus"
+    checked = subprocess.run(
+        [promtool(), "check", "rules", str(rules / "alerts.yaml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    tested = subprocess.run(
+        [promtool(), "test", "rules", "alerts.test.yaml"],
+        cwd=rules,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tested.returncode == 0, tested.stdout + tested.stderr
+    assert "SUCCESS" in tested.stdout + tested.stderr
+
+
+def test_promtool_refuses_a_rule_file_that_is_wrong(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    broken = tmp_path / "alerts.yaml"
+    broken.write_text("groups:\n  - name: x\n    rules:\n      - alert: A\n        expr: sum(\n")
+    checked = subprocess.run(
+        [promtool(), "check", "rules", str(broken)], capture_output=True, text=True, timeout=60
+    )
+    assert checked.returncode != 0
 
 
 def test_the_alerts_cover_dead_letters_errors_and_latency() -> None:
@@ -135,13 +179,13 @@ def test_prometheus_text_has_counters_and_cumulative_histograms() -> None:
     assert "# TYPE funcmart_orders_placed_total counter" in lines
     assert "funcmart_orders_placed_total 3" in lines
     assert 'funcmart_http_requests_total{code="200",route="GET /x"} 1' in lines
-    assert "# TYPE funcmart_payment_latency_milliseconds histogram" in lines
-    assert 'funcmart_payment_latency_milliseconds_bucket{le="5"} 1' in lines
-    assert 'funcmart_payment_latency_milliseconds_bucket{le="50"} 3' in lines
-    assert 'funcmart_payment_latency_milliseconds_bucket{le="10000"} 3' in lines
-    assert 'funcmart_payment_latency_milliseconds_bucket{le="+Inf"} 4' in lines
-    assert "funcmart_payment_latency_milliseconds_sum 20083" in lines
-    assert "funcmart_payment_latency_milliseconds_count 4" in lines
+    assert "# TYPE funcmart_payment_latency_seconds histogram" in lines
+    assert 'funcmart_payment_latency_seconds_bucket{le="0.005"} 1' in lines
+    assert 'funcmart_payment_latency_seconds_bucket{le="0.05"} 3' in lines
+    assert 'funcmart_payment_latency_seconds_bucket{le="10.0"} 3' in lines
+    assert 'funcmart_payment_latency_seconds_bucket{le="+Inf"} 4' in lines
+    assert "funcmart_payment_latency_seconds_sum 20.083" in lines
+    assert "funcmart_payment_latency_seconds_count 4" in lines
 
 
 def test_label_values_are_escaped() -> None:
@@ -151,12 +195,31 @@ def test_label_values_are_escaped() -> None:
 
 
 def test_nothing_recorded_is_an_empty_exposition() -> None:
-    assert InProcessMetrics().prometheus_text() == ""
+    assert InProcessMetrics(counters=()).prometheus_text() == ""
+
+
+def test_every_business_counter_is_exported_at_zero_from_the_start() -> None:
+    """A counter first seen at 1 never makes increase() rise: the first dead letter of a pod
+    started from zero would not page (infra/prometheus/alerts.test.yaml shows both cases)."""
+    lines = InProcessMetrics().prometheus_text().splitlines()
+    for name in COUNTERS:
+        assert f"{prometheus_name(name, 'counter')} 0" in lines, name
+    fresh = InProcessMetrics()
+    fresh.incr("OrdersDeadLettered")
+    fresh.reset()
+    assert "funcmart_orders_dead_lettered_total 0" in fresh.prometheus_text().splitlines()
+
+
+def test_the_counters_exported_at_zero_are_the_unlabelled_ones_the_code_counts() -> None:
+    unlabelled = {n for n, kind in EMITTED.items() if kind == "counter"} - {
+        "funcmart_http_requests_total"  # labelled by route and status: created per request
+    }
+    assert {prometheus_name(n, "counter") for n in COUNTERS} == unlabelled
 
 
 def test_prometheus_names_follow_one_rule() -> None:
     assert prometheus_name("OrdersDeadLettered", "counter") == "funcmart_orders_dead_lettered_total"
-    assert prometheus_name("HttpLatency", "histogram") == "funcmart_http_latency_milliseconds"
+    assert prometheus_name("HttpLatency", "histogram") == "funcmart_http_latency_seconds"
 
 
 # ---------------------------------------------------------------------------- logs

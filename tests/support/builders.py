@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import uuid
+from types import SimpleNamespace
 from typing import Any
 
 from funcmart.bootstrap import Container
+from funcmart.domain.commands import CreateProduct
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.services import catalog
@@ -51,15 +53,15 @@ def add_product(
     name: str | None = None,
 ) -> str:
     product = catalog.create_product(
-        deps.products,
-        deps.clock,
-        deps.ids,
+        deps,
         ADMIN,
-        name=name or random_id("Product "),
-        description="",
-        category=category,
-        price=Money(amount, currency),
-        stock=stock,
+        CreateProduct(
+            name=name or random_id("Product "),
+            description="",
+            category=category,
+            price=Money(amount, currency),
+            stock=stock,
+        ),
     )
     return product.id
 
@@ -97,15 +99,15 @@ def fake_order_ports() -> Any:
 
 def fake_product(ns: Any, stock: int = 10, amount: int = 1000, currency: str = "EUR") -> str:
     product = catalog.create_product(
-        ns.products,
-        ns.clock,
-        FakeIdsOnce(),
+        SimpleNamespace(products=ns.products, clock=ns.clock, ids=FakeIdsOnce()),
         ADMIN,
-        name=random_id("P "),
-        description="",
-        category="books",
-        price=Money(amount, currency),
-        stock=stock,
+        CreateProduct(
+            name=random_id("P "),
+            description="",
+            category="books",
+            price=Money(amount, currency),
+            stock=stock,
+        ),
     )
     return product.id
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import pytest
 
 from funcmart.domain.cart import MAX_LINES
+from funcmart.domain.commands import ArchiveProduct, CreateProduct, UpdateProduct
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
 from funcmart.domain.money import Money
 from funcmart.services import cart, catalog
@@ -21,15 +24,11 @@ class World:
 
     def product(self, amount: int = 1000, currency: str = "EUR", name: str = "Dune") -> str:
         return catalog.create_product(
-            self.products,
-            self.clock,
-            FakeIdsOnce(),
+            SimpleNamespace(products=self.products, clock=self.clock, ids=FakeIdsOnce()),
             ADMIN,
-            name=name,
-            description="",
-            category="books",
-            price=Money(amount, currency),
-            stock=5,
+            CreateProduct(
+                name=name, description="", category="books", price=Money(amount, currency), stock=5
+            ),
         ).id
 
     def put(self, who, pid, qty):  # type: ignore[no-untyped-def]
@@ -74,7 +73,7 @@ class TestPutCartItem:
     def test_quantity_zero_removes_even_an_archived_product(self, w):
         pid, me = w.product(), customer()
         w.put(me, pid, 1)
-        catalog.archive_product(w.products, w.cache, w.clock, ADMIN, pid)
+        catalog.archive_product(w, ADMIN, ArchiveProduct(pid))
         assert w.put(me, pid, 0).lines == ()
 
     @pytest.mark.parametrize("qty", [-1, 1001])
@@ -88,7 +87,7 @@ class TestPutCartItem:
 
     def test_an_archived_product_cannot_be_put(self, w):
         pid = w.product()
-        catalog.archive_product(w.products, w.cache, w.clock, ADMIN, pid)
+        catalog.archive_product(w, ADMIN, ArchiveProduct(pid))
         with pytest.raises(NotFound):
             w.put(customer(), pid, 1)
 
@@ -120,13 +119,7 @@ class TestGetCart:
         from funcmart.domain.catalog import ProductChanges
 
         catalog.update_product(
-            w.products,
-            w.cache,
-            w.clock,
-            ADMIN,
-            pid,
-            product.version,
-            ProductChanges(price=Money(800, "EUR")),
+            w, ADMIN, UpdateProduct(pid, product.version, ProductChanges(price=Money(800, "EUR")))
         )
         assert w.view(me)["total"] == {"amount": 800, "currency": "EUR"}
 
@@ -134,7 +127,7 @@ class TestGetCart:
         me, kept, gone = customer(), w.product(amount=100), w.product(amount=900)
         w.put(me, kept, 1)
         w.put(me, gone, 1)
-        catalog.archive_product(w.products, w.cache, w.clock, ADMIN, gone)
+        catalog.archive_product(w, ADMIN, ArchiveProduct(gone))
         view = w.view(me)
         by_id = {line["productId"]: line for line in view["lines"]}
         assert by_id[gone]["available"] is False

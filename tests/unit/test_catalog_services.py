@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import pytest
 
 from funcmart.domain.catalog import ARCHIVED, Product, ProductChanges, StockChange, apply_changes
+from funcmart.domain.commands import ArchiveProduct, CreateProduct, SetStock, UpdateProduct
 from funcmart.domain.errors import Forbidden, InvalidRequest, NotFound, OutOfStock, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.services import catalog
@@ -36,15 +37,11 @@ def world() -> World:
 class TestCreateProduct:
     def test_an_admin_adds_a_product(self, world: World) -> None:
         product = catalog.create_product(
-            world.products,
-            world.clock,
-            world.ids,
+            world,
             ADMIN,
-            name="Teapot",
-            description="",
-            category="kitchen",
-            price=eur(1500),
-            stock=4,
+            CreateProduct(
+                name="Teapot", description="", category="kitchen", price=eur(1500), stock=4
+            ),
         )
         assert product.id == "id000001"
         assert product.created_at == world.clock.now()
@@ -53,30 +50,22 @@ class TestCreateProduct:
     def test_a_customer_may_not(self, world: World) -> None:
         with pytest.raises(Forbidden):
             catalog.create_product(
-                world.products,
-                world.clock,
-                world.ids,
+                world,
                 CUSTOMER,
-                name="Teapot",
-                description="",
-                category="kitchen",
-                price=eur(1500),
-                stock=4,
+                CreateProduct(
+                    name="Teapot", description="", category="kitchen", price=eur(1500), stock=4
+                ),
             )
         assert world.products.list(None, 10, None).items == []
 
     def test_invalid_fields_store_nothing(self, world: World) -> None:
         with pytest.raises(InvalidRequest):
             catalog.create_product(
-                world.products,
-                world.clock,
-                world.ids,
+                world,
                 ADMIN,
-                name="Teapot",
-                description="",
-                category="Kitchen",
-                price=eur(1500),
-                stock=4,
+                CreateProduct(
+                    name="Teapot", description="", category="Kitchen", price=eur(1500), stock=4
+                ),
             )
         assert world.products.list(None, 10, None).items == []
 
@@ -143,14 +132,14 @@ class TestGetProduct:
         self, world: World, principal: Principal | None
     ) -> None:
         product = world.given_a_product()
-        catalog.archive_product(world.products, world.cache, world.clock, ADMIN, product.id)
+        catalog.archive_product(world, ADMIN, ArchiveProduct(product.id))
         for _ in range(2):  # once from the repository, once from the cache
             with pytest.raises(NotFound):
                 catalog.get_product(world.products, world.cache, product.id, principal)
 
     def test_admins_still_see_archived_products(self, world: World) -> None:
         product = world.given_a_product()
-        catalog.archive_product(world.products, world.cache, world.clock, ADMIN, product.id)
+        catalog.archive_product(world, ADMIN, ArchiveProduct(product.id))
         served, _ = catalog.get_product(world.products, world.cache, product.id, ADMIN)
         assert served.status == ARCHIVED
 
@@ -162,13 +151,7 @@ class TestUpdateProduct:
         catalog.get_product(world.products, world.cache, product.id)
         # WHEN an admin changes its price, naming version 1
         updated = catalog.update_product(
-            world.products,
-            world.cache,
-            world.clock,
-            ADMIN,
-            product.id,
-            1,
-            ProductChanges(price=eur(100)),
+            world, ADMIN, UpdateProduct(product.id, 1, ProductChanges(price=eur(100)))
         )
         # THEN it is stored at version 2, stock untouched, and the cache entry is gone
         assert updated.version == 2
@@ -181,19 +164,11 @@ class TestUpdateProduct:
         # GIVEN two admins who both read version 1
         product = world.given_a_product()
         change = ProductChanges(name="First")
-        catalog.update_product(
-            world.products, world.cache, world.clock, ADMIN, product.id, 1, change
-        )
+        catalog.update_product(world, ADMIN, UpdateProduct(product.id, 1, change))
         # WHEN the second writes, still naming version 1
         with pytest.raises(VersionConflict) as err:
             catalog.update_product(
-                world.products,
-                world.cache,
-                world.clock,
-                ADMIN,
-                product.id,
-                1,
-                ProductChanges(name="Second"),
+                world, ADMIN, UpdateProduct(product.id, 1, ProductChanges(name="Second"))
             )
         # THEN it is told the current version and the first write stands
         assert err.value.extra == {"currentVersion": 2}
@@ -210,27 +185,13 @@ class TestUpdateProduct:
 
     def test_unknown_products_are_not_found(self, world: World) -> None:
         with pytest.raises(NotFound):
-            catalog.update_product(
-                world.products,
-                world.cache,
-                world.clock,
-                ADMIN,
-                "nope",
-                1,
-                ProductChanges(name="x"),
-            )
+            catalog.update_product(world, ADMIN, UpdateProduct("nope", 1, ProductChanges(name="x")))
 
     def test_customers_may_not_update(self, world: World) -> None:
         product = world.given_a_product()
         with pytest.raises(Forbidden):
             catalog.update_product(
-                world.products,
-                world.cache,
-                world.clock,
-                CUSTOMER,
-                product.id,
-                1,
-                ProductChanges(name="x"),
+                world, CUSTOMER, UpdateProduct(product.id, 1, ProductChanges(name="x"))
             )
 
 
@@ -239,9 +200,7 @@ class TestArchiveProduct:
         category = random_category()
         product = world.given_a_product(category=category)
         catalog.get_product(world.products, world.cache, product.id)
-        archived = catalog.archive_product(
-            world.products, world.cache, world.clock, ADMIN, product.id
-        )
+        archived = catalog.archive_product(world, ADMIN, ArchiveProduct(product.id))
         assert archived.status == ARCHIVED
         assert archived.version == 2
         assert product.id not in world.cache.values
@@ -251,21 +210,19 @@ class TestArchiveProduct:
 
     def test_archiving_twice_is_not_found(self, world: World) -> None:
         product = world.given_a_product()
-        catalog.archive_product(world.products, world.cache, world.clock, ADMIN, product.id)
+        catalog.archive_product(world, ADMIN, ArchiveProduct(product.id))
         with pytest.raises(NotFound):
-            catalog.archive_product(world.products, world.cache, world.clock, ADMIN, product.id)
+            catalog.archive_product(world, ADMIN, ArchiveProduct(product.id))
 
     def test_customers_may_not_archive(self, world: World) -> None:
         product = world.given_a_product()
         with pytest.raises(Forbidden):
-            catalog.archive_product(world.products, world.cache, world.clock, CUSTOMER, product.id)
+            catalog.archive_product(world, CUSTOMER, ArchiveProduct(product.id))
 
 
 class TestSetStock:
     def set_stock(self, world: World, product_id: str, change: StockChange) -> Product:
-        return catalog.set_stock(
-            world.products, world.cache, world.clock, ADMIN, product_id, change
-        )
+        return catalog.set_stock(world, ADMIN, SetStock(product_id, change))
 
     def test_absolute_and_relative_changes(self, world: World) -> None:
         product = world.given_a_product(stock=10)
@@ -298,13 +255,7 @@ class TestSetStock:
         self.set_stock(world, product.id, StockChange(set_to=1))
         # so that an admin's catalog edit does not conflict with stock movements
         catalog.update_product(
-            world.products,
-            world.cache,
-            world.clock,
-            ADMIN,
-            product.id,
-            1,
-            ProductChanges(name="Renamed"),
+            world, ADMIN, UpdateProduct(product.id, 1, ProductChanges(name="Renamed"))
         )
 
     @pytest.mark.parametrize("archived", [False, True])
@@ -312,21 +263,14 @@ class TestSetStock:
         product_id = "nope"
         if archived:
             product_id = world.given_a_product().id
-            catalog.archive_product(world.products, world.cache, world.clock, ADMIN, product_id)
+            catalog.archive_product(world, ADMIN, ArchiveProduct(product_id))
         with pytest.raises(NotFound):
             self.set_stock(world, product_id, StockChange(set_to=1))
 
     def test_customers_may_not_set_stock(self, world: World) -> None:
         product = world.given_a_product()
         with pytest.raises(Forbidden):
-            catalog.set_stock(
-                world.products,
-                world.cache,
-                world.clock,
-                CUSTOMER,
-                product.id,
-                StockChange(set_to=1),
-            )
+            catalog.set_stock(world, CUSTOMER, SetStock(product.id, StockChange(set_to=1)))
 
 
 class TestListProducts:

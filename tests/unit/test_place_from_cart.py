@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from funcmart.domain.commands import ArchiveProduct
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
 from funcmart.services import orders
 from tests.fakes import FakeCartStore
@@ -107,7 +108,7 @@ def test_an_archived_product_in_the_cart_refuses_the_order(ns):
 
     me, pid = customer(), fake_product(ns)
     ns.carts.set_quantity(me.subject, pid, 1, 50)
-    catalog.archive_product(ns.products, ns.cache, ns.clock, ADMIN, pid)
+    catalog.archive_product(ns, ADMIN, ArchiveProduct(pid))
     with pytest.raises(InvalidRequest):
         checkout(ns, me, random_id())
     assert ns.carts.get(me.subject).quantities == {pid: 1}

@@ -1,4 +1,5 @@
-"""Publisher to a Knative broker: each event a CloudEvent in binary content mode.
+"""Publisher to a Knative broker: each event a CloudEvent in binary content mode, built with the
+CloudEvents SDK. The broker's address is K_SINK, which the SinkBinding in infra/ injects.
 
 The broker's Triggers filter on the CloudEvent `type` (`dev.funcmart.order.placed`, ...) and
 deliver to the consumer's Knative Service, retrying with backoff and dead-lettering what still
@@ -51,18 +52,23 @@ class CloudEventPublisher:
     def publish(self, event: Event) -> None:
         if not self._sink:
             raise DependencyUnavailable("no broker is configured (BROKER_URL or K_SINK)")
-        headers = {
-            "Content-Type": "application/json",
-            "ce-specversion": "1.0",
-            "ce-id": uuid.uuid4().hex,
-            "ce-type": cloudevent_type(event.type),
-            "ce-source": self._source,
-            "ce-subject": event.order_id,
-            "ce-time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
-            f"ce-{CORRELATION_EXTENSION}": event.correlation_id or "-",
+        # Imported here: the SDK ships in the Knative image, not in the Lambda package.
+        from cloudevents.conversion import to_binary
+        from cloudevents.http import CloudEvent
+
+        attributes = {
+            "specversion": "1.0",
+            "id": uuid.uuid4().hex,
+            "type": cloudevent_type(event.type),
+            "source": self._source,
+            "subject": event.order_id,
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
+            "datacontenttype": "application/json",
+            CORRELATION_EXTENSION: event.correlation_id or "-",
         }
         body = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
-        request = urllib.request.Request(self._sink, data=body, headers=headers, method="POST")
+        headers, data = to_binary(CloudEvent(attributes, body))
+        request = urllib.request.Request(self._sink, data=data, headers=headers, method="POST")
         try:
             with self._open(request, timeout=self._timeout) as response:
                 status = int(response.status)

@@ -1,13 +1,17 @@
 """Business metrics. The names are the same on every platform:
 
 - on Lambda, CloudWatch embedded metric format through Powertools Metrics;
-- elsewhere, in-process counters and millisecond histograms that the Knative adapter and the
-  local gateway serve at /metrics in the Prometheus text format (`prometheus_text()`).
+- elsewhere, in-process counters and histograms that the Knative host (through
+  prometheus_client) and the local gateway serve at /metrics in the Prometheus text format.
 
 A metric is named once, in CamelCase, where the code counts it (`OrdersPlaced`,
 `PaymentLatency`); `prometheus_name()` derives its Prometheus name mechanically
-(`funcmart_orders_placed_total`, `funcmart_payment_latency_milliseconds`), so dashboards and
-alert rules can be checked against the code.
+(`funcmart_orders_placed_total`, `funcmart_payment_latency_seconds`, in base units as
+Prometheus wants), so dashboards and alert rules can be checked against the code.
+
+Every business counter of `COUNTERS` is exported at 0 from the start: a counter that first
+appears at 1 has no earlier sample, so `increase()` never sees it rise and the first dead
+letter of a pod started from zero would never page.
 """
 
 from __future__ import annotations
@@ -29,8 +33,8 @@ def _snake(name: str) -> str:
 
 def prometheus_name(name: str, kind: str) -> str:
     """`OrdersPlaced`, "counter" -> `funcmart_orders_placed_total`; `PaymentLatency`,
-    "histogram" -> `funcmart_payment_latency_milliseconds`."""
-    suffix = {"counter": "_total", "histogram": "_milliseconds"}[kind]
+    "histogram" -> `funcmart_payment_latency_seconds`."""
+    suffix = {"counter": "_total", "histogram": "_seconds"}[kind]
     return f"{PREFIX}_{_snake(name)}{suffix}"
 
 
@@ -53,20 +57,49 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
+# The business counters, exported at 0 before anything happens (a test checks this list
+# against every counter the code increments without labels).
+COUNTERS = (
+    "CacheHits",
+    "CacheMisses",
+    "CartClearFailures",
+    "DeadLettersUnreadable",
+    "OrdersCancelled",
+    "OrdersDeadLettered",
+    "OrdersFailed",
+    "OrdersFulfilled",
+    "OrdersPaid",
+    "OrdersPlaced",
+    "OrdersRefunded",
+    "PublishFailures",
+    "RateLimited",
+    "RateLimiterFailOpen",
+    "ReconciledAbandoned",
+    "ReconciledFlagged",
+    "ReconciledRepublished",
+)
+
+
 class InProcessMetrics:
-    """Counters and millisecond histograms kept in this process (thread-safe).
+    """Counters and histograms (in seconds) kept in this process (thread-safe).
 
     Labels are optional and meant for the platform's own request metrics (route, status
     class); business metrics carry none, as on CloudWatch.
     """
 
-    BUCKETS_MS = (5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000)
+    BUCKETS_SECONDS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
-    def __init__(self) -> None:
+    def __init__(self, counters: tuple[str, ...] = COUNTERS) -> None:
         self._lock = threading.Lock()
+        self._declared = counters
         self._counters: dict[str, dict[Labels, float]] = {}
         # name -> labels -> [count, sum, cumulative bucket counts...]
         self._histograms: dict[str, dict[Labels, list[float]]] = {}
+        self._declare()
+
+    def _declare(self) -> None:
+        for name in self._declared:
+            self._counters.setdefault(name, {}).setdefault((), 0.0)
 
     def incr(self, name: str, value: float = 1, labels: Mapping[str, str] | None = None) -> None:
         key = _labels(labels)
@@ -78,13 +111,14 @@ class InProcessMetrics:
         self, name: str, milliseconds: float, labels: Mapping[str, str] | None = None
     ) -> None:
         key = _labels(labels)
+        seconds = milliseconds / 1000
         with self._lock:
             series = self._histograms.setdefault(name, {})
-            h = series.setdefault(key, [0.0, 0.0] + [0.0] * len(self.BUCKETS_MS))
+            h = series.setdefault(key, [0.0, 0.0] + [0.0] * len(self.BUCKETS_SECONDS))
             h[0] += 1
-            h[1] += milliseconds
-            for i, bound in enumerate(self.BUCKETS_MS):
-                if milliseconds <= bound:
+            h[1] += seconds
+            for i, bound in enumerate(self.BUCKETS_SECONDS):
+                if seconds <= bound:
                     h[2 + i] += 1
 
     def flush(self) -> None:
@@ -109,6 +143,19 @@ class InProcessMetrics:
                 },
             }
 
+    def families(self) -> list[tuple[str, str, str, list[tuple[Labels, list[float]]]]]:
+        """(kind, CamelCase name, Prometheus name, [(labels, values)]) per metric: counters'
+        values are [total]; histograms' [count, sum, cumulative bucket counts...]."""
+        with self._lock:
+            out: list[tuple[str, str, str, list[tuple[Labels, list[float]]]]] = []
+            for name in sorted(self._counters):
+                series = [(k, [v]) for k, v in sorted(self._counters[name].items())]
+                out.append(("counter", name, prometheus_name(name, "counter"), series))
+            for name in sorted(self._histograms):
+                hist = [(k, list(h)) for k, h in sorted(self._histograms[name].items())]
+                out.append(("histogram", name, prometheus_name(name, "histogram"), hist))
+            return out
+
     def prometheus_text(self) -> str:
         """Everything recorded, in the Prometheus text exposition format (version 0.0.4)."""
         lines: list[str] = []
@@ -120,9 +167,9 @@ class InProcessMetrics:
                     lines.append(f"{prom}{_render(labels)} {_number(value)}")
             for name in sorted(self._histograms):
                 prom = prometheus_name(name, "histogram")
-                lines += [f"# HELP {prom} {name} (ms)", f"# TYPE {prom} histogram"]
+                lines += [f"# HELP {prom} {name} (seconds)", f"# TYPE {prom} histogram"]
                 for labels, h in sorted(self._histograms[name].items()):
-                    for i, bound in enumerate(self.BUCKETS_MS):
+                    for i, bound in enumerate(self.BUCKETS_SECONDS):
                         le = ("le", str(bound))
                         lines.append(f"{prom}_bucket{_render(labels, le)} {_number(h[2 + i])}")
                     inf = ("le", "+Inf")
@@ -136,6 +183,7 @@ class InProcessMetrics:
         with self._lock:
             self._counters.clear()
             self._histograms.clear()
+            self._declare()
 
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"

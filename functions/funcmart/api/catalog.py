@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from funcmart.domain.catalog import CATEGORY_PATTERN, MAX_STOCK, Product, ProductChanges
+from funcmart.domain.catalog import (
+    CATEGORY_PATTERN,
+    MAX_STOCK,
+    Product,
+    ProductChanges,
+    StockChange,
+)
+from funcmart.domain.commands import CreateProduct, SetStock, UpdateProduct
 from funcmart.domain.money import Money
 
 Category = Annotated[StrictStr, Field(pattern=CATEGORY_PATTERN, examples=["books"])]
@@ -44,14 +51,14 @@ class NewProduct(Strict):
     price: MoneyIn
     stock: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] = 0
 
-    def command(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "category": self.category,
-            "price": self.price.money(),
-            "stock": self.stock,
-        }
+    def command(self) -> CreateProduct:
+        return CreateProduct(
+            name=self.name,
+            description=self.description,
+            category=self.category,
+            price=self.price.money(),
+            stock=self.stock,
+        )
 
 
 class ProductPatch(Strict):
@@ -67,13 +74,14 @@ class ProductPatch(Strict):
     category: Category | None = None
     price: MoneyIn | None = None
 
-    def changes(self) -> ProductChanges:
-        return ProductChanges(
+    def command(self, product_id: str) -> UpdateProduct:
+        changes = ProductChanges(
             name=self.name,
             description=self.description,
             category=self.category,
             price=self.price.money() if self.price else None,
         )
+        return UpdateProduct(product_id, self.version, changes)
 
 
 class StockUpdate(Strict):
@@ -81,6 +89,9 @@ class StockUpdate(Strict):
 
     set: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] | None = None
     adjust: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+
+    def command(self, product_id: str) -> SetStock:
+        return SetStock(product_id, StockChange(set_to=self.set, adjust_by=self.adjust))
 
 
 class MoneyOut(BaseModel):

@@ -15,6 +15,7 @@ the `RateLimiterFailOpen` metric counts it and a warning is logged.
 from __future__ import annotations
 
 import base64
+import re
 from collections.abc import Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -91,15 +92,21 @@ def principal_from_claims(claims: dict[str, Any] | None) -> Principal | None:
     return Principal(subject=str(claims["sub"]), groups=parse_groups(groups))
 
 
+MAX_ISSUES = 20
+
+
 def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
     if any(e.get("type") == "json_invalid" for e in errs):
         return 400, "the request body is not valid JSON", []
     issues = []
-    for e in errs:
+    # A body of ten thousand unknown keys is ten thousand issues: the answer names the first
+    # MAX_ISSUES, and a field's name (the caller's own key) is cut at 100 characters.
+    for e in errs[:MAX_ISSUES]:
         loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
         if len(loc) == 2 and loc[0] == "header":  # a header by its usual name
             loc = ["-".join(w.capitalize() for w in loc[1].split("-"))]
-        issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
+        field = (".".join(loc) or "body")[:100]
+        issues.append({"field": field, "message": str(e.get("msg", ""))[:300]})
     summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
     return 400, f"the request is not valid: {summary}", issues
 
@@ -215,11 +222,22 @@ class HttpFunction(APIGatewayHttpResolver):
     # -- error mapping ------------------------------------------------------------------
     def _domain_error(self, exc: errors.DomainError) -> Response[Any]:
         status = status_of(exc)
-        headers = {}
-        if isinstance(exc, errors.DependencyUnavailable):
-            headers["Retry-After"] = str(exc.retry_after)
-            logger.warning("dependency unavailable", extra={"detail": exc.detail})
-        return problem(status, exc.title, exc.detail, self.request_id, headers, **exc.extra)
+        if status < 500:
+            return problem(status, exc.title, exc.detail, self.request_id, **exc.extra)
+        # What failed and where (an endpoint, a driver's message) goes to the log with the
+        # request id; the caller gets a fixed sentence.
+        retry_after = getattr(exc, "retry_after", 1)
+        logger.warning(
+            "dependency unavailable",
+            extra={"detail": exc.detail, "error": type(exc).__name__, "requestId": self.request_id},
+        )
+        return problem(
+            status,
+            exc.title,
+            f"a service this function depends on did not answer; retry in {retry_after} s",
+            self.request_id,
+            {"Retry-After": str(retry_after)},
+        )
 
     def _validation_error(self, exc: RequestValidationError) -> Response[Any]:
         status, detail, issues = _validation_detail(list(exc.errors()))
@@ -232,7 +250,7 @@ class HttpFunction(APIGatewayHttpResolver):
         return problem(404, "Not found", f"no route for {path}", self.request_id)
 
     def _unexpected(self, _exc: Exception) -> Response[Any]:
-        logger.exception("unhandled error")
+        logger.exception("unhandled error", extra={"requestId": self.request_id})
         return problem(
             500,
             "Internal error",
@@ -310,9 +328,15 @@ class HttpFunction(APIGatewayHttpResolver):
         return _correlation_id(self.current_event.raw_event) or ""
 
     def _reject_early(self, event: dict[str, Any]) -> dict[str, Any] | None:
-        if not isinstance(event, dict) or "requestContext" not in event:
-            return _raw_problem(400, "Malformed event", "not an API Gateway HTTP API event", None)
-        rid = (event.get("requestContext") or {}).get("requestId")
+        """The answer to an event this function cannot take, or to a body it must refuse
+        before Powertools parses it; None when the route may run."""
+        wrong = http_event_problem(event)
+        if wrong is not None:
+            title, detail = wrong
+            rid = _request_id_of(event)
+            logger.warning("event refused", extra={"reason": detail, "requestId": rid})
+            return _raw_problem(400, title, detail, rid)
+        rid = _request_id_of(event)
         body = event.get("body")
         if body is None:
             return None
@@ -326,19 +350,133 @@ class HttpFunction(APIGatewayHttpResolver):
             )
         if event.get("isBase64Encoded"):
             try:
-                event["body"] = base64.b64decode(body).decode("utf-8")
+                event["body"] = base64.b64decode(body, validate=True).decode("utf-8")
                 event["isBase64Encoded"] = False
             except (ValueError, UnicodeDecodeError):
-                return _raw_problem(400, "Malformed request", "the body is not UTF-8", rid)
+                return _raw_problem(
+                    400, "Malformed request", "the body is not base64-encoded UTF-8", rid
+                )
         content_type = _header(event, "content-type")
         if event["body"] and content_type and "json" not in content_type.lower():
             return _raw_problem(
                 415,
                 "Unsupported media type",
-                f"send application/json, not {content_type}",
+                f"send application/json, not {content_type[:100]}",
+                rid,
+            )
+        if nests_deeper_than(event["body"], MAX_JSON_DEPTH):
+            return _raw_problem(
+                400,
+                "Malformed request",
+                f"the JSON body nests arrays and objects deeper than {MAX_JSON_DEPTH} levels",
                 rid,
             )
         return None
+
+
+# Deeper bodies are refused before parsing: Python's JSON parser and the validation recurse
+# once per level, and no body this API takes nests beyond a few levels.
+MAX_JSON_DEPTH = 64
+_JSON_NESTING = re.compile(r'"(?:[^"\\]++|\\.)*+"?|[\[\]{}]')
+_EXPECTED = "an API Gateway HTTP API event, payload format 2.0"
+_REST_API = (
+    f"this function takes {_EXPECTED}; this is a payload format 1.0 event (a REST API, or "
+    "an HTTP API integration set to 1.0). Route it through an HTTP API with payload format "
+    "2.0 (docs/deploy.md, Wiring another API in front)"
+)
+_MAPS = ("headers", "queryStringParameters", "pathParameters", "stageVariables")
+
+
+def nests_deeper_than(text: str, limit: int) -> bool:
+    """Whether the JSON `text` opens more than `limit` arrays and objects at once (brackets
+    inside strings do not count). Linear in the text, and no parse."""
+    if text.count("[") + text.count("{") <= limit:
+        return False
+    depth = 0
+    for token in _JSON_NESTING.finditer(text):
+        first = token.group()[0]
+        if first in "[{":
+            depth += 1
+            if depth > limit:
+                return True
+        elif first in "]}":
+            depth = max(0, depth - 1)
+    return False
+
+
+def http_event_problem(event: Any) -> tuple[str, str] | None:
+    """(title, detail) saying why `event` is not an HTTP API payload 2.0 event this module
+    can serve; None when it is one. Checks every field a route or Powertools reads."""
+    if not isinstance(event, dict):
+        return "Malformed event", f"expected {_EXPECTED}, got a JSON {_json_kind(event)}"
+    if "httpMethod" in event or event.get("version") == "1.0":
+        return "Unsupported event", _REST_API
+    wrong = _event_field_problem(event)
+    return None if wrong is None else ("Malformed event", f"expected {_EXPECTED}: {wrong}")
+
+
+def _event_field_problem(event: dict[str, Any]) -> str | None:
+    if event.get("version", "2.0") != "2.0":
+        return "version is not 2.0"
+    ctx = event.get("requestContext")
+    http = ctx.get("http") if isinstance(ctx, dict) else None
+    if not isinstance(ctx, dict) or not isinstance(http, dict):
+        return "requestContext.http is missing"
+    if not isinstance(http.get("method"), str) or not http["method"]:
+        return "requestContext.http.method is missing"
+    if not isinstance(ctx.get("stage"), str) or not isinstance(event.get("rawPath"), str):
+        return "requestContext.stage or rawPath is missing"
+    if not isinstance(ctx.get("requestId", ""), str):
+        return "requestContext.requestId is not a string"
+    return _content_problem(event) or _authorizer_problem(ctx.get("authorizer"))
+
+
+def _content_problem(event: dict[str, Any]) -> str | None:
+    for name in ("rawQueryString", "body"):
+        if event.get(name) is not None and not isinstance(event[name], str):
+            return f"{name} is not a string"
+    if not isinstance(event.get("isBase64Encoded", False), bool | None):
+        return "isBase64Encoded is not a boolean"
+    for name in _MAPS:
+        if not _is_str_map(event.get(name)):
+            return f"{name} is not an object of strings"
+    cookies = event.get("cookies")
+    if cookies is not None and not (
+        isinstance(cookies, list) and all(isinstance(c, str) for c in cookies)
+    ):
+        return "cookies is not a list of strings"
+    return None
+
+
+def _authorizer_problem(authorizer: Any) -> str | None:
+    if authorizer is None:
+        return None
+    jwt = authorizer.get("jwt") if isinstance(authorizer, dict) else None
+    claims = jwt.get("claims") if isinstance(jwt, dict) else None
+    if not isinstance(authorizer, dict) or not isinstance(jwt, dict | None):
+        return "requestContext.authorizer is not an object"
+    if not isinstance(claims, dict | None):
+        return "requestContext.authorizer.jwt.claims is not an object"
+    return None
+
+
+def _is_str_map(value: Any) -> bool:
+    return value is None or (
+        isinstance(value, dict)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items())
+    )
+
+
+def _json_kind(value: Any) -> str:
+    kinds = {list: "array", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else kinds.get(type(value), type(value).__name__)
+
+
+def _request_id_of(event: Any) -> str | None:
+    """The request id of an event of any shape, when it carries a usable one."""
+    ctx = event.get("requestContext") if isinstance(event, dict) else None
+    rid = ctx.get("requestId") if isinstance(ctx, dict) else None
+    return rid if isinstance(rid, str) and rid else None
 
 
 def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RatePolicy | None]:

@@ -10,6 +10,12 @@ threads, 10 by default; one for FIFO queues, whose order matters): each spends m
 time waiting on DynamoDB, and a batch then takes about as long as its slowest record, not
 the sum of them. Events the records publish are sent when the batch is done, ten to a
 request, where the publisher can batch (SQS).
+
+Any record shape gets an answer Lambda accepts: every field of a record is read defensively,
+a malformed record fails alone (reported by its messageId), and a record without a usable
+messageId fails the whole batch on purpose (an empty itemIdentifier, which Lambda treats as
+a complete failure), logged, with nothing processed: a record the answer cannot name would
+otherwise count as done.
 """
 
 from __future__ import annotations
@@ -67,27 +73,52 @@ class QueueMessage:
 
 
 def to_message(raw: dict[str, Any]) -> QueueMessage:
-    """A message from one record of an SQS event, as Lambda delivers it."""
-    attrs = raw.get("messageAttributes") or {}
-    cid = (attrs.get("correlationId") or {}).get("stringValue") or ""
-    body = raw.get("body") or ""
-    if not cid:
-        try:
-            parsed = json.loads(body)
-            cid = str(parsed.get("correlationId") or "") if isinstance(parsed, dict) else ""
-        except ValueError:
-            cid = ""
-    try:
-        receives = int((raw.get("attributes") or {}).get("ApproximateReceiveCount", 1))
-    except (TypeError, ValueError):
-        receives = 1
+    """A message from one record of an SQS event, as Lambda delivers it. Every field is
+    read defensively; InvalidRequest when the record carries no text body."""
+    body = raw.get("body")
+    if not isinstance(body, str):
+        raise InvalidRequest("the record's body is not a string")
     return QueueMessage(
-        message_id=str(raw.get("messageId", "")),
+        message_id=message_id_of(raw) or "",
         body=body,
-        correlation_id=str(cid)[:128],
-        receive_count=receives,
-        source=str(raw.get("eventSourceARN") or "").rsplit(":", 1)[-1],
+        correlation_id=_correlation_id(raw, body)[:128],
+        receive_count=receive_count(raw),
+        source=_text(raw.get("eventSourceARN")).rsplit(":", 1)[-1],
     )
+
+
+def message_id_of(record: Any) -> str | None:
+    """The record's messageId, when it has one a batch response can name."""
+    mid = record.get("messageId") if isinstance(record, dict) else None
+    return mid if isinstance(mid, str) and mid.strip() else None
+
+
+def receive_count(record: dict[str, Any]) -> int:
+    """ApproximateReceiveCount, 1 when absent or not a positive number."""
+    attrs = record.get("attributes")
+    raw = attrs.get("ApproximateReceiveCount", 1) if isinstance(attrs, dict) else 1
+    try:
+        return max(1, int(raw))
+    except (TypeError, ValueError, OverflowError):
+        return 1
+
+
+def _correlation_id(raw: dict[str, Any], body: str) -> str:
+    """The correlationId message attribute, else the body's correlationId field."""
+    attrs = raw.get("messageAttributes")
+    attr = attrs.get("correlationId") if isinstance(attrs, dict) else None
+    cid = attr.get("stringValue") if isinstance(attr, dict) else None
+    if isinstance(cid, str) and cid:
+        return cid
+    try:
+        parsed = json.loads(body)
+    except (ValueError, RecursionError):
+        return ""
+    return _text(parsed.get("correlationId")) if isinstance(parsed, dict) else ""
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 class ConcurrentBatchProcessor(BatchProcessor):
@@ -171,10 +202,18 @@ class QueueFunction:
             logger.error("not an SQS event; nothing to do", extra={"event": str(event)[:500]})
             return {"batchItemFailures": []}
         records: list[Any] = event["Records"]
-        fifo = any(
-            str((r.get("eventSourceARN") if isinstance(r, dict) else "") or "").endswith(".fifo")
-            for r in records
-        )
+        if not records:  # Powertools refuses an empty batch; there is nothing to do
+            return {"batchItemFailures": []}
+        without_id = sum(1 for r in records if message_id_of(r) is None)
+        if without_id:
+            # A record the response cannot name would count as done: the whole batch is
+            # failed instead (an empty itemIdentifier), so Lambda redelivers every record.
+            logger.error(
+                "records without a usable messageId; the whole batch fails, none is processed",
+                extra={"records": len(records), "withoutMessageId": without_id},
+            )
+            return {"batchItemFailures": [{"itemIdentifier": ""}]}
+        fifo = any(_text(r.get("eventSourceARN")).endswith(".fifo") for r in records)
         keys = logger.thread_safe_get_current_keys()
         try:
             with self._batched_publishing():
@@ -187,9 +226,7 @@ class QueueFunction:
             failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
             # in the batch's order, whatever order the threads finished in
             failures = [
-                {"itemIdentifier": mid}
-                for mid in (str(r.get("messageId", "")) for r in records if isinstance(r, dict))
-                if mid in failed
+                {"itemIdentifier": r["messageId"]} for r in records if r["messageId"] in failed
             ]
             self._back_off(event, failures)
             return {"batchItemFailures": failures}
@@ -215,24 +252,27 @@ class QueueFunction:
         failed = {f["itemIdentifier"] for f in failures}
         s = self._deps.settings
         for rec in event["Records"]:
-            if rec.get("messageId") not in failed or rec.get("eventSource") != "aws:sqs":
+            if rec["messageId"] not in failed or rec.get("eventSource") != "aws:sqs":
                 continue
-            receives = int((rec.get("attributes") or {}).get("ApproximateReceiveCount", 1))
-            delay = min(
-                s.retry_backoff_max_seconds, s.retry_backoff_base_seconds * 2 ** (receives - 1)
-            )
+            exponent = min(receive_count(rec) - 1, 32)  # the cap is reached long before
+            delay = min(s.retry_backoff_max_seconds, s.retry_backoff_base_seconds * 2**exponent)
             try:
                 self._deps.sqs_client.change_message_visibility(
-                    QueueUrl=self._queue_url(rec["eventSourceARN"]),
-                    ReceiptHandle=rec["receiptHandle"],
+                    QueueUrl=self._queue_url(_text(rec.get("eventSourceARN"))),
+                    ReceiptHandle=_text(rec.get("receiptHandle")),
                     VisibilityTimeout=int(delay),
                 )
             except Exception as exc:  # the queue's own visibility timeout applies instead
-                logger.warning("could not set retry backoff", extra={"error": str(exc)})
+                logger.warning(
+                    "could not set retry backoff",
+                    extra={"messageId": rec["messageId"], "error": f"{type(exc).__name__}: {exc}"},
+                )
 
     def _queue_url(self, arn: str) -> str:
         if arn not in self._queue_urls:
             parts = arn.split(":")
+            if len(parts) != 6 or parts[2] != "sqs":
+                raise ValueError(f"not an SQS queue ARN: {arn[:200]!r}")
             self._queue_urls[arn] = self._deps.sqs_client.get_queue_url(
                 QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
             )["QueueUrl"]

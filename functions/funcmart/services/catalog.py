@@ -5,11 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from funcmart.domain import catalog
-from funcmart.domain.catalog import Product, ProductChanges, StockChange
+from funcmart.domain.catalog import Product
+from funcmart.domain.commands import ArchiveProduct, CreateProduct, SetStock, UpdateProduct
 from funcmart.domain.errors import DomainError, NotFound, VersionConflict
 from funcmart.domain.identity import Principal
-from funcmart.domain.money import Money
-from funcmart.ports import Clock, IdGenerator, Metrics, Page, ProductCache, ProductRepository
+from funcmart.ports import CatalogPorts, Metrics, Page, ProductCache, ProductRepository
 
 MAX_PAGE = 100
 
@@ -64,85 +64,60 @@ def _from_cache(entry: dict[str, Any] | None) -> Product | None:
         return None
 
 
-def create_product(
-    products: ProductRepository,
-    clock: Clock,
-    ids: IdGenerator,
-    principal: Principal,
-    *,
-    name: str,
-    description: str,
-    category: str,
-    price: Money,
-    stock: int,
-) -> Product:
+def create_product(ports: CatalogPorts, who: Principal, command: CreateProduct) -> Product:
     """Add a product to the catalog (admin)."""
-    principal.require_admin()
+    who.require_admin()
     product = catalog.new_product(
-        ids.new_id(), name, description, category, price, stock, clock.now()
+        ports.ids.new_id(),
+        command.name,
+        command.description,
+        command.category,
+        command.price,
+        command.stock,
+        ports.clock.now(),
     )
-    products.add(product)
+    ports.products.add(product)
     return product
 
 
-def update_product(
-    products: ProductRepository,
-    cache: ProductCache,
-    clock: Clock,
-    principal: Principal,
-    product_id: str,
-    expected_version: int,
-    changes: ProductChanges,
-) -> Product:
-    """Change catalog fields if nobody else changed the product since `expected_version`."""
-    principal.require_admin()
+def update_product(ports: CatalogPorts, who: Principal, command: UpdateProduct) -> Product:
+    """Change catalog fields if nobody else changed the product since the version read."""
+    who.require_admin()
+    product_id, expected = command.product_id, command.expected_version
     catalog.require_plausible_id(product_id)
-    current = products.get(product_id)
+    current = ports.products.get(product_id)
     if current is None:
         raise NotFound(f"product {product_id} does not exist")
-    if current.version != expected_version:
+    if current.version != expected:
         raise VersionConflict(
-            f"product {product_id} is at version {current.version}, not {expected_version}",
+            f"product {product_id} is at version {current.version}, not {expected}",
             currentVersion=current.version,
         )
-    updated = catalog.apply_changes(current, changes, clock.now())
-    updated = products.save(updated, expected_version)
-    cache.invalidate(product_id)
+    updated = catalog.apply_changes(current, command.changes, ports.clock.now())
+    updated = ports.products.save(updated, expected)
+    ports.cache.invalidate(product_id)
     return updated
 
 
-def archive_product(
-    products: ProductRepository,
-    cache: ProductCache,
-    clock: Clock,
-    principal: Principal,
-    product_id: str,
-) -> Product:
+def archive_product(ports: CatalogPorts, who: Principal, command: ArchiveProduct) -> Product:
     """Take a product out of the catalog; orders that name it keep their copy."""
-    principal.require_admin()
-    catalog.require_plausible_id(product_id)
-    current = products.get(product_id)
+    who.require_admin()
+    catalog.require_plausible_id(command.product_id)
+    current = ports.products.get(command.product_id)
     if current is None:
-        raise NotFound(f"product {product_id} does not exist")
-    archived = catalog.archive(current, clock.now())
-    archived = products.save(archived, current.version)
-    cache.invalidate(product_id)
+        raise NotFound(f"product {command.product_id} does not exist")
+    archived = catalog.archive(current, ports.clock.now())
+    archived = ports.products.save(archived, current.version)
+    ports.cache.invalidate(command.product_id)
     return archived
 
 
-def set_stock(
-    products: ProductRepository,
-    cache: ProductCache,
-    clock: Clock,
-    principal: Principal,
-    product_id: str,
-    change: StockChange,
-) -> Product:
+def set_stock(ports: CatalogPorts, who: Principal, command: SetStock) -> Product:
     """Set or adjust stock atomically (admin); it never goes below zero."""
-    principal.require_admin()
-    catalog.require_plausible_id(product_id)
-    product = products.change_stock(product_id, change, clock.now())
-    cache.invalidate(product_id)
+    who.require_admin()
+    catalog.require_plausible_id(command.product_id)
+    product = ports.products.change_stock(command.product_id, command.change, ports.clock.now())
+    ports.cache.invalidate(command.product_id)
     return product
 
 

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import jwt
 
+from funcmart_hosts.gateway.responses import header_safe
+
 if TYPE_CHECKING:
     pass
 
@@ -48,7 +50,9 @@ class AuthError(Exception):
     def www_authenticate(self) -> str:
         if self.error == "missing_token":
             return "Bearer"
-        safe = self.description.replace('"', "'")
+        # The description may quote the token (its alg, its kid, PyJWT's words about it):
+        # nothing of it may end the header or the quoted string.
+        safe = header_safe(self.description.replace('"', "'").replace("\\", "/"), 300)
         return f'Bearer error="{self.error}", error_description="{safe}"'
 
 
@@ -96,7 +100,9 @@ class TokenVerifier:
         alg = str(header.get("alg", "none"))
         allowed = JWKS_ALGORITHMS if self._jwks else HS_ALGORITHMS
         if alg not in allowed:
-            raise AuthError(401, "invalid_token", f"tokens signed with {alg} are not accepted")
+            raise AuthError(
+                401, "invalid_token", f"tokens signed with {alg[:40]!r} are not accepted"
+            )
         key: Any
         try:
             key = self._jwks.get_signing_key_from_jwt(token).key if self._jwks else self._secret

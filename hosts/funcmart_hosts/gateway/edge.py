@@ -77,8 +77,7 @@ class Edge:
         rid = request_id()
         found = self.routes.match(request.method, request.raw_path)
         if found is None:
-            detail = f"no route for {request.method} {request.raw_path}"
-            return Outcome(problem_response(404, "Not found", detail, rid), rid)
+            return Outcome(self._no_route(request, rid), rid)
         route, params = found
         try:
             verified = self._authorize(route, request, claims)
@@ -98,6 +97,17 @@ class Edge:
         )
         response = self._invoke(invoke, route, event, rid)
         return Outcome(response, rid, route.function, route.route_key)
+
+    def _no_route(self, request: HttpRequest, rid: str) -> HttpResponse:
+        """404 when no route has the path; 405 with Allow when routes have it, not for this
+        method."""
+        allowed = self.routes.methods_at(request.raw_path)
+        if not allowed:
+            detail = f"no route for {request.method[:20]} {request.raw_path[:200]}"
+            return problem_response(404, "Not found", detail, rid)
+        detail = f"{request.raw_path[:200]} takes {', '.join(allowed)}"
+        headers = [("Allow", ", ".join(allowed))]
+        return problem_response(405, "Method not allowed", detail, rid, headers)
 
     def _authorize(
         self, route: Route, request: HttpRequest, claims: Mapping[str, Any] | None

@@ -6,6 +6,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -75,11 +77,11 @@ def _headers(result: dict[str, Any]) -> list[tuple[str, str]]:
     raw_headers = result.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise MalformedResponse("headers must be an object")
-    headers = [(str(name), _header_value(value)) for name, value in raw_headers.items()]
+    headers = [(str(name), header_safe(_header_value(v))) for name, v in raw_headers.items()]
     cookies = result.get("cookies") or []
     if not isinstance(cookies, list):
         raise MalformedResponse("cookies must be an array")
-    headers.extend(("Set-Cookie", str(c)) for c in cookies)
+    headers.extend(("Set-Cookie", header_safe(str(c))) for c in cookies)
     return headers
 
 
@@ -105,6 +107,24 @@ def _header_value(value: Any) -> str:
     return str(value)
 
 
+# RFC 9110 token characters: what a header name may consist of.
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# Control characters (CR and LF among them) end a header or start a new one; what is not
+# Latin-1 cannot be written at all.
+_UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
+
+
+def header_safe(value: str, limit: int = 4096) -> str:
+    """A header value that cannot end its header or start another: control characters and
+    anything outside Latin-1 become "?", and it is cut at `limit` characters."""
+    return _UNSAFE.sub("?", value[:limit])
+
+
+def safe_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The headers a host may write: values made safe, names that are not tokens dropped."""
+    return [(n, header_safe(v)) for n, v in headers if _TOKEN.fullmatch(n)]
+
+
 def problem_response(
     status: int,
     title: str,
@@ -113,4 +133,5 @@ def problem_response(
     headers: list[tuple[str, str]] | None = None,
 ) -> HttpResponse:
     body = problem_body(status, title, detail, rid).encode()
-    return HttpResponse(status, [("Content-Type", PROBLEM_JSON), *(headers or [])], body)
+    extra = safe_headers(headers or [])
+    return HttpResponse(status, [("Content-Type", PROBLEM_JSON), *extra], body)

@@ -105,6 +105,11 @@ class RouteTable:
                 return route, params
         return None
 
+    def methods_at(self, raw_path: str) -> list[str]:
+        """The methods routes take at this path (none when an ANY route takes it)."""
+        methods = {r.method for r in self.routes if r.match(r.method, raw_path) is not None}
+        return [] if "ANY" in methods else sorted(methods)
+
     def __iter__(self) -> Iterator[Route]:
         return iter(self.routes)
 

@@ -22,7 +22,20 @@ What each trigger gets, always in the shape Lambda would deliver:
   so the Trigger's delivery policy retries it and finally sends it to its dead-letter sink.
 - schedule: a PingSource CloudEvent becomes an EventBridge scheduled event.
 
-Every service also answers GET /metrics in the Prometheus text format.
+Every service also answers GET /healthz (for its probes) and serves its metrics through
+prometheus_client at GET /metrics on METRICS_PORT (9464), a port no route exposes.
+
+Behind the Gateway, the Knative ingress, the activator and queue-proxy, the peer address is
+always a proxy's; the caller's address (`requestContext.http.sourceIp`, which anonymous rate
+limits count) is the right-most X-Forwarded-For entry that is not a trusted proxy: outside
+TRUSTED_PROXY_CIDRS, or TRUSTED_PROXY_HOPS entries from the right. Never the left-most,
+which any client can write.
+
+Whatever reaches the app gets problem+json: a method no route takes (405 with Allow), a body
+over the limit (413), a body whose chunked framing the server's parser refuses while it is
+read (400). What gunicorn refuses before the app sees the request (Content-Length headers
+that disagree, a transfer coding it does not know, a method that is not an upper-case
+token) it answers itself, with its own text/html 400.
 
 Run it with `python -m funcmart_hosts.knative` (the image's command); functions-framework's
 gunicorn server takes WORKERS and THREADS. Functions keep no request state on modules or
@@ -34,26 +47,31 @@ from __future__ import annotations
 import argparse
 import functools
 import importlib
+import ipaddress
 import json
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import flask
 import functions_framework
+from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from werkzeug.exceptions import HTTPException
 
-from funcmart.adapters.metrics import PROMETHEUS_CONTENT_TYPE, REGISTRY
+from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
 from funcmart.settings import SettingsError
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.context import LambdaContext
 from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge
-from funcmart_hosts.gateway.events import ApiContext, HttpRequest, scheduled_event
-from funcmart_hosts.gateway.responses import HttpResponse
+from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id, scheduled_event
+from funcmart_hosts.gateway.responses import HttpResponse, problem_response, safe_headers
 from funcmart_hosts.gateway.routes import HttpRoute, Route, RouteTable
 
 log = logging.getLogger(__name__)
@@ -64,6 +82,26 @@ PING_TYPE = "dev.knative.sources.ping"
 # The one JWT authorizer a Knative function has (FUNCMART_JWT_*), named as in template.yaml.
 AUTHORIZER = "Jwt"
 Handler = Callable[[dict[str, Any], Any], Any]
+# Secrets that are public knowledge: the one this repository once shipped as a placeholder and
+# the local gateway's dev secret. A host refuses to start with either.
+PUBLIC_SECRETS = frozenset(
+    {
+        "replace-me-with-at-least-32-random-bytes-of-secret",
+        "funcmart-local-dev-secret-do-not-use-in-any-deployment",
+    }
+)
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def check_jwt_secret(secret: str) -> None:
+    """Refuse a secret anyone can read in the repository, or one too short for HS256."""
+    if secret in PUBLIC_SECRETS or secret.lower().startswith(("replace-me", "changeme")):
+        raise SettingsError(
+            "FUNCMART_JWT_SECRET is a published placeholder or dev secret: create your own "
+            "(docs/deploy.md) or use FUNCMART_JWKS_URL"
+        )
+    if len(secret.encode()) < 32:
+        raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
 
 
 @dataclass(frozen=True)
@@ -83,6 +121,10 @@ class KnativeSettings:
     namespace: str = "default"
     region: str = "us-east-1"
     template_path: Path | None = None
+    trusted_networks: tuple[Network, ...] = ()
+    trusted_hops: int = 0
+    metrics_port: int | None = None
+    workers: int = 1
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -109,8 +151,12 @@ class KnativeSettings:
             jwt_secret=env.get("FUNCMART_JWT_SECRET") or None,
             jwks_url=env.get("FUNCMART_JWKS_URL") or None,
             memory_mb=int(env.get("FUNCMART_MEMORY_MB", "512")),
-            namespace=env.get("POD_NAMESPACE", "default"),
+            namespace=env.get("POD_NAMESPACE") or _service_account_namespace(),
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
+            trusted_networks=_networks(env.get("TRUSTED_PROXY_CIDRS", "")),
+            trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            metrics_port=_int(env, "METRICS_PORT", 0) or None,
+            workers=_int(env, "WORKERS", 1),
             **spec,
         )
         settings.check()
@@ -128,8 +174,60 @@ class KnativeSettings:
                 )
             if not self.jwt_secret and not self.jwks_url:
                 raise SettingsError("set FUNCMART_JWT_SECRET (HS256) or FUNCMART_JWKS_URL")
-            if self.jwt_secret and not self.jwks_url and len(self.jwt_secret.encode()) < 32:
-                raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
+        if self.jwt_secret:
+            check_jwt_secret(self.jwt_secret)
+        if self.trusted_hops < 0:
+            raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
+        if self.metrics_port and self.workers != 1:
+            # Each worker would count apart, and only one could bind the port.
+            raise SettingsError("METRICS_PORT serves one process's metrics: set WORKERS=1")
+
+
+def _int(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "").strip()
+    try:
+        return int(raw) if raw else default
+    except ValueError as exc:
+        raise SettingsError(f"{name} must be a whole number, got {raw!r}") from exc
+
+
+def _networks(raw: str) -> tuple[Network, ...]:
+    try:
+        return tuple(ipaddress.ip_network(c.strip()) for c in raw.split(",") if c.strip())
+    except ValueError as exc:
+        raise SettingsError(f"TRUSTED_PROXY_CIDRS is a comma-separated CIDR list: {exc}") from exc
+
+
+def _service_account_namespace() -> str:
+    """The pod's namespace without the downward API (its fieldRef needs a Knative flag)."""
+    path = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+    try:
+        return path.read_text().strip() or "default"
+    except OSError:
+        return "default"
+
+
+def client_address(peer: str, forwarded_for: str | None, settings: KnativeSettings) -> str:
+    """The caller's address: the right-most X-Forwarded-For entry that a trusted proxy did
+    not write. With TRUSTED_PROXY_HOPS, that many entries from the right (the peer counts as
+    the first hop); else the first entry from the right outside TRUSTED_PROXY_CIDRS."""
+    chain = [e.strip() for e in (forwarded_for or "").split(",") if e.strip()] + [peer]
+    if settings.trusted_hops:
+        return chain[max(0, len(chain) - 1 - settings.trusted_hops)]
+    if not settings.trusted_networks:
+        return peer
+    for entry in reversed(chain):
+        if not _trusted(entry, settings.trusted_networks):
+            return entry
+    return chain[0]
+
+
+def _trusted(entry: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        address = ipaddress.ip_address(entry)
+    except ValueError:
+        return False  # not an address: written by the client, so it is the client's word
+    return any(address in net for net in networks)
 
 
 def _parse_routes(raw: str) -> tuple[HttpRoute, ...]:
@@ -202,9 +300,17 @@ class Runtime:
 
     # -- HTTP -------------------------------------------------------------------------
     def serve_http(self, request: flask.Request) -> flask.Response:
-        outcome = self.edge.handle(
-            to_http_request(request), lambda _r, event, _id: self.invoke(event)
-        )
+        try:
+            http_request = to_http_request(request)
+        except HTTPException:
+            raise  # Werkzeug's own (413 over the limit): answered by http_error
+        except Exception as exc:  # the server's body parser: a chunk size that is not hex...
+            rid = request_id()
+            log.warning("malformed request body (request %s): %r", rid, exc)
+            detail = "the request body's framing is not valid HTTP/1.1"
+            problem = problem_response(400, "Malformed request", detail, rid)
+            return to_flask(problem, streamed=True)  # never read again (see to_flask)
+        outcome = self.edge.handle(http_request, lambda _r, event, _id: self.invoke(event))
         response = to_flask(outcome.response)
         response.headers["Apigw-Requestid"] = outcome.request_id
         return response
@@ -251,17 +357,48 @@ def to_http_request(request: flask.Request) -> HttpRequest:
         target=str(target),
         headers=list(request.headers.items()),
         body=request.get_data(),
-        source_ip=request.remote_addr or "127.0.0.1",
+        source_ip=client_address(
+            request.remote_addr or "127.0.0.1",
+            request.headers.get("X-Forwarded-For"),
+            runtime().settings,
+        ),
         protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
     )
 
 
-def to_flask(response: HttpResponse) -> flask.Response:
-    out = flask.Response(response.body, status=response.status)
+def to_flask(response: HttpResponse, *, streamed: bool = False) -> flask.Response:
+    """The Flask response; `streamed` keeps functions-framework from reading the request
+    body after it (its after_request hook does, and over the limit that raises again)."""
+    body = iter([response.body]) if streamed else response.body
+    out = flask.Response(body, status=response.status)
     out.headers.clear()
-    for name, value in response.headers:
+    for name, value in safe_headers(response.headers):
         out.headers.add(name, value)
     return out
+
+
+def http_error(error: HTTPException) -> flask.Response:
+    """What Flask, Werkzeug or functions-framework answer on their own (a method no route
+    takes, a body over the limit, a malformed request) as problem+json, never an HTML page.
+    A 405 names the methods the URL takes (the function's own routes answer 405 at the
+    edge, as the local gateway does)."""
+    status = error.code or 500
+    try:
+        title = HTTPStatus(status).phrase
+    except ValueError:
+        title = "Error"
+    headers: list[tuple[str, str]] = []
+    allowed = getattr(error, "valid_methods", None)
+    if status == 405 and allowed:
+        headers.append(("Allow", ", ".join(sorted(allowed))))
+    rid = request_id()
+    detail = {
+        405: "this URL does not take this method",
+        413: f"the request body is over API Gateway's limit of {API_GATEWAY_BODY_LIMIT} bytes",
+    }.get(status, title)
+    response = to_flask(problem_response(status, title, detail, rid, headers), streamed=True)
+    response.headers["Apigw-Requestid"] = rid
+    return response
 
 
 def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
@@ -336,17 +473,59 @@ def cloudevent(event: Any) -> None:
         flask.abort(flask.Response(str(failed), status=500, content_type="text/plain"))
 
 
-def metrics() -> flask.Response:
-    return flask.Response(REGISTRY.prometheus_text(), content_type=PROMETHEUS_CONTENT_TYPE)
+def healthz() -> flask.Response:
+    """Liveness and readiness: the function loaded at cold start and the process answers."""
+    runtime()
+    return flask.Response("ok\n", content_type="text/plain")
+
+
+class InProcessCollector:
+    """The function's counters and histograms as prometheus_client metric families."""
+
+    def __init__(self, metrics: InProcessMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        bounds = [str(b) for b in InProcessMetrics.BUCKETS_SECONDS] + ["+Inf"]
+        for kind, name, prom, series in self.metrics.families():
+            names = [k for k, _ in series[0][0]] if series else []
+            family: CounterMetricFamily | HistogramMetricFamily
+            if kind == "counter":
+                family = CounterMetricFamily(prom.removesuffix("_total"), name, labels=names)
+                for labels, (value,) in series:
+                    family.add_metric([v for _, v in labels], value)
+            else:
+                family = HistogramMetricFamily(prom, f"{name} (seconds)", labels=names)
+                for labels, h in series:
+                    buckets = list(zip(bounds, [*h[2:], h[0]], strict=True))
+                    family.add_metric([v for _, v in labels], buckets, h[1])
+            yield family
+
+
+def metrics_registry(metrics: InProcessMetrics = REGISTRY) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(InProcessCollector(metrics))
+    ProcessCollector(registry=registry)
+    return registry
+
+
+def start_metrics_server(port: int) -> None:
+    """GET /metrics on `port`, in the process that serves invocations (a gunicorn worker:
+    one per pod, so a scrape sees every invocation of the pod)."""
+    start_http_server(
+        port, addr=os.environ.get("METRICS_HOST", "0.0.0.0"), registry=metrics_registry()
+    )
+    log.info("metrics on port %s", port)
 
 
 def create_app() -> flask.Flask:
-    """functions-framework's app for the configured function, plus GET /metrics."""
+    """functions-framework's app for the configured function, plus GET /healthz."""
     settings = runtime().settings
     target = "http" if settings.trigger == "http" else "cloudevent"
     app: flask.Flask = functions_framework.create_app(target=target, source=str(ENTRY))
     app.config["MAX_CONTENT_LENGTH"] = API_GATEWAY_BODY_LIMIT
-    app.add_url_rule("/metrics", "funcmart-metrics", metrics, methods=["GET"])
+    app.register_error_handler(HTTPException, http_error)
+    app.add_url_rule("/healthz", "funcmart-healthz", healthz, methods=["GET"])
     return app
 
 
@@ -363,5 +542,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from functions_framework._http import create_server
 
-    create_server(app, False).run(args.host, args.port)
+    options: dict[str, Any] = {}
+    if s.metrics_port:
+        port = s.metrics_port
+        # After the fork: the worker, not the master, keeps the counters.
+        options["post_worker_init"] = lambda _worker: start_metrics_server(port)
+    create_server(app, False, **options).run(args.host, args.port)
     return 0

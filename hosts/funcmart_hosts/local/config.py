@@ -7,6 +7,7 @@ the tokens the deployed HTTP API would.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
@@ -88,10 +89,28 @@ class LocalSettings:
             raise SettingsError(f"port must be 0-65535 (0 picks a free one), got {self.port}")
         if not self.jwks_url and len(self.jwt_secret.encode()) < 32:
             raise SettingsError("FUNCMART_DEV_JWT_SECRET must be at least 32 bytes for HS256")
+        if (
+            not self.jwks_url
+            and self.jwt_secret == DEFAULT_DEV_JWT_SECRET
+            and not _loopback(self.host)
+        ):
+            raise SettingsError(
+                f"the dev JWT secret is public: bind to 127.0.0.1 or set FUNCMART_DEV_JWT_SECRET "
+                f"(or FUNCMART_JWKS_URL) before listening on {self.host}"
+            )
         if self.poll_wait_seconds < 0 or self.poll_wait_seconds > 20:
             raise SettingsError("poll wait must be 0-20 seconds (SQS's long-poll range)")
         if self.schedule_every is not None and self.schedule_every <= 0:
             raise SettingsError("schedule interval must be positive")
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def parse_pairs(pairs: list[str] | None, what: str) -> dict[str, str]:

@@ -4,10 +4,14 @@
 map the result); `Gateway.start` serves it over HTTP/1.1 with keep-alive on a threading
 server. See `runtime` for how concurrent requests reach the handlers.
 
-What a client sees when something goes wrong, all as application/problem+json:
-404 no route (HTTP APIs have no 405); 401 with WWW-Authenticate: Bearer for a missing or bad
-token; 403 for a missing scope; 413 over 10 MB; 500 when the function raised (the traceback
-is logged, as Lambda logs it); 502 when the function's result is not a valid response.
+What a client sees when something goes wrong, all as application/problem+json, whatever
+the method, headers or framing: 404 no route; 405 with Allow when routes have the path but
+not the method; 400 for a request line, header or body framing HTTP/1.1 does not allow (a
+chunk size that is not hex, Content-Length headers that disagree), 501 for a transfer coding
+other than chunked, 431 for headers over the limits; 401 with WWW-Authenticate: Bearer for
+a missing or bad token; 403 for a missing scope; 413 over 10 MB; 500 when the function
+raised (the traceback is logged, as Lambda logs it); 502 when the function's result is not a
+valid response. No header value the gateway writes carries a control character.
 
 With the template's CorsConfiguration the gateway answers preflights and adds the
 Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
@@ -18,10 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 import socket
 import threading
 import time
 from collections.abc import Mapping
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,7 +35,7 @@ from funcmart.adapters.metrics import PROMETHEUS_CONTENT_TYPE, REGISTRY
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.edge import Edge, Outcome
 from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id
-from funcmart_hosts.gateway.responses import HttpResponse, problem_response
+from funcmart_hosts.gateway.responses import HttpResponse, problem_response, safe_headers
 from funcmart_hosts.gateway.routes import Route, RouteTable
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.cors import CorsConfig
@@ -143,6 +149,16 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _Unsupported(Exception):
+    """A transfer coding other than chunked."""
+
+
+MAX_LINE = 65536  # bytes in a request line or a chunk-size line, as http.server reads them
+MAX_TRAILERS = 100
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+_DIGITS = re.compile(r"[0-9]{1,19}")
+
+
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     block_on_close = False  # close_connections() joins with a deadline instead
@@ -211,10 +227,38 @@ class _Handler(BaseHTTPRequestHandler):
             self.server.untrack(self.connection)
 
     def handle_one_request(self) -> None:
+        """BaseHTTPRequestHandler's, with every method served by `_serve` (the edge answers
+        405 for a method no route takes) instead of an HTML 501 page."""
         if self.server.closing.is_set():
             self.close_connection = True
             return
-        super().handle_one_request()
+        self.command = ""  # until the request line is parsed (send_error reads it)
+        try:
+            self.raw_requestline = self.rfile.readline(MAX_LINE + 1)
+            if len(self.raw_requestline) > MAX_LINE:
+                self.requestline = self.request_version = ""
+                self.send_error(HTTPStatus.REQUEST_URI_TOO_LONG)
+                return
+            if not self.raw_requestline:
+                self.close_connection = True
+                return
+            if not self.parse_request():  # it has answered (send_error)
+                return
+            self._serve()
+            self.wfile.flush()
+        except TimeoutError:
+            self.close_connection = True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """http.server's error answers (malformed request line, headers over the limits) as
+        problem+json, never its HTML page."""
+        status = HTTPStatus(code)
+        rid = request_id()
+        detail = f"{message or status.phrase}" + (f": {explain}" if explain else "")
+        self.close_connection = True
+        if self.request_version == "HTTP/0.9":  # unparsed: answer with a status line anyway
+            self.request_version = "HTTP/1.1"
+        self._write(problem_response(code, status.phrase, detail[:300], rid), rid)
 
     def version_string(self) -> str:
         return self.server_version
@@ -242,6 +286,10 @@ class _Handler(BaseHTTPRequestHandler):
             limit = gateway.max_body_bytes
             detail = f"the request body is over API Gateway's limit of {limit} bytes"
             outcome = Outcome(problem_response(413, "Payload too large", detail, rid), rid)
+        except _Unsupported as exc:
+            self.close_connection = True
+            detail = f"{exc} is not supported; send the body with Content-Length or chunked"
+            outcome = Outcome(problem_response(501, "Not implemented", detail, rid), rid)
         except ValueError as exc:
             self.close_connection = True
             outcome = Outcome(problem_response(400, "Malformed request", str(exc), rid), rid)
@@ -254,7 +302,14 @@ class _Handler(BaseHTTPRequestHandler):
                 source_ip=self.client_address[0],
                 protocol=self.request_version,
             )
-            outcome = gateway.handle(request)
+            try:
+                outcome = gateway.handle(request)
+            except Exception:  # a gateway fault: answered and logged, never a dropped socket
+                log.exception(
+                    "the gateway failed on %s %s (request %s)", self.command, self.path, rid
+                )
+                detail = "the local gateway failed; see its log"
+                outcome = Outcome(problem_response(500, "Internal error", detail, rid), rid)
         self._write(outcome.response, outcome.request_id)
         access_log.info(
             '%s "%s %s %s" %d %dB %.1fms %s %s',
@@ -270,12 +325,19 @@ class _Handler(BaseHTTPRequestHandler):
         )
 
     def _read_body(self, limit: int) -> bytes:
-        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+        """The body, read within `limit` bytes; ValueError for framing HTTP/1.1 forbids."""
+        coding = self.headers.get_all("Transfer-Encoding") or []
+        if coding:
+            if ",".join(coding).strip().lower() != "chunked":
+                raise _Unsupported(f"transfer coding {','.join(coding)[:60]!r}")
             return self._read_chunked(limit)
-        raw = self.headers.get("Content-Length")
-        if raw is None:
+        lengths = {v.strip() for v in self.headers.get_all("Content-Length") or []}
+        if not lengths:
             return b""
-        if not raw.strip().isdigit():
+        if len(lengths) > 1:
+            raise ValueError("Content-Length headers disagree")
+        (raw,) = lengths
+        if not _DIGITS.fullmatch(raw):
             raise ValueError("Content-Length is not a number")
         length = int(raw)
         if length > limit:
@@ -286,24 +348,33 @@ class _Handler(BaseHTTPRequestHandler):
         chunks: list[bytes] = []
         total = 0
         while True:
-            line = self.rfile.readline(1024)
-            try:
-                size = int(line.split(b";", 1)[0].strip(), 16)
-            except ValueError as exc:
-                raise ValueError("malformed chunked body") from exc
+            size = self._chunk_size(self.rfile.readline(MAX_LINE + 1))
             if size == 0:
-                while self.rfile.readline(1024) not in (b"\r\n", b"\n", b""):
-                    pass  # trailers
-                return b"".join(chunks)
+                break
             total += size
             if total > limit:
                 raise _BodyTooLarge
-            chunks.append(self.rfile.read(size))
-            self.rfile.readline(1024)
+            chunk = self.rfile.read(size)
+            if len(chunk) != size or self.rfile.readline(3) not in (b"\r\n", b"\n"):
+                raise ValueError("malformed chunked body: a chunk is cut short")
+            chunks.append(chunk)
+        for _ in range(MAX_TRAILERS + 1):  # trailers, then the empty line
+            if self.rfile.readline(MAX_LINE + 1) in (b"\r\n", b"\n", b""):
+                return b"".join(chunks)
+        raise ValueError("malformed chunked body: too many trailer lines")
+
+    @staticmethod
+    def _chunk_size(line: bytes) -> int:
+        """A chunk-size line's size: hex digits only (no sign, no space inside), within
+        the line limit."""
+        size = line.split(b";", 1)[0].strip()
+        if len(line) > MAX_LINE or not _HEX.fullmatch(size):
+            raise ValueError("malformed chunked body: a chunk size is not hex")
+        return int(size, 16)
 
     def _write(self, response: HttpResponse, rid: str) -> None:
         self.send_response(response.status)
-        for name, value in response.headers:
+        for name, value in safe_headers(response.headers):
             if name.lower() in ("content-length", "transfer-encoding", "connection"):
                 continue
             self.send_header(name, value)
@@ -314,5 +385,3 @@ class _Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(response.body)
-
-    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve

@@ -1,0 +1,240 @@
+"""The Knative-shaped end-to-end run: every function of `kubectl kustomize infra` started as
+its container starts (the image's command, one process per replica, the environment the
+manifests give it), events delivered as the rendered Triggers say by an in-test broker,
+requests routed as the rendered HTTPRoutes say, against DynamoDB Local and the real Redis.
+The same behaviour checks as the local platform's; and the run fails when a Trigger filter or
+a variable in the manifests is wrong.
+
+Every wait is bounded in time and polls at a fixed interval; all traffic stays on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from bench.common import wait_until
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.auth import JwtConfig, mint_token
+from tests.platforms.knative_cluster import (
+    Cluster,
+    by_kind,
+    cluster,
+    container_env,
+    image_app,
+    knative_services,
+    start_replica,
+    stop,
+    wait_started,
+)
+from tests.platforms.kustomize import render
+from tools import manifests
+
+RENDERED = render()
+CONFIG = next(
+    d for d in by_kind(RENDERED, "ConfigMap") if d["metadata"]["name"] == manifests.CONFIG
+)
+JWT_SECRET = f"e2e-{uuid.uuid4().hex}-of-at-least-32-bytes"
+JWT = JwtConfig(CONFIG["data"]["FUNCMART_JWT_ISSUER"], (CONFIG["data"]["FUNCMART_JWT_AUDIENCE"],))
+FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
+
+
+@pytest.fixture(scope="module")
+def knative_table(dynamodb_client) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The table the ConfigMap names (TABLE_NAME), created as the template defines it."""
+    name = CONFIG["data"]["TABLE_NAME"]
+    if name in dynamodb_client.list_tables()["TableNames"]:
+        dynamodb_client.delete_table(TableName=name)
+        dynamodb_client.get_waiter("table_not_exists").wait(TableName=name)
+    dynamodb_client.create_table(**template.load().create_table_kwargs(name))
+    dynamodb_client.get_waiter("table_exists").wait(TableName=name)
+    yield name
+    dynamodb_client.delete_table(TableName=name)
+
+
+def secrets(redis_url: str) -> dict[str, dict[str, str]]:
+    """The Secret an operator creates out of band (docs/deploy.md)."""
+    return {manifests.SECRET: {"FUNCMART_JWT_SECRET": JWT_SECRET, "REDIS_URL": redis_url}}
+
+
+def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
+    """What the cluster gives a pod beside its manifest: DynamoDB (IRSA on EKS)."""
+    return {
+        "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        # DynamoDB Local keeps one database per access key: the test's own.
+        "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
+        "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
+    }
+
+
+@pytest.fixture(scope="module")
+def shop(knative_table: str, dynamodb_endpoint: str, redis_url: str) -> Iterator[Cluster]:
+    assert knative_table == CONFIG["data"]["TABLE_NAME"]
+    # PlaceOrder scaled out to three pods, as the autoscaler would under a burst.
+    with cluster(
+        RENDERED, secrets(redis_url), cluster_env(dynamodb_endpoint), {"place-order": 3}
+    ) as running:
+        yield running
+
+
+def auth(sub: str, admin: bool = False) -> dict[str, str]:
+    token = mint_token(JWT_SECRET, JWT, sub, ["admin"] if admin else [])
+    return {"Authorization": f"Bearer {token}"}
+
+
+def new_product(shop: Cluster, stock: int) -> str:
+    answer = shop.request(
+        "POST",
+        "/products",
+        headers=auth("k-admin", admin=True),
+        json={
+            "name": f"Item {uuid.uuid4().hex[:6]}",
+            "category": "knative",
+            "price": {"amount": 700, "currency": "EUR"},
+            "stock": stock,
+        },
+    )
+    assert answer.status_code == 201, shop.replicas["create-product"][0].output()
+    return str(answer.json()["id"])
+
+
+def place(shop: Cluster, who: str, pid: str, token: str = "tok_ok", qty: int = 1) -> httpx.Response:
+    return shop.request(
+        "POST",
+        "/orders",
+        headers={**auth(who), "Idempotency-Key": uuid.uuid4().hex},
+        json={"lines": [{"productId": pid, "quantity": qty}], "paymentToken": token},
+    )
+
+
+def status(shop: Cluster, who: str, oid: str) -> str:
+    answer = shop.request("GET", f"/orders/{oid}", headers=auth(who))
+    assert answer.status_code == 200, answer.text
+    return str(answer.json()["status"])
+
+
+def stock(shop: Cluster, pid: str) -> int:
+    answer = shop.request("GET", f"/products/{pid}")
+    assert answer.status_code == 200, answer.text
+    return int(answer.json()["stock"])
+
+
+def test_an_order_reaches_fulfilled_through_broker_and_triggers(shop: Cluster) -> None:
+    pid = new_product(shop, stock=5)
+    placed = place(shop, "k-alice", pid)
+    assert placed.status_code == 202, placed.text
+    oid = placed.json()["id"]
+    try:
+        wait_until(lambda: status(shop, "k-alice", oid) == "FULFILLED", 60, "order fulfilled")
+    except TimeoutError:
+        raise AssertionError(shop.output()) from None
+    assert stock(shop, pid) == 4
+    # The broker records a delivery once the subscriber has answered.
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+    delivered = {d.subscriber for d in shop.broker.deliveries if d.status < 300}
+    assert {"process-order", "fulfil-order"} <= delivered
+
+
+def test_a_declined_payment_fails_the_order_and_restores_stock(shop: Cluster) -> None:
+    pid = new_product(shop, stock=5)
+    oid = place(shop, "k-bob", pid, token="tok_decline", qty=3).json()["id"]
+    # (The broker delivers at once, so the reservation may already be released here.)
+    wait_until(lambda: status(shop, "k-bob", oid) == "FAILED", 60, "order failed")
+    assert stock(shop, pid) == 5
+
+
+def test_a_poison_event_is_retried_then_dead_lettered_to_handle_dead_letters(
+    shop: Cluster,
+) -> None:
+    pid = new_product(shop, stock=5)
+    oid = place(shop, "k-carol", pid, token="tok_transient").json()["id"]
+    wait_until(lambda: status(shop, "k-carol", oid) == "NEEDS_ATTENTION", 90, "order flagged")
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+    (trigger,) = [
+        t
+        for t in by_kind(RENDERED, "Trigger")
+        if t["spec"]["subscriber"]["ref"]["name"] == "process-order"
+    ]
+    attempts = [
+        d for d in shop.broker.deliveries if d.subscriber == "process-order" and d.status >= 500
+    ]
+    assert len({d.event_id for d in attempts}) >= 1
+    per_event: dict[str, int] = {}
+    for d in attempts:
+        per_event[d.event_id] = per_event.get(d.event_id, 0) + 1
+    assert 1 + trigger["spec"]["delivery"]["retry"] in per_event.values()
+    assert any(
+        d.subscriber == "handle-dead-letters" and d.status < 300 for d in shop.broker.deliveries
+    )
+
+
+def test_fifty_concurrent_orders_for_twenty_units_oversell_nothing(shop: Cluster) -> None:
+    pid = new_product(shop, stock=20)
+    with ThreadPoolExecutor(max_workers=25) as pool:
+        answers = list(pool.map(lambda i: place(shop, f"k-buyer-{i}", pid), range(50)))
+    codes = sorted(a.status_code for a in answers)
+    assert codes.count(202) == 20, codes
+    assert set(codes) <= {202, 409}, codes
+    accepted = [
+        (f"k-buyer-{i}", a.json()["id"]) for i, a in enumerate(answers) if a.status_code == 202
+    ]
+    wait_until(
+        lambda: all(status(shop, who, oid) in FINAL for who, oid in accepted), 120, "orders done"
+    )
+    assert stock(shop, pid) == 0
+    assert all(status(shop, who, oid) == "FULFILLED" for who, oid in accepted)
+
+
+def test_the_reconciler_takes_its_ping_source_event(shop: Cluster) -> None:
+    (ping,) = by_kind(RENDERED, "PingSource")
+    assert shop.ping(ping["metadata"]["name"]) < 300
+
+
+# ----------------------------------------------- the run follows the manifests, not its own idea
+
+
+def test_a_wrong_trigger_filter_leaves_the_order_pending(shop: Cluster) -> None:
+    """With the process-order Trigger filtering on a type nobody publishes, the order stays
+    PENDING: the behaviour checks above would fail."""
+    wrong = copy.deepcopy(shop.broker.triggers)
+    for t in wrong:
+        if t["spec"]["subscriber"]["ref"]["name"] == "process-order":
+            t["spec"]["filter"]["attributes"]["type"] = "dev.funcmart.order.plaecd"
+    original, shop.broker.triggers = shop.broker.triggers, wrong
+    try:
+        pid = new_product(shop, stock=2)
+        oid = place(shop, "k-dan", pid).json()["id"]
+        wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+        assert status(shop, "k-dan", oid) == "PENDING"
+    finally:
+        shop.broker.triggers = original
+
+
+def test_a_wrong_variable_in_a_manifest_breaks_the_behaviour(
+    knative_table: str, dynamodb_endpoint: str, redis_url: str, tmp_path: Path
+) -> None:
+    """GetOrder started from a manifest whose FUNCMART_ROUTES names another path answers 404
+    where the route sends an order read: the run uses the manifests' environment."""
+    assert knative_table == CONFIG["data"]["TABLE_NAME"]
+    ksvc: dict[str, Any] = copy.deepcopy(knative_services(RENDERED)["get-order"])
+    (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+    for var in container["env"]:
+        if var["name"] == "FUNCMART_ROUTES":
+            var["value"] = json.dumps([{"route": "GET /order/{orderId}", "public": False}])
+    env = container_env(ksvc, RENDERED, secrets(redis_url), None)
+    replica = start_replica("get-order", env, cluster_env(dynamodb_endpoint), image_app(tmp_path))
+    try:
+        wait_started([replica], 60)
+        answer = httpx.get(f"{replica.url}/orders/o-1", headers=auth("k-erin"), timeout=30)
+        assert answer.status_code == 404
+    finally:
+        stop(replica)
