@@ -54,7 +54,8 @@ node_modules/.installed: package.json
 dev: venv-local
 	@echo "==> start the local platform (Ctrl-C stops it)" >&2
 	@$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
-		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
+		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),) \
+		$(if $(LOG_FORMAT),--log-format $(LOG_FORMAT),)
 
 consume: venv-local
 	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)

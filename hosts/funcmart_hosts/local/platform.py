@@ -36,6 +36,7 @@ from funcmart_hosts.local.resources import TABLE, Deployment
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
 
 log = logging.getLogger("local-platform")
+WARM_UP_DELAY_SECONDS = 1.0
 
 
 @dataclass
@@ -222,6 +223,10 @@ class LocalPlatform:
                 deployment.queues = provision.find_queues(sqs, self.tpl, names)
 
     def _warm(self, functions: list[LoadedFunction]) -> None:
+        # A moment's head start for the first requests: the warm-up competes with them for
+        # the interpreter, and a function asked for loads at once anyway.
+        if self.stop_event.wait(WARM_UP_DELAY_SECONDS):
+            return
         started = time.monotonic()
         failed = warm_up(functions)
         ok = len(functions) - len(failed)
