@@ -404,7 +404,9 @@ class FakeRateLimiter:
         self.available = True
         self.keys: list[str] = []
 
-    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+    def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
         if not self.available:
             raise DependencyUnavailable("Redis is unavailable", retry_after=5)
         self.keys.append(key)
