@@ -55,6 +55,7 @@ USES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 class Package:
     paths: list[Path]  # sys.path of a cold start: the package (code and dependencies)
     how: str  # how it was built, for the report
+    bytecode: str = "compiled by the benchmark before the rounds (`compileall`)"
     files_bytes: int = 0
     zip_bytes: int = 0
 

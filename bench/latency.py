@@ -43,6 +43,7 @@ class Run:
     rps: float
     requests: int
     errors: int
+    failure: str | None = None  # the first wrong answer, described
 
 
 @dataclass
@@ -125,7 +126,19 @@ def requests_for(scenario: str, count: int, tokens: list[str], offset: int = 0) 
     return out
 
 
-def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_seconds: float) -> Run:
+def load(
+    url: str,
+    concurrency: int,
+    requests: list[Any],
+    warmup: int,
+    max_seconds: float,
+    *,
+    expect: dict[str, Any] | None = None,
+    cycle: bool = False,
+) -> Run:
+    """One cell: `requests` at `concurrency` for up to `max_seconds` (with `cycle`, round the
+    list for exactly that long). With `expect`, every answer is checked (see _loadgen) and a
+    wrong one counts as an error."""
     host, port = url.removeprefix("http://").split(":")
     spec = {
         "host": host,
@@ -134,6 +147,8 @@ def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_secon
         "requests": requests,
         "warmup": warmup,
         "max_seconds": max_seconds,
+        "expect": expect,
+        "cycle": cycle,
     }
     out = subprocess.run(
         [sys.executable, "-m", "bench._loadgen"],
@@ -154,7 +169,8 @@ def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_secon
         p99=percentile(lat, 99),
         rps=len(lat) / answer["elapsed_s"],
         requests=len(lat),
-        errors=len(lat) - ok,
+        errors=answer["failures"] if expect else len(lat) - ok,
+        failure=answer["failure"],
     )
 
 
