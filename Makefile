@@ -35,32 +35,33 @@ node_modules/.installed: package.json
 	@touch $@
 
 dev: $(STAMP)
-	$(PY) -m funcmart.platforms.local dev --port $(PORT) $(if $(SEED),--seed,) \
+	$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
 		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
 consume: $(STAMP)
-	$(PY) -m funcmart.platforms.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
+	$(PY) -m funcmart_hosts.local consume $(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),)
 
 invoke: $(STAMP)
 	@test -n "$(FN)" -a -n "$(EVENT)" || { echo "usage: make invoke FN=<LogicalId> EVENT=events/<file>.json"; exit 2; }
-	$(PY) -m funcmart.platforms.local invoke $(FN) $(EVENT)
+	$(PY) -m funcmart_hosts.local invoke $(FN) $(EVENT)
 
 token: $(STAMP)
-	@$(PY) -m funcmart.platforms.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
+	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/cfn-lint template.yaml
+	$(VENV)/bin/lint-imports
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy
 
-test: $(STAMP) node_modules/.installed lint typecheck
+test: $(STAMP) node_modules/.installed .venv-sam/.installed lint typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 openapi: $(STAMP)
-	$(PY) -m funcmart.platforms.openapi --write
+	$(PY) -m funcmart_hosts.openapi --write
 
 # Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
 # BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.
@@ -72,7 +73,8 @@ fmt: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 # The SAM CLI pins packages that clash with ours, so it lives in its own environment. The
-# build needs a python3.11 on PATH (the template's runtime) but no container.
+# build (functions/Makefile) needs the template runtime's python on PATH, but no container.
+# tests/platforms/test_lambda_artifact.py runs the same build and checks every artifact.
 .venv-sam/.installed:
 	$(PYTHON) -m venv .venv-sam
 	.venv-sam/bin/pip install --quiet aws-sam-cli

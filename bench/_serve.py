@@ -23,7 +23,7 @@ EMPTY_FUNCTION = "EmptyBench"
 
 
 def template_with_empty_function() -> Any:
-    from funcmart.platforms.local.template import TEMPLATE_PATH, load_yaml, parse
+    from funcmart_hosts.gateway.template import TEMPLATE_PATH, load_yaml, parse
 
     raw = load_yaml(TEMPLATE_PATH)
     raw["Resources"][EMPTY_FUNCTION] = {
@@ -47,7 +47,7 @@ def template_with_empty_function() -> Any:
 
 
 def template_with_batch_size(size: int) -> Any:
-    from funcmart.platforms.local.template import TEMPLATE_PATH, load_yaml, parse
+    from funcmart_hosts.gateway.template import TEMPLATE_PATH, load_yaml, parse
 
     raw = load_yaml(TEMPLATE_PATH)
     for resource in raw["Resources"].values():
@@ -58,9 +58,9 @@ def template_with_batch_size(size: int) -> Any:
 
 
 def main() -> None:
-    from funcmart.platforms.local.cli import _logging
-    from funcmart.platforms.local.config import LocalSettings
-    from funcmart.platforms.local.platform import LocalPlatform, ensure_credentials
+    from funcmart_hosts.local.cli import _logging
+    from funcmart_hosts.local.config import LocalSettings
+    from funcmart_hosts.local.platform import LocalPlatform, ensure_credentials
 
     spec = json.loads(sys.argv[1])
     _logging(False)

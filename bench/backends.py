@@ -20,7 +20,7 @@ from typing import Any
 from bench.common import FUNCTIONS, ROOT, wait_until
 
 sys.path.insert(0, str(FUNCTIONS))
-from funcmart.platforms.local import services
+from funcmart_hosts.local import services
 
 REGION = "us-east-1"
 CREDENTIALS = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
@@ -62,7 +62,7 @@ class Backends:
         return boto3.client("sqs", endpoint_url=self.sqs, region_name=REGION, **_keys())
 
     def make_table(self) -> str:
-        from funcmart.platforms.local.template import load
+        from funcmart_hosts.gateway.template import load
 
         name = f"bench-{uuid.uuid4().hex[:8]}"
         client = self.dynamodb_client()

@@ -264,12 +264,12 @@ def lifecycle_floor(result: Result) -> list[FloorLine]:
     ]  # fmt: skip
 
 
-def run(backends: Backends, logs: Path) -> Result:
+def run(backends: Backends, _logs: Path) -> Result:
     os.environ.update(backends.env())
-    from funcmart.platforms.edge import HttpRequest
-    from funcmart.platforms.local.config import LocalSettings
-    from funcmart.platforms.local.events import sqs_event
-    from funcmart.platforms.local.platform import LocalPlatform, ensure_credentials
+    from funcmart_hosts.gateway.events import HttpRequest
+    from funcmart_hosts.gateway.sqs import sqs_event
+    from funcmart_hosts.local.config import LocalSettings
+    from funcmart_hosts.local.platform import LocalPlatform, ensure_credentials
 
     ensure_credentials()
     table = backends.make_table()
@@ -286,7 +286,7 @@ def run(backends: Backends, logs: Path) -> Result:
     )
     recorder = Recorder()
     steps: dict[str, list[int]] = {}
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.template import load
 
     every = list(load(settings.template_path).functions)
     platform = LocalPlatform(

@@ -84,10 +84,10 @@ SMOKE = Sizes(products=300, requests=dict.fromkeys(SCENARIOS, 10), warmup=2, max
 
 
 def _tokens(count: int) -> list[str]:
-    from funcmart.platforms.edge import mint_token
-    from funcmart.platforms.local.config import LocalSettings
-    from funcmart.platforms.local.resources import default_jwt_config
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.auth import mint_token
+    from funcmart_hosts.gateway.template import load
+    from funcmart_hosts.local.config import LocalSettings
+    from funcmart_hosts.local.resources import default_jwt_config
 
     settings = LocalSettings()
     config = default_jwt_config(load(ROOT / "template.yaml"), settings)

@@ -17,7 +17,6 @@ so background load falls on every system alike; ratios are taken within a repeat
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import random
 import subprocess
@@ -98,10 +97,8 @@ class Server:
 
 
 def knative_module() -> str:
-    """The Knative host's module: the hosts package when present, else its older home."""
-    if importlib.util.find_spec("funcmart_hosts") is not None:
-        return "funcmart_hosts.knative"
-    return "funcmart.platforms.knative"
+    """The Knative host's module: the container's command is `python -m` this."""
+    return "funcmart_hosts.knative"
 
 
 def manifest_env(function_file: str = "get-product.yaml") -> dict[str, str]:
@@ -121,7 +118,7 @@ def manifest_env(function_file: str = "get-product.yaml") -> dict[str, str]:
 
 
 def _process(cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Path) -> Server:
-    from funcmart.platforms.local import services
+    from funcmart_hosts.local import services
 
     with log.open("ab") as out:
         proc = subprocess.Popen(
@@ -142,7 +139,7 @@ def _code_at(commit: str, dest: Path) -> Path:
 
 
 def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
-    from funcmart.platforms.local import services
+    from funcmart_hosts.local import services
 
     port = services.free_port()
     env = {**backends.env(), "TABLE_NAME": table, "RATE_LIMIT": UNLIMITED["ReadsRateLimit"]}
@@ -157,7 +154,7 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
         if system == KNATIVE_BEFORE:
             old = _code_at(BEFORE, logs / "before-code")
             env["PYTHONPATH"] = str(old)
-            cwd, module = old, "funcmart.platforms.knative"
+            cwd, module = old, "funcmart.platforms.knative"  # the host's home back then
         return _process([python, "-m", module, "--host", "127.0.0.1"], env, port, log, cwd)
     if system == FASTAPI:
         cmd = [python, "-m", "uvicorn", "bench.peer_apps.fastapi_app:app", "--workers", "1"]

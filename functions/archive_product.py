@@ -3,10 +3,10 @@
 from aws_lambda_powertools.event_handler import Response
 
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "clock", "rate_limiter")
+deps = build().ready("products", "cache", "clock")
 app = HttpFunction(deps, problems=(403, 404))
 
 

@@ -3,10 +3,10 @@
 from aws_lambda_powertools.event_handler import Response
 
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import cart
 
-deps = build().ready("carts", "rate_limiter")
+deps = build().ready("carts")
 app = HttpFunction(deps)
 
 

@@ -4,10 +4,10 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.catalog import NewProduct, ProductOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "clock", "ids", "rate_limiter")
+deps = build().ready("products", "clock", "ids")
 app = HttpFunction(deps, problems=(403, 409))
 
 

@@ -2,10 +2,10 @@
 
 from funcmart.api.cart import CartOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import cart
 
-deps = build().ready("carts", "products", "cache", "rate_limiter")
+deps = build().ready("carts", "products", "cache")
 app = HttpFunction(deps)
 
 

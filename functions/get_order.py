@@ -4,10 +4,10 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.orders import OrderOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build().ready("orders", "rate_limiter")
+deps = build().ready("orders")
 app = HttpFunction(deps, problems=(404,))
 
 

@@ -4,10 +4,10 @@ from aws_lambda_powertools.event_handler import Response
 
 from funcmart.api.catalog import ProductOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "metrics", "rate_limiter")
+deps = build().ready("products", "cache", "metrics")
 # The hot read path: the rate limiter reads the product's cache entry in its own round trip,
 # and the answer (built from the stored product) is not validated again against ProductOut.
 app = HttpFunction(deps, problems=(404,), cached_product="productId")

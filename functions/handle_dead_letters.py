@@ -4,7 +4,7 @@ from aws_lambda_powertools import Logger
 
 from funcmart.bootstrap import build
 from funcmart.domain.errors import InvalidRequest
-from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
 
 deps = build().ready("order_ports")

@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler import Response
 from funcmart import __version__
 from funcmart.api.health import HealthOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import health
 
-deps = build().ready("table_probe", "redis_probe", "rate_limiter")
+deps = build().ready("table_probe", "redis_probe")
 app = HttpFunction(deps, also_answers=(503,))
 
 

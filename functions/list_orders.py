@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from funcmart.api.orders import OrderOut, OrderPage
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import orders
 
-deps = build().ready("orders", "rate_limiter")
+deps = build().ready("orders")
 app = HttpFunction(deps, problems=(403,))
 
 

@@ -6,10 +6,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Query
 
 from funcmart.api.catalog import ProductOut, ProductPage
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction
 from funcmart.services import catalog
 
-deps = build().ready("products", "rate_limiter")
+deps = build().ready("products")
 app = HttpFunction(deps)
 
 

@@ -8,10 +8,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
 from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import orders
 
-deps = build().ready("order_ports", "carts", "rate_limiter")
+deps = build().ready("order_ports", "carts")
 app = HttpFunction(deps, problems=(409, 422))
 
 

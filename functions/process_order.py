@@ -2,7 +2,7 @@
 
 from funcmart.bootstrap import build
 from funcmart.domain.orders import OrderPlaced
-from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
 
 deps = build().ready("order_ports")

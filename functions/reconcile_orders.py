@@ -1,7 +1,7 @@
 """Schedule: re-publish events of orders left open too long; release abandoned stock."""
 
 from funcmart.bootstrap import build
-from funcmart.platforms.schedule import ScheduledFunction
+from funcmart.entrypoints.schedule import ScheduledFunction
 from funcmart.services import orders
 
 deps = build().ready("order_ports", "reconcile_policy")

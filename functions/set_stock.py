@@ -5,10 +5,10 @@ from aws_lambda_powertools.event_handler import Response
 from funcmart.api.catalog import ProductOut, StockUpdate
 from funcmart.bootstrap import build
 from funcmart.domain.catalog import StockChange
-from funcmart.platforms.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import catalog
 
-deps = build().ready("products", "cache", "clock", "rate_limiter")
+deps = build().ready("products", "cache", "clock")
 app = HttpFunction(deps, problems=(403, 404, 409))
 
 

@@ -15,7 +15,8 @@ from urllib.parse import urlparse, urlunparse
 import boto3
 import pytest
 
-from funcmart.platforms.local import services, template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.local import services
 
 REGION = "us-east-1"
 TEST_REDIS_DB = int(os.environ.get("FUNCMART_TEST_REDIS_DB", "15"))

@@ -28,8 +28,8 @@ from typing import Any
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.platforms.local.template import ROOT, Function, Queue, Template, _Tag, load
 from funcmart.settings import Settings
+from funcmart_hosts.gateway.template import ROOT, Function, Queue, Template, _Tag, load
 
 INFRA = ROOT / "infra"
 LOCALSTACK = ROOT / "localstack"
@@ -107,7 +107,9 @@ def _ref_target(value: Any) -> str | None:
 def queue_event_types(tpl: Template) -> dict[str, str]:
     """Queue logical id -> the event type published to it, from the functions' variables
     (`ORDER_PLACED_QUEUE_URL: !Ref OrderPlacedQueue`) and the settings that name them."""
-    env_to_event = {Settings._ENV[field]: event for event, field in Settings.EVENT_QUEUES.items()}
+    env_to_event = {
+        Settings.env_names(field)[0]: event for event, field in Settings.EVENT_QUEUES.items()
+    }
     out: dict[str, str] = {}
     for fn in tpl.functions.values():
         for name, value in fn.environment.items():

@@ -5,5 +5,5 @@ from typing import Any
 RESPONSE = {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": "{}"}
 
 
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(_event: dict[str, Any], _context: Any) -> dict[str, Any]:
     return RESPONSE

@@ -55,6 +55,18 @@ class Container:
             getattr(self, name)
         return self
 
+    def built(self, name: str) -> Any | None:
+        """The named dependency if this function has built it, else None (never builds it)."""
+        if name not in _OVERRIDABLE:
+            raise TypeError(f"unknown dependency {name!r}")
+        return self.__dict__.get(name)
+
+    def flush_metrics(self) -> None:
+        """Write what this invocation counted, if the function counts anything at all."""
+        metrics = self.built("metrics")
+        if metrics is not None:
+            metrics.flush()
+
     @cached_property
     def aws_session(self) -> Session:
         """One botocore session for every AWS client: its loaders read botocore's service

@@ -19,17 +19,14 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
+from funcmart.settings import on_lambda
+
 SERVICE = "funcmart"
 TRACED_MODULES = ("botocore",)
 logger = Logger(service=SERVICE)
 
 R = TypeVar("R")
 Handler = Callable[[dict[str, Any], Any], R]
-
-
-def on_lambda() -> bool:
-    """True inside the AWS Lambda runtime (not under SAM's or another emulator)."""
-    return bool(os.environ.get("LAMBDA_TASK_ROOT")) and not os.environ.get("AWS_SAM_LOCAL")
 
 
 def _share_json_formatting() -> None:

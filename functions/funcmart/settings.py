@@ -1,133 +1,147 @@
-"""Typed settings, read once at cold start: explicit argument, then environment, then default."""
+"""Typed settings, read once at cold start: explicit argument, then environment, then default.
+
+Each setting names the environment variables it is read from beside its type; pydantic checks
+every value at cold start, so a misspelled choice (`METRICS_BACKEND=prometeus`) or a malformed
+number stops the function with a message naming the variable, never a silent fallback.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal, get_args
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from funcmart.domain.ratelimit import DEFAULT_LIMITS, parse_policy
+
+RouteClass = Literal["reads", "writes", "orders", "health"]
 
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at cold start, never per request."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    table_name: str
-    redis_url: str = "redis://127.0.0.1:6379/0"
-    aws_region: str = "us-east-1"
-    dynamodb_endpoint: str | None = None
-    sqs_endpoint: str | None = None
-    max_body_bytes: int = 65536
-    cache_ttl_seconds: int = 300
+def on_lambda(environ: Mapping[str, str] | None = None) -> bool:
+    """True inside the AWS Lambda runtime itself, not under SAM's or another emulator (they
+    set AWS_SAM_LOCAL): the one answer to "are we on Lambda?"."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
+
+
+def _env(*names: str, default: Any = None, **constraints: Any) -> Any:
+    """A field read from the first of `names` that is set in the environment."""
+    return Field(default, validation_alias=AliasChoices(*names), **constraints)
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=False)
+
+    table_name: str = _env("TABLE_NAME", default=..., min_length=1)
+    redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    aws_region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
+    dynamodb_endpoint: str | None = _env("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
+    sqs_endpoint: str | None = _env("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL")
+    max_body_bytes: int = _env("MAX_BODY_BYTES", default=65536, gt=0)
+    cache_ttl_seconds: int = _env("CACHE_TTL_SECONDS", default=300, ge=0)
     # A cart lives this long after its last change.
-    cart_ttl_seconds: int = 604800
+    cart_ttl_seconds: int = _env("CART_TTL_SECONDS", default=604800, gt=0)
     # Per caller and route class: "60/60s", "off"; unset means the class default
-    # (funcmart.domain.ratelimit.DEFAULT_LIMITS). The class defaults from the HTTP method.
-    rate_limit: str | None = None
-    rate_limit_class: str | None = None
+    # (funcmart.domain.ratelimit.DEFAULT_LIMITS). Without a class the HTTP method picks one.
+    rate_limit: str | None = _env("RATE_LIMIT")
+    rate_limit_class: RouteClass | None = _env("RATE_LIMIT_CLASS")
     # How long /health waits for each dependency.
-    health_timeout_seconds: float = 1.0
+    health_timeout_seconds: float = _env("HEALTH_TIMEOUT_SECONDS", default=1.0, gt=0)
     # How long a Redis outage is remembered before the next attempt (a small circuit breaker).
-    redis_retry_after_seconds: float = 5.0
-    redis_socket_timeout_seconds: float = 0.25
+    redis_retry_after_seconds: float = _env("REDIS_RETRY_AFTER_SECONDS", default=5.0, ge=0)
+    redis_socket_timeout_seconds: float = _env("REDIS_SOCKET_TIMEOUT_SECONDS", default=0.25, gt=0)
     # Orders and the pipeline.
-    order_placed_queue_url: str | None = None
-    order_paid_queue_url: str | None = None
-    idempotency_ttl_seconds: int = 86400
-    payment_slow_seconds: float = 2.0
-    reconcile_after_seconds: int = 120
-    abandon_after_seconds: int = 86400
-    max_republish: int = 5
+    order_placed_queue_url: str | None = _env("ORDER_PLACED_QUEUE_URL")
+    order_paid_queue_url: str | None = _env("ORDER_PAID_QUEUE_URL")
+    idempotency_ttl_seconds: int = _env("IDEMPOTENCY_TTL_SECONDS", default=86400, gt=0)
+    payment_slow_seconds: float = _env("PAYMENT_SLOW_SECONDS", default=2.0, ge=0)
+    reconcile_after_seconds: int = _env("RECONCILE_AFTER_SECONDS", default=120, gt=0)
+    abandon_after_seconds: int = _env("ABANDON_AFTER_SECONDS", default=86400, gt=0)
+    max_republish: int = _env("RECONCILE_MAX_REPUBLISH", default=5, ge=0)
     # A failed queue record becomes visible again after base * 2^(receives-1) seconds.
-    retry_backoff_base_seconds: int = 2
-    retry_backoff_max_seconds: int = 300
+    retry_backoff_base_seconds: int = _env("RETRY_BACKOFF_BASE_SECONDS", default=2, ge=0)
+    retry_backoff_max_seconds: int = _env("RETRY_BACKOFF_MAX_SECONDS", default=300, ge=0)
     # Records of one queue batch processed at once (FIFO queues: always one at a time).
-    batch_concurrency: int = 10
-    # "emf" (CloudWatch, the default on Lambda) or "inprocess" (Prometheus exposition).
-    metrics_backend: str | None = None
+    batch_concurrency: int = _env("BATCH_CONCURRENCY", default=10, ge=1, le=100)
+    # "emf" (CloudWatch; the default on Lambda) or "inprocess" (Prometheus exposition; the
+    # default everywhere else).
+    metrics_backend: Literal["emf", "inprocess"] = _env("METRICS_BACKEND", default="inprocess")
     # Where events go: "sqs" (one queue per event type; AWS, LocalStack, local) or
     # "cloudevents" (binary-mode CloudEvents POSTed to a Knative broker).
-    publisher: str = "sqs"
+    publisher: Literal["sqs", "cloudevents"] = _env("PUBLISHER", default="sqs")
     # The broker's ingress URL; Knative's K_SINK (a SinkBinding) when not set.
-    broker_url: str | None = None
+    broker_url: str | None = _env("BROKER_URL", "K_SINK")
     # The CloudEvents `source` of published events.
-    event_source: str = "funcmart"
-    publish_timeout_seconds: float = 2.0
+    event_source: str = _env("EVENT_SOURCE", default="funcmart", min_length=1)
+    publish_timeout_seconds: float = _env("PUBLISH_TIMEOUT_SECONDS", default=2.0, gt=0)
 
-    _ENV: ClassVar[dict[str, str]] = {
-        "table_name": "TABLE_NAME",
-        "redis_url": "REDIS_URL",
-        "aws_region": "AWS_REGION",
-        "dynamodb_endpoint": "AWS_ENDPOINT_URL_DYNAMODB",
-        "sqs_endpoint": "AWS_ENDPOINT_URL_SQS",
-        "max_body_bytes": "MAX_BODY_BYTES",
-        "cache_ttl_seconds": "CACHE_TTL_SECONDS",
-        "cart_ttl_seconds": "CART_TTL_SECONDS",
-        "rate_limit": "RATE_LIMIT",
-        "rate_limit_class": "RATE_LIMIT_CLASS",
-        "health_timeout_seconds": "HEALTH_TIMEOUT_SECONDS",
-        "redis_retry_after_seconds": "REDIS_RETRY_AFTER_SECONDS",
-        "redis_socket_timeout_seconds": "REDIS_SOCKET_TIMEOUT_SECONDS",
-        "order_placed_queue_url": "ORDER_PLACED_QUEUE_URL",
-        "order_paid_queue_url": "ORDER_PAID_QUEUE_URL",
-        "idempotency_ttl_seconds": "IDEMPOTENCY_TTL_SECONDS",
-        "payment_slow_seconds": "PAYMENT_SLOW_SECONDS",
-        "reconcile_after_seconds": "RECONCILE_AFTER_SECONDS",
-        "abandon_after_seconds": "ABANDON_AFTER_SECONDS",
-        "max_republish": "RECONCILE_MAX_REPUBLISH",
-        "retry_backoff_base_seconds": "RETRY_BACKOFF_BASE_SECONDS",
-        "retry_backoff_max_seconds": "RETRY_BACKOFF_MAX_SECONDS",
-        "batch_concurrency": "BATCH_CONCURRENCY",
-        "metrics_backend": "METRICS_BACKEND",
-        "publisher": "PUBLISHER",
-        "broker_url": "BROKER_URL",
-        "event_source": "EVENT_SOURCE",
-        "publish_timeout_seconds": "PUBLISH_TIMEOUT_SECONDS",
-    }
-    # Standard variables read when the setting's own is not set.
-    _FALLBACK: ClassVar[dict[str, tuple[str, ...]]] = {
-        "aws_region": ("AWS_DEFAULT_REGION",),
-        "dynamodb_endpoint": ("AWS_ENDPOINT_URL",),
-        "sqs_endpoint": ("AWS_ENDPOINT_URL",),
-        "broker_url": ("K_SINK",),
-    }
-    PUBLISHERS: ClassVar[tuple[str, ...]] = ("sqs", "cloudevents")
     # The setting holding the queue each published event type goes to (with "sqs").
     EVENT_QUEUES: ClassVar[dict[str, str]] = {
         "OrderPlaced": "order_placed_queue_url",
         "OrderPaid": "order_paid_queue_url",
     }
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _a_rate_limit(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_policy(value)  # raises ValueError with what is wrong
+        return value
+
+    @classmethod
+    def env_names(cls, field: str) -> tuple[str, ...]:
+        """The environment variables a setting is read from, in order."""
+        alias = cls.model_fields[field].validation_alias
+        assert isinstance(alias, AliasChoices)
+        return tuple(str(choice) for choice in alias.choices)
+
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
         """Build settings from overrides, then `environ` (default os.environ), then defaults."""
         env = os.environ if environ is None else environ
+        unknown = set(overrides) - set(cls.model_fields)
+        if unknown:
+            raise SettingsError(f"unknown settings: {sorted(unknown)}")
         values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name in overrides:
-                values[f.name] = overrides[f.name]
+        for name in cls.model_fields:
+            if name in overrides:
+                values[name] = overrides[name]
                 continue
-            names = (cls._ENV[f.name], *cls._FALLBACK.get(f.name, ()))
-            raw = next((env[n] for n in names if env.get(n)), None)
-            if raw in (None, ""):
-                continue
-            values[f.name] = coerce(f.name, f.type, raw)
-        if "metrics_backend" not in values:
-            # EMF on Lambda itself; emulators (the local platform, SAM) set AWS_SAM_LOCAL and
-            # keep the in-process registry that /metrics serves.
-            on_lambda = env.get("AWS_LAMBDA_FUNCTION_NAME") and not env.get("AWS_SAM_LOCAL")
-            values["metrics_backend"] = "emf" if on_lambda else "inprocess"
-        if "table_name" not in values:
-            raise SettingsError("TABLE_NAME is not set: the function does not know its table")
-        if values.get("publisher", "sqs") not in cls.PUBLISHERS:
-            raise SettingsError(f"PUBLISHER must be one of {cls.PUBLISHERS}")
-        return cls(**values)
+            raw = next((env[n] for n in cls.env_names(name) if env.get(n)), None)
+            if raw is not None:
+                values[name] = raw
+        if "metrics_backend" not in values and on_lambda(env):
+            values["metrics_backend"] = "emf"
+        try:
+            return cls.model_validate(values)
+        except ValidationError as exc:
+            raise SettingsError(cls._explain(exc)) from exc
+
+    @classmethod
+    def _explain(cls, exc: ValidationError) -> str:
+        problems = []
+        for error in exc.errors():
+            field = str(error["loc"][0]) if error["loc"] else ""
+            names = cls.env_names(field) if field in cls.model_fields else (field,)
+            if error["type"] == "missing":
+                problems.append(f"{names[0]} is not set")
+            else:
+                message = str(error["msg"]).removeprefix("Value error, ")
+                problems.append(f"{names[0]}={error['input']!r}: {message}")
+        return "; ".join(problems)
+
+
+assert set(DEFAULT_LIMITS) == set(get_args(RouteClass)), "route classes and their defaults agree"
 
 
 def coerce(name: str, type_: Any, raw: str) -> Any:
-    """An environment string as the field's type (int, float, Path or str)."""
+    """An environment string as a dataclass field's type (int, float, Path or str): for the
+    hosts' own settings."""
     kind = str(type_)
     try:
         if kind.startswith("int"):

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterator
 import httpx
 import pytest
 
-from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.template import load
+from funcmart_hosts.gateway.auth import mint_token
+from funcmart_hosts.gateway.template import load
+from funcmart_hosts.local.platform import LocalPlatform
+from funcmart_hosts.local.resources import default_jwt_config
 from tests.support.platforms import local_settings
 
 

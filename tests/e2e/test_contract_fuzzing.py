@@ -28,11 +28,11 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import checks
 from schemathesis.generation import GenerationMode
 
-from funcmart.platforms import openapi
-from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.template import load
+from funcmart_hosts import openapi
+from funcmart_hosts.gateway.auth import mint_token
+from funcmart_hosts.gateway.template import load
+from funcmart_hosts.local.platform import LocalPlatform
+from funcmart_hosts.local.resources import default_jwt_config
 from tests.support import report
 from tests.support.platforms import local_settings
 

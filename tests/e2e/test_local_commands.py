@@ -13,9 +13,9 @@ from pathlib import Path
 
 import httpx
 
-from funcmart.platforms.local.services import free_port
+from funcmart_hosts.local.services import free_port
 
-CLI = [sys.executable, "-m", "funcmart.platforms.local"]
+CLI = [sys.executable, "-m", "funcmart_hosts.local"]
 
 
 def clean_env(**extra: str) -> dict[str, str]:
@@ -118,10 +118,10 @@ def test_invoke_prints_the_response_and_only_the_response(tmp_path: Path):
 
 
 def test_token_prints_a_token_the_gateway_accepts():
-    from funcmart.platforms.edge import TokenVerifier
-    from funcmart.platforms.local.config import LocalSettings
-    from funcmart.platforms.local.resources import default_jwt_config
-    from funcmart.platforms.local.template import load
+    from funcmart_hosts.gateway.auth import TokenVerifier
+    from funcmart_hosts.gateway.template import load
+    from funcmart_hosts.local.config import LocalSettings
+    from funcmart_hosts.local.resources import default_jwt_config
 
     done = subprocess.run(
         [*CLI, "token", "--role", "admin", "--sub", "ops-1", "--ttl", "60"],

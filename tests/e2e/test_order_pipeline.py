@@ -20,11 +20,11 @@ import pytest
 
 from bench.common import wait_until
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.platform import LocalPlatform
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.template import load
+from funcmart_hosts.gateway.auth import mint_token
+from funcmart_hosts.gateway.template import load
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.platform import LocalPlatform
+from funcmart_hosts.local.resources import default_jwt_config
 from tests.support.platforms import local_settings
 
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
@@ -159,7 +159,7 @@ def _consumer(env: dict[str, str], extra: list[str], log: Path) -> subprocess.Po
         [
             sys.executable,
             "-m",
-            "funcmart.platforms.local",
+            "funcmart_hosts.local",
             "consume",
             "--no-provision",
             "--no-schedules",

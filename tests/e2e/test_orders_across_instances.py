@@ -22,11 +22,11 @@ import httpx
 import pytest
 
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.platforms.edge import mint_token
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.resources import default_jwt_config
-from funcmart.platforms.local.services import free_port
-from funcmart.platforms.local.template import load
+from funcmart_hosts.gateway.auth import mint_token
+from funcmart_hosts.gateway.template import load
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import default_jwt_config
+from funcmart_hosts.local.services import free_port
 
 INSTANCES = 4
 
@@ -53,7 +53,7 @@ def instances(
                     [
                         sys.executable,
                         "-m",
-                        "funcmart.platforms.local",
+                        "funcmart_hosts.local",
                         "dev",
                         "--port",
                         str(port),

@@ -9,9 +9,10 @@ import uuid
 import boto3
 import pytest
 
-from funcmart.platforms.local import provision, template
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.resources import Deployment
+from funcmart_hosts.gateway import template
+from funcmart_hosts.local import provision
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import Deployment
 
 QUEUES = textwrap.dedent(
     """

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from aws_lambda_powertools.utilities.parser.models import EventBridgeModel, SqsModel
 
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.platform import LocalPlatform
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.platform import LocalPlatform
 
 TEMPLATE = """
 Transform: AWS::Serverless-2016-10-31

@@ -10,11 +10,12 @@ import boto3
 import pytest
 from botocore.client import BaseClient
 
-from funcmart.platforms.local import provision, template
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.resources import Deployment
-from funcmart.platforms.local.template import Function, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import Handler, load_handler
+from funcmart_hosts.gateway.template import Function, Template
+from funcmart_hosts.local import provision
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import Deployment
 from tests.functions.invoking import DynamoCalls, EnvFor
 
 _TRANSACT_ACTIONS = {
@@ -90,4 +91,4 @@ def dynamodb_calls(monkeypatch: pytest.MonkeyPatch) -> Iterator[DynamoCalls]:
         return original(self, operation, params)
 
     monkeypatch.setattr(BaseClient, "_make_api_call", recording)
-    yield recorded
+    return recorded

@@ -8,9 +8,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from funcmart.platforms.local import template
-from funcmart.platforms.local.loader import Handler
-from funcmart.platforms.local.template import ROOT, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import Handler
+from funcmart_hosts.gateway.template import ROOT, Template
 
 EVENTS = ROOT / "events"
 # (function, redis_url=the test Redis) -> the environment the template gives the function

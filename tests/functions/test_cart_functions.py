@@ -19,9 +19,9 @@ from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import Product
 from funcmart.domain.money import Money
-from funcmart.platforms.local import template
-from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.template import Function, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import Handler, load_handler
+from funcmart_hosts.gateway.template import Function, Template
 from tests.functions.invoking import (
     DynamoCalls,
     assert_calls_allowed,
@@ -181,11 +181,13 @@ def test_a_replayed_order_from_the_cart_gets_the_first_answer(
     event = load_event("place_order_from_cart.json")
     event["headers"]["idempotency-key"] = "replay-after-cart-cleared"
     first = invoke(cart_handlers["PlaceOrder"], json.loads(json.dumps(event)))
-    assert first[0] == 202 and redis_client.hgetall(CART) == {}
+    assert first[0] == 202
+    assert redis_client.hgetall(CART) == {}
     # WHEN the client retries with the same key
     again = invoke(cart_handlers["PlaceOrder"], event)
     # THEN it gets the same order, not "the cart is empty"
-    assert again[0] == 202 and again[2] == first[2]
+    assert again[0] == 202
+    assert again[2] == first[2]
     assert again[1]["Idempotent-Replayed"] == "true"
 
 
@@ -210,7 +212,8 @@ def test_with_redis_down_the_cart_is_503_and_health_is_degraded(
         assert int(headers["Retry-After"]) >= 1
     status, _, body = invoke(fns["Health"], load_event("health.json"))
     assert status == 200
-    assert body["status"] == "degraded" and body["checks"]["redis"] == "degraded"
+    assert body["status"] == "degraded"
+    assert body["checks"]["redis"] == "degraded"
 
 
 def test_health_is_503_without_the_table(tpl: Template, env: Callable[..., dict[str, str]]) -> None:
@@ -219,5 +222,6 @@ def test_health_is_503_without_the_table(tpl: Template, env: Callable[..., dict[
     values["TABLE_NAME"] = "funcmart-no-such-table"
     status, _, body = invoke(load_handler(fn, values), load_event("health.json"))
     assert status == 503
-    assert body["status"] == "unavailable" and body["checks"]["dynamodb"] == "unavailable"
+    assert body["status"] == "unavailable"
+    assert body["checks"]["dynamodb"] == "unavailable"
     assert "version" in body

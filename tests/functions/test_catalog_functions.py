@@ -19,8 +19,8 @@ from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import ARCHIVED, Product
 from funcmart.domain.money import Money
-from funcmart.platforms.local.loader import Handler, load_handler
-from funcmart.platforms.local.template import Template
+from funcmart_hosts.gateway.loader import Handler, load_handler
+from funcmart_hosts.gateway.template import Template
 from tests.functions.invoking import (
     DynamoCalls,
     EnvFor,
@@ -80,17 +80,20 @@ def first_page_of_books(body: dict[str, Any], products: DynamoProductRepository)
 
 def created(body: dict[str, Any], products: DynamoProductRepository) -> None:
     stored = products.get(body["id"])
-    assert stored is not None and stored.to_dict() == body
+    assert stored is not None
+    assert stored.to_dict() == body
 
 
 def updated(body: dict[str, Any], products: DynamoProductRepository) -> None:
     stored = products.get(SEED.id)
-    assert stored is not None and stored.to_dict() == body
+    assert stored is not None
+    assert stored.to_dict() == body
 
 
 def archived(_: dict[str, Any], products: DynamoProductRepository) -> None:
     stored = products.get(SEED.id)
-    assert stored is not None and (stored.status, stored.version) == (ARCHIVED, 2)
+    assert stored is not None
+    assert (stored.status, stored.version) == (ARCHIVED, 2)
 
 
 def unchanged(_: dict[str, Any], products: DynamoProductRepository) -> None:
@@ -166,6 +169,7 @@ def seeded(
     products: DynamoProductRepository, dynamodb_client: Any, function_table: str, redis_client: Any
 ) -> None:
     """The seed books as stored above, and an empty cache (redis_client empties its db)."""
+    redis_client.ping()
     for product in [SEED, *OTHER_BOOKS]:
         pk, sk = product_key(product.id)
         dynamodb_client.delete_item(

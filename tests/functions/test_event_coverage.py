@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from funcmart.platforms.local.template import Template
+from funcmart_hosts.gateway.template import Template
 from tests.functions import test_cart_functions, test_catalog_functions, test_order_functions
 from tests.functions.invoking import EVENTS
 

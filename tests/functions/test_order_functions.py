@@ -21,10 +21,10 @@ from funcmart.domain import orders as model
 from funcmart.domain.catalog import Product
 from funcmart.domain.money import Money
 from funcmart.domain.orders import IdempotencyRecord, Order, OrderLine, OrderPlaced
-from funcmart.platforms.local.loader import Handler
-from funcmart.platforms.local.resources import Deployment
-from funcmart.platforms.local.template import Template
 from funcmart.services import orders
+from funcmart_hosts.gateway.loader import Handler
+from funcmart_hosts.gateway.template import Template
+from funcmart_hosts.local.resources import Deployment
 from tests.functions.invoking import (
     DynamoCalls,
     assert_calls_allowed,
@@ -126,7 +126,8 @@ class World:
 # ------------------------------------------------------------------- checks on answers
 def placed_and_published(body: Any, w: World) -> None:
     stored = w.deps.orders.get(body["id"])
-    assert stored is not None and stored.status == model.PENDING
+    assert stored is not None
+    assert stored.status == model.PENDING
     assert w.stock() == PRODUCT.stock - 2
     assert [m["orderId"] for m in w.messages("OrderPlacedQueue")] == [body["id"]]
 
@@ -272,6 +273,8 @@ def test_queue_and_schedule_events_have_the_lambda_shape(tpl: Template, name: st
     assert name.removesuffix(".json").startswith(fn.module)
     event = load_event(name)
     if fn.queues:
-        assert event["Records"] and all(r["eventSource"] == "aws:sqs" for r in event["Records"])
+        assert event["Records"]
+        assert all(r["eventSource"] == "aws:sqs" for r in event["Records"])
     else:
-        assert fn.schedules and event["detail-type"] == "Scheduled Event"
+        assert fn.schedules
+        assert event["detail-type"] == "Scheduled Event"

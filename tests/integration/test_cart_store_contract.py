@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.adapters.memory import FakeCartStore
 from funcmart.adapters.redis_store import Breaker, RedisCartStore, RedisGuard, connect
 from funcmart.domain.errors import DependencyUnavailable
+from tests.fakes import FakeCartStore
 from tests.support.builders import random_id
 
 TTL = 600

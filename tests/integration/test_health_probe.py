@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from funcmart.adapters.dynamodb.health import TableProbe
-from funcmart.platforms.local.services import free_port
+from funcmart_hosts.local.services import free_port
 
 
 def test_a_reachable_table_answers(dynamodb_endpoint, table_name):

@@ -104,7 +104,8 @@ def test_out_of_stock_names_the_short_lines_and_changes_nothing(deps):
             "c",
         )
     assert [line["productId"] for line in err.value.extra["lines"]] == [scarce]
-    assert stock_of(deps, plenty) == 10 and stock_of(deps, scarce) == 1
+    assert stock_of(deps, plenty) == 10
+    assert stock_of(deps, scarce) == 1
 
 
 def test_paid_then_fulfilled_with_exactly_one_charge_under_redelivery(deps):

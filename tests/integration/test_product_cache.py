@@ -14,7 +14,6 @@ import redis
 from funcmart.adapters import redis_store
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.adapters.memory import FakeCache, FakeProductRepository
 from funcmart.adapters.redis_store import (
     Breaker,
     RedisGuard,
@@ -25,8 +24,9 @@ from funcmart.adapters.redis_store import (
 from funcmart.domain.ratelimit import RatePolicy
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
-from tests.factories import a_product, random_product_id
+from tests.fakes import FakeCache, FakeProductRepository
 from tests.support.builders import random_id
+from tests.support.factories import a_product, random_product_id
 
 TTL = 300
 POLICY = RatePolicy(limit=1000, period_seconds=60)
@@ -80,6 +80,7 @@ def closed_port_url() -> str:
 
 @pytest.fixture
 def real_cache(redis_url: str, redis_client: redis.Redis) -> Iterator[RedisProductCache]:
+    redis_client.ping()  # its fixture has emptied the test database
     client = connect(redis_url, 1.0)
     yield RedisProductCache(RedisGuard(client, Breaker(5)), TTL)
     client.close()
@@ -118,7 +119,8 @@ class TestProductCache:
         cache.put(product.id, product.to_dict())
         cache.put(product.id, {**product.to_dict(), "stock": 2})
         value = cache.get(product.id)
-        assert value is not None and value["stock"] == 1
+        assert value is not None
+        assert value["stock"] == 1
 
 
 class TestRedisProductCache:
@@ -180,7 +182,7 @@ class TestRedisOutage:
         client.close()
 
     @pytest.fixture
-    def guard(self, counting: CountingClient, fake_time: FakeTime) -> RedisGuard:
+    def guard(self, counting: CountingClient, fake_time: FakeTime) -> RedisGuard:  # noqa: ARG002
         return RedisGuard(counting, Breaker(5))  # type: ignore[arg-type]
 
     def test_reads_miss_and_writes_do_not_raise(self, guard: RedisGuard) -> None:
@@ -262,7 +264,7 @@ class TestReadAheadByTheRateLimiter:
 
     @pytest.fixture
     def parts(
-        self, redis_url: str, redis_client: redis.Redis
+        self, redis_url: str
     ) -> Iterator[tuple[RedisRateLimiter, RedisProductCache, CountingClient]]:
         client = connect(redis_url, 1.0)
         counting = CountingClient(client)

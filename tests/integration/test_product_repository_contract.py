@@ -12,7 +12,6 @@ import pytest
 
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import Tables, bind
-from funcmart.adapters.memory import FakeProductRepository
 from funcmart.domain.catalog import (
     MAX_STOCK,
     Product,
@@ -29,7 +28,8 @@ from funcmart.domain.errors import (
     VersionConflict,
 )
 from funcmart.ports import ProductRepository
-from tests.factories import a_product, eur, random_category
+from tests.fakes import FakeProductRepository
+from tests.support.factories import a_product, eur, random_category
 
 LATER = "2026-11-26T19:00:00.000Z"
 REGION = "us-east-1"
@@ -101,7 +101,8 @@ class TestProductRepository:
         with pytest.raises(Conflict):
             products.add(replace(product, name="Second"))
         stored = products.get(product.id)
-        assert stored is not None and stored.name == "First"
+        assert stored is not None
+        assert stored.name == "First"
 
     # ------------------------------------------------------------------------- save
     def test_save_at_the_expected_version_writes_catalog_fields(
@@ -149,7 +150,8 @@ class TestProductRepository:
         products.save(archive(gone, LATER), expected_version=1)
         assert [p.id for p in products.list(category, 10, None).items] == [kept.id]
         stored = products.get(gone.id)
-        assert stored is not None and not stored.active
+        assert stored is not None
+        assert not stored.active
 
     # ----------------------------------------------------------------- change_stock
     def test_stock_can_be_set_to_a_level(self, products: ProductRepository) -> None:
@@ -163,7 +165,8 @@ class TestProductRepository:
         assert products.change_stock(product.id, StockChange(adjust_by=3), LATER).stock == 8
         assert products.change_stock(product.id, StockChange(adjust_by=-8), LATER).stock == 0
         stored = products.get(product.id)
-        assert stored is not None and stored.stock == 0
+        assert stored is not None
+        assert stored.stock == 0
 
     def test_stock_never_goes_below_zero(self, products: ProductRepository) -> None:
         product = add(products, stock=2)
@@ -171,7 +174,8 @@ class TestProductRepository:
             products.change_stock(product.id, StockChange(adjust_by=-3), LATER)
         assert err.value.extra == {"available": 2}
         stored = products.get(product.id)
-        assert stored is not None and stored.stock == 2
+        assert stored is not None
+        assert stored.stock == 2
 
     def test_stock_never_goes_above_the_maximum(self, products: ProductRepository) -> None:
         # GIVEN one short of the most stock a product may hold
@@ -182,7 +186,8 @@ class TestProductRepository:
         # THEN nothing changes; one more is still fine
         assert err.value.extra == {"field": "adjust"}
         stored = products.get(product.id)
-        assert stored is not None and stored.stock == MAX_STOCK - 1
+        assert stored is not None
+        assert stored.stock == MAX_STOCK - 1
         assert products.change_stock(product.id, StockChange(adjust_by=1), LATER).stock == (
             MAX_STOCK
         )
@@ -230,7 +235,8 @@ class TestProductRepository:
         # THEN exactly 10 succeed and the stock ends at zero
         assert sorted(outcomes) == ["ok"] * 10 + ["out"] * 10
         stored = products.get(product.id)
-        assert stored is not None and stored.stock == 0
+        assert stored is not None
+        assert stored.stock == 0
 
     # ------------------------------------------------------------------------- list
     def test_a_category_lists_by_name_ignoring_case(self, products: ProductRepository) -> None:

@@ -6,10 +6,10 @@ import threading
 
 import pytest
 
-from funcmart.adapters.memory import FakeRateLimiter
 from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisRateLimiter, connect
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.ratelimit import RatePolicy
+from tests.fakes import FakeRateLimiter
 from tests.support.builders import random_id
 
 POLICY = RatePolicy(limit=3, period_seconds=60)
@@ -42,7 +42,8 @@ class TestRateLimiterContract:
 
 
 class TestRedisRateLimiter:
-    def test_concurrent_hits_never_exceed_the_limit(self, redis_url, redis_client):
+    @pytest.mark.usefixtures("redis_client")
+    def test_concurrent_hits_never_exceed_the_limit(self, redis_url):
         limiter = RedisRateLimiter(RedisGuard(connect(redis_url, 2), Breaker(1)))
         policy, key, allowed = RatePolicy(20, 60), random_id("k:"), []
 
@@ -55,7 +56,8 @@ class TestRedisRateLimiter:
             t.start()
         for t in threads:
             t.join(timeout=30)
-        assert len(allowed) == 60 and sum(allowed) == 20
+        assert len(allowed) == 60
+        assert sum(allowed) == 20
 
     def test_the_key_expires_when_the_budget_is_full_again(self, redis_url, redis_client):
         limiter = RedisRateLimiter(RedisGuard(connect(redis_url, 0.5), Breaker(1)))

@@ -1,5 +1,5 @@
 """functions-framework servers for the Knative adapter, started as the image starts them
-(`python -m funcmart.platforms.knative`), each on a free port of 127.0.0.1 and stopped by pid.
+(`python -m funcmart_hosts.knative`), each on a free port of 127.0.0.1 and stopped by pid.
 Also a CloudEvents sink that records what a function publishes to its broker."""
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from funcmart.platforms.edge import JwtConfig, mint_token
-from funcmart.platforms.local import services
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.auth import JwtConfig, mint_token
+from funcmart_hosts.gateway.template import ROOT
+from funcmart_hosts.local import services
 
 ISSUER = "https://funcmart.test/"
 AUDIENCE = "funcmart"
@@ -64,7 +64,7 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
     log = Path(name)
     with os.fdopen(fd, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "funcmart.platforms.knative"],
+            [sys.executable, "-m", "funcmart_hosts.knative"],
             cwd=ROOT / "functions",
             env={**full, "HOST": "127.0.0.1", "PORT": str(port)},
             stdout=out,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
 
 DOC = (ROOT / "docs/deploy.md").read_text()
 MAKEFILE = (ROOT / "Makefile").read_text()

@@ -14,8 +14,8 @@ import pytest
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.platforms.local import template
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.template import ROOT
 from tools import manifests
 
 INFRA = ROOT / "infra"
@@ -107,7 +107,9 @@ def test_every_platform_specific_variable_is_documented_in_the_infra_readme() ->
 
 
 def test_the_knative_only_variables_are_ones_the_code_reads() -> None:
-    code = "\n".join(p.read_text() for p in (ROOT / "functions").rglob("*.py"))
+    code = "\n".join(
+        p.read_text() for folder in ("functions", "hosts") for p in (ROOT / folder).rglob("*.py")
+    )
     for name in manifests.KNATIVE_ONLY_ENV:
         read_by_code = f'"{name}"' in code
         read_by_server = name in ("WORKERS", "THREADS")  # functions-framework's gunicorn
@@ -133,7 +135,8 @@ def test_every_queue_consumer_has_a_trigger_on_the_event_type_of_its_queue() -> 
     assert subscribed == expected
     for t in triggers:
         delivery = t["spec"]["delivery"]
-        assert delivery["retry"] >= 1 and delivery["backoffPolicy"] == "exponential"
+        assert delivery["retry"] >= 1
+        assert delivery["backoffPolicy"] == "exponential"
         assert delivery["deadLetterSink"]["ref"]["name"] == "handle-dead-letters"
         assert delivery["deadLetterSink"]["ref"]["name"] in KSVCS
 
@@ -204,7 +207,8 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
     for path in KNATIVE_REQUIRED[key]:
         node: Any = doc
         for part in path:
-            assert isinstance(node, dict) and part in node, f"{key} needs {'.'.join(path)}"
+            assert isinstance(node, dict), f"{key} needs {'.'.join(path)}"
+            assert part in node, f"{key} needs {'.'.join(path)}"
             node = node[part]
     if doc["kind"] == "Service":
         spec = doc["spec"]["template"]["spec"]
@@ -223,7 +227,8 @@ def test_sinks_and_subscribers_name_services_that_exist() -> None:
             spec.get("delivery", {}).get("deadLetterSink", {}).get("ref"),
         ]
         for ref in filter(None, refs):
-            assert ref["kind"] == "Service" and ref["name"] in KSVCS, ref
+            assert ref["kind"] == "Service", ref
+            assert ref["name"] in KSVCS, ref
 
 
 def test_the_kustomization_files_exist() -> None:

@@ -99,7 +99,9 @@ def test_create_product_over_http_stores_it_in_dynamodb(create_product: Server, 
     body = answer.json()
     assert answer.headers["location"] == f"/products/{body['id']}"
     stored = deps.products.get(body["id"])
-    assert stored is not None and stored.name == "Desk lamp" and stored.stock == 7
+    assert stored is not None
+    assert stored.name == "Desk lamp"
+    assert stored.stock == 7
 
 
 @pytest.mark.parametrize(
@@ -164,7 +166,8 @@ def test_get_product_is_public_and_goes_through_the_cache(
     first = httpx.get(f"{get_product.url}/products/{pid}")
     second = httpx.get(f"{get_product.url}/products/{pid}")
     assert first.status_code == 200, get_product.output()
-    assert first.json()["id"] == pid and first.json()["stock"] == 3
+    assert first.json()["id"] == pid
+    assert first.json()["stock"] == 3
     assert (first.headers["x-cache"], second.headers["x-cache"]) == ("MISS", "HIT")
 
 

@@ -13,9 +13,9 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from funcmart.platforms.edge import AuthError, TokenVerifier, mint_token
-from funcmart.platforms.local.config import DEFAULT_DEV_JWT_SECRET
-from funcmart.platforms.local.resources import JwtConfig
+from funcmart_hosts.gateway.auth import AuthError, TokenVerifier, mint_token
+from funcmart_hosts.local.config import DEFAULT_DEV_JWT_SECRET
+from funcmart_hosts.local.resources import JwtConfig
 
 CONFIG = JwtConfig(issuer="https://idp.example/pool", audiences=("funcmart",))
 KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)

@@ -13,13 +13,13 @@ import boto3
 import pytest
 import yaml
 
-from funcmart.adapters.memory import FakeMetrics
 from funcmart.bootstrap import Container
 from funcmart.domain.orders import RequestedLine
-from funcmart.platforms.local import template
-from funcmart.platforms.local.template import ROOT
 from funcmart.services import orders
 from funcmart.settings import Settings
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.template import ROOT
+from tests.fakes import FakeMetrics
 from tests.support.builders import add_product, customer, random_id
 
 LOCALSTACK = ROOT / "localstack"

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from funcmart.adapters.metrics import InProcessMetrics, prometheus_name
-from funcmart.platforms.local.template import ROOT
+from funcmart_hosts.gateway.template import ROOT
 
-CODE = ROOT / "functions"
+CODE = (ROOT / "functions", ROOT / "hosts")
 METHODS = {"incr": "counter", "observe_ms": "histogram"}
 
 
@@ -47,7 +47,7 @@ def _names(arg: ast.expr, dicts: dict[str, list[str]], where: str) -> set[str]:
 def emitted_metrics() -> dict[str, str]:
     """Every metric the code counts or observes, as its Prometheus name -> kind."""
     found: dict[str, str] = {}
-    for path in sorted(CODE.rglob("*.py")):
+    for path in sorted(p for folder in CODE for p in folder.rglob("*.py")):
         tree = ast.parse(path.read_text())
         dicts = _module_dicts(tree)
         for node in ast.walk(tree):
@@ -165,11 +165,12 @@ def test_prometheus_names_follow_one_rule() -> None:
 def test_logs_are_json_with_cold_start_function_and_correlation_id(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from funcmart.adapters.memory import FakeMetrics
     from funcmart.bootstrap import build
-    from funcmart.platforms.edge import HttpRequest, LambdaContext, http_event
-    from funcmart.platforms.http import HttpFunction, json_response, logger
+    from funcmart.entrypoints.http import HttpFunction, json_response, logger
     from funcmart.settings import Settings
+    from funcmart_hosts.gateway.context import LambdaContext
+    from funcmart_hosts.gateway.events import HttpRequest, http_event
+    from tests.fakes import FakeMetrics
 
     monkeypatch.delenv("LAMBDA_TASK_ROOT", raising=False)
     app = HttpFunction(build(Settings.load({}, table_name="t"), metrics=FakeMetrics()))

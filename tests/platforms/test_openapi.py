@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from funcmart.platforms import openapi
-from funcmart.platforms.local import template
+from funcmart_hosts import openapi
+from funcmart_hosts.gateway import template
 
 
 @pytest.fixture(scope="module")

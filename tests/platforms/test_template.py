@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from funcmart.platforms.local import template
-from funcmart.platforms.local.config import LocalSettings
-from funcmart.platforms.local.loader import load_handler
-from funcmart.platforms.local.resources import Deployment, QueueRef
-from funcmart.platforms.local.template import ROOT, Function, Template
+from funcmart_hosts.gateway import template
+from funcmart_hosts.gateway.loader import load_handler
+from funcmart_hosts.gateway.template import ROOT, Function, Template
+from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.resources import Deployment, QueueRef
 
 TPL = template.load()
 FUNCTIONS = sorted(TPL.functions)
@@ -29,9 +29,8 @@ def module_path(fn: Function) -> Path:
 def statements(tpl: Template, logical_id: str) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for policy in tpl.resource(logical_id)["Properties"].get("Policies") or []:
-        assert isinstance(policy, dict) and "Statement" in policy, (
-            f"{logical_id}: policies are inline statements, not shared managed policies"
-        )
+        assert isinstance(policy, dict), f"{logical_id}: policies are inline statements"
+        assert "Statement" in policy, f"{logical_id}: not a shared managed policy"
         found.extend(policy["Statement"])
     return found
 
@@ -69,12 +68,14 @@ def test_the_handler_module_docstring_names_its_trigger(logical_id: str) -> None
         triggers.append("SQS ")
     if fn.schedules:
         triggers.append("Schedule")
-    assert triggers and any(doc.startswith(t) for t in triggers), (logical_id, doc[:60])
+    assert triggers, logical_id
+    assert any(doc.startswith(t) for t in triggers), (logical_id, doc[:60])
 
 
 def test_no_shared_role_or_global_policy() -> None:
     glob = (TPL.raw.get("Globals") or {}).get("Function") or {}
-    assert "Policies" not in glob and "Role" not in glob
+    assert "Policies" not in glob
+    assert "Role" not in glob
 
 
 # Functions that touch only Redis need no AWS permission at all, so they are granted none.

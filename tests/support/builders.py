@@ -5,14 +5,13 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from funcmart.adapters.memory import FakeCache, FakeMetrics, FakePublisher
 from funcmart.bootstrap import Container
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.services import catalog
 from funcmart.settings import Settings
-
-ADMIN = Principal("admin-1", frozenset({"admin"}))
+from tests.fakes import FakeCache, FakeMetrics, FakePublisher
+from tests.support.factories import ADMIN
 
 
 def random_id(prefix: str = "") -> str:
@@ -69,7 +68,7 @@ def fake_order_ports() -> Any:
     """OrderPorts over in-memory fakes, with the fakes reachable for assertions."""
     from types import SimpleNamespace
 
-    from funcmart.adapters.memory import (
+    from tests.fakes import (
         FakeClock,
         FakeIds,
         FakeOrderRepository,

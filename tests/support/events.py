@@ -42,3 +42,25 @@ def http_event(
         "body": json.dumps(body) if body is not None and not isinstance(body, str) else body,
         "isBase64Encoded": False,
     }
+
+
+def sqs_event(
+    bodies: list[str],
+    queue_arn: str = "arn:aws:sqs:us-east-1:123456789012:orders",
+    *,
+    receive_count: int = 1,
+) -> dict[str, Any]:
+    """An SQS batch as a Lambda event source mapping delivers it, one record per body, built
+    by the same code the hosts use (`funcmart_hosts.gateway.sqs`)."""
+    from funcmart_hosts.gateway.sqs import sqs_event as build
+
+    messages = [
+        {
+            "MessageId": f"m{n}",
+            "ReceiptHandle": f"r{n}",
+            "Body": body,
+            "Attributes": {"ApproximateReceiveCount": str(receive_count)},
+        }
+        for n, body in enumerate(bodies)
+    ]
+    return build(messages, queue_arn, queue_arn.split(":")[3])

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import uuid
 
-from funcmart.platforms.local.config import LocalSettings
+from funcmart_hosts.local.config import LocalSettings
 
 
 def local_settings(

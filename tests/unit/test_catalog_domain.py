@@ -17,7 +17,7 @@ from funcmart.domain.catalog import (
 )
 from funcmart.domain.errors import Conflict, InvalidRequest, NotFound
 from funcmart.domain.money import Money
-from tests.factories import NOW, a_product, eur
+from tests.support.factories import NOW, a_product, eur
 
 LATER = "2026-11-26T19:00:00.000Z"
 MAX_PRICE = 10_000_000_000
@@ -28,7 +28,8 @@ class TestNewProduct:
         # GIVEN valid fields WHEN the product is made
         product = a_product(name="  Kettle  ", stock=3)
         # THEN it is active, at version 1, stamped with the time, its name trimmed
-        assert product.status == ACTIVE and product.active
+        assert product.status == ACTIVE
+        assert product.active
         assert product.version == 1
         assert product.created_at == product.updated_at == NOW
         assert product.name == "Kettle"
@@ -124,7 +125,8 @@ class TestChanges:
 class TestArchive:
     def test_archiving_marks_the_product_and_bumps_the_version(self) -> None:
         archived = archive(a_product(), LATER)
-        assert archived.status == ARCHIVED and not archived.active
+        assert archived.status == ARCHIVED
+        assert not archived.active
         assert archived.version == 2
         assert archived.updated_at == LATER
 

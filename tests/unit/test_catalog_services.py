@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from funcmart.adapters.memory import FakeCache, FakeClock, FakeIds, FakeProductRepository
 from funcmart.domain.catalog import ARCHIVED, Product, ProductChanges, StockChange, apply_changes
 from funcmart.domain.errors import Forbidden, InvalidRequest, NotFound, OutOfStock, VersionConflict
 from funcmart.domain.identity import Principal
 from funcmart.services import catalog
-from tests.factories import ADMIN, CUSTOMER, a_product, eur, random_category
+from tests.fakes import FakeCache, FakeClock, FakeIds, FakeProductRepository
+from tests.support.factories import ADMIN, CUSTOMER, a_product, eur, random_category
 
 
 @dataclass
@@ -98,7 +98,8 @@ class TestGetProduct:
         catalog.get_product(world.products, world.cache, product.id)
         world.products.save(apply_changes(product, ProductChanges(name="Fresh"), "t"), 1)
         served, hit = catalog.get_product(world.products, world.cache, product.id)
-        assert hit and served.name == "Cached name"
+        assert hit
+        assert served.name == "Cached name"
 
     @pytest.mark.parametrize(
         "spoil",
@@ -197,7 +198,8 @@ class TestUpdateProduct:
         # THEN it is told the current version and the first write stands
         assert err.value.extra == {"currentVersion": 2}
         stored = world.products.get(product.id)
-        assert stored is not None and stored.name == "First"
+        assert stored is not None
+        assert stored.name == "First"
 
     def test_a_write_between_read_and_save_is_a_conflict(self, world: World) -> None:
         product = world.given_a_product()
@@ -240,7 +242,8 @@ class TestArchiveProduct:
         archived = catalog.archive_product(
             world.products, world.cache, world.clock, ADMIN, product.id
         )
-        assert archived.status == ARCHIVED and archived.version == 2
+        assert archived.status == ARCHIVED
+        assert archived.version == 2
         assert product.id not in world.cache.values
         assert catalog.list_products(world.products, category, 10, None).items == []
         with pytest.raises(NotFound):
@@ -279,7 +282,8 @@ class TestSetStock:
         # THEN nothing changes and the caller learns what is available
         assert err.value.extra == {"available": 2}
         stored = world.products.get(product.id)
-        assert stored is not None and stored.stock == 2
+        assert stored is not None
+        assert stored.stock == 2
         assert self.set_stock(world, product.id, StockChange(adjust_by=-2)).stock == 0
 
     def test_stock_changes_invalidate_the_cache(self, world: World) -> None:

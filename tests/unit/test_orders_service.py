@@ -49,7 +49,8 @@ class TestPlaceOrder:
         pid, who = fake_product(ns), customer()
         first = place(ns, who, pid, key="k1")
         again = place(ns, who, pid, key="k1")
-        assert again.replayed and again.body == first.body
+        assert again.replayed
+        assert again.body == first.body
         assert ns.products.get(pid).stock == 9
 
     def test_same_key_for_another_body_is_422(self, ns):

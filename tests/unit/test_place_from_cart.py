@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from funcmart.adapters.memory import FakeCartStore
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
 from funcmart.services import orders
+from tests.fakes import FakeCartStore
 from tests.support.builders import customer, fake_order_ports, fake_product, random_id
 
 BODY = {"fromCart": True, "paymentToken": "tok_ok"}
@@ -28,7 +28,8 @@ def test_the_carts_lines_are_ordered_and_then_leave_the_cart(ns):
     ns.carts.set_quantity(me.subject, a, 2, 50)
     ns.carts.set_quantity(me.subject, b, 1, 50)
     placed = checkout(ns, me, random_id())
-    assert placed.status_code == 202 and not placed.replayed
+    assert placed.status_code == 202
+    assert not placed.replayed
     assert placed.body["total"] == {"amount": 450, "currency": "EUR"}
     assert ns.carts.get(me.subject).empty
 
@@ -39,7 +40,8 @@ def test_a_retry_after_success_replays_although_the_cart_is_now_empty(ns):
     key = random_id()
     first = checkout(ns, me, key)
     again = checkout(ns, me, key)
-    assert again.replayed and again.body == first.body
+    assert again.replayed
+    assert again.body == first.body
     assert ns.products.get(pid).stock == 9
 
 

@@ -7,31 +7,22 @@ import threading
 import time
 from typing import Any
 
-from funcmart.adapters.memory import FakeMetrics
 from funcmart.adapters.sqs import SqsPublisher
 from funcmart.bootstrap import build
 from funcmart.domain.orders import OrderPaid
-from funcmart.platforms.queue import QueueFunction, QueueMessage
+from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.settings import Settings
+from tests.fakes import FakeMetrics
+from tests.support.events import sqs_event
 
 ARN = "arn:aws:sqs:us-east-1:123456789012:orders"
 
 
 def batch(count: int, arn: str = ARN) -> dict[str, Any]:
-    return {
-        "Records": [
-            {
-                "messageId": f"m{n}",
-                "receiptHandle": f"r{n}",
-                "body": f'{{"type":"OrderPaid","orderId":"o{n}","correlationId":"c{n}"}}',
-                "attributes": {"ApproximateReceiveCount": "1"},
-                "messageAttributes": {},
-                "eventSource": "aws:sqs",
-                "eventSourceARN": arn,
-            }
-            for n in range(count)
-        ]
-    }
+    return sqs_event(
+        [f'{{"type":"OrderPaid","orderId":"o{n}","correlationId":"c{n}"}}' for n in range(count)],
+        arn,
+    )
 
 
 class FakeSqs:
@@ -52,7 +43,7 @@ class FakeSqs:
     def change_message_visibility(self, **kwargs: Any) -> None:
         self.calls.append(("change_message_visibility", kwargs))
 
-    def get_queue_url(self, **kwargs: Any) -> dict[str, str]:
+    def get_queue_url(self, **_kwargs: Any) -> dict[str, str]:
         return {"QueueUrl": "https://queue"}
 
 
@@ -63,7 +54,7 @@ def function(on_message: Any, **overrides: Any) -> QueueFunction:
 
 def test_the_records_of_a_batch_run_at_the_same_time():
     # GIVEN a consumer whose every message waits 0.3 s (on a payment gateway, say)
-    def slow(message: QueueMessage) -> str:
+    def slow(_message: QueueMessage) -> str:
         time.sleep(0.3)
         return "done"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -29,16 +29,17 @@ class SqsPublisher:
         self._sqs = client
         self._urls = queue_urls
         self._metrics = metrics
-        self._lock = threading.Lock()
-        self._pending: list[Event] | None = None  # collecting, inside batched()
+        # Collecting, inside batched(): one list per invocation, so concurrent invocations of
+        # one function (Knative threads, the local platform) never take each other's events.
+        self._pending: ContextVar[list[Event] | None] = ContextVar("pending", default=None)
 
     def publish(self, event: Event) -> None:
         if not self._urls.get(event.type):
             raise DependencyUnavailable(f"no queue is configured for {event.type}")
-        with self._lock:
-            if self._pending is not None:
-                self._pending.append(event)
-                return
+        pending = self._pending.get()
+        if pending is not None:
+            pending.append(event)  # list.append is atomic; records may run on several threads
+            return
         try:
             self._sqs.send_message(QueueUrl=self._urls[event.type], **_message(event))
         except (BotoCoreError, ClientError) as exc:
@@ -47,13 +48,12 @@ class SqsPublisher:
     @contextlib.contextmanager
     def batched(self) -> Iterator[None]:
         """Collect what is published in the block; send it, batched, when the block ends."""
-        with self._lock:
-            self._pending = []
+        pending: list[Event] = []
+        token = self._pending.set(pending)
         try:
             yield
         finally:
-            with self._lock:
-                pending, self._pending = self._pending or [], None
+            self._pending.reset(token)
             self._send_batches(pending)
 
     def _send_batches(self, events: list[Event]) -> None:

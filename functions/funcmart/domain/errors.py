@@ -48,10 +48,6 @@ class IdempotencyKeyReused(DomainError):
     title = "Idempotency key reused with a different request"
 
 
-class RequestInProgress(Conflict):
-    title = "A request with this idempotency key is in progress"
-
-
 class DependencyUnavailable(DomainError):
     """A store or service we depend on did not answer; the caller may retry later."""
 

@@ -1,0 +1,410 @@
+"""The HTTP side of every function: one resolver per function, errors mapped once.
+
+A handler module builds its app with `HttpFunction(deps)`, declares its one route, and
+exports `handler = app.handler`. Every platform delivers an API Gateway HTTP API (payload v2)
+event, so this module is the same on Lambda, Knative and the local platform.
+
+Rate limiting lives here, once for every function: each request counts against its caller
+(the token's `sub`, or the source IP when anonymous) in the function's route class (reads,
+writes, orders) with the GCRA in Redis. Every answer carries `RateLimit-Limit`,
+`RateLimit-Remaining`, `RateLimit-Reset` and `RateLimit-Policy`; a refused one is a 429 with
+`Retry-After`. When Redis cannot be reached the limiter fails open: the request goes through,
+the `RateLimiterFailOpen` metric counts it and a warning is logged.
+
+A function that reads a product's cache entry names the path parameter holding the product id
+(`cached_product="productId"`): the rate limiter reads that entry in its own round trip, so a
+cache hit costs one call to Redis. Each request runs in a `contextvars` context of its own, so
+such a read never serves another request.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+from collections.abc import Mapping
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
+
+from funcmart.domain import errors
+from funcmart.domain.identity import Principal, require
+from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
+from funcmart.observability import Observer, correlate
+from funcmart.problems import PROBLEM_JSON, problem_body
+from funcmart.settings import SettingsError
+
+if TYPE_CHECKING:
+    from funcmart.bootstrap import Container
+
+logger = Logger(service="funcmart")
+
+_STATUS: list[tuple[type[errors.DomainError], int]] = [
+    (errors.InvalidRequest, 400),
+    (errors.Unauthorized, 401),
+    (errors.Forbidden, 403),
+    (errors.NotFound, 404),
+    (errors.Conflict, 409),
+    (errors.IdempotencyKeyReused, 422),
+    (errors.DependencyUnavailable, 503),
+    (errors.TransientFailure, 503),
+]
+
+
+def status_of(exc: errors.DomainError) -> int:
+    return next((code for cls, code in _STATUS if isinstance(exc, cls)), 400)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    request_id: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response[Any]:
+    """An RFC 9457 problem+json response."""
+    return Response(
+        status_code=status,
+        content_type=PROBLEM_JSON,
+        body=problem_body(status, title, detail, request_id, **extra),
+        headers=headers or {},
+    )
+
+
+def parse_groups(raw: Any) -> frozenset[str]:
+    """Groups from a JWT claim: a list, or API Gateway's flattened string form "[a b]"."""
+    if raw is None:
+        return frozenset()
+    if isinstance(raw, list | tuple):
+        return frozenset(str(g) for g in raw)
+    text = str(raw).strip()
+    if text.startswith("[") and text.endswith("]"):
+        text = text[1:-1]
+    return frozenset(g.strip().strip('"') for g in text.replace(",", " ").split() if g.strip())
+
+
+def principal_from_claims(claims: dict[str, Any] | None) -> Principal | None:
+    if not claims or not claims.get("sub"):
+        return None
+    groups = claims.get("cognito:groups", claims.get("groups"))
+    return Principal(subject=str(claims["sub"]), groups=parse_groups(groups))
+
+
+def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
+    if any(e.get("type") == "json_invalid" for e in errs):
+        return 400, "the request body is not valid JSON", []
+    issues = []
+    for e in errs:
+        loc = [str(p) for p in e.get("loc", ()) if p not in ("body",)]
+        if len(loc) == 2 and loc[0] == "header":  # a header by its usual name
+            loc = ["-".join(w.capitalize() for w in loc[1].split("-"))]
+        issues.append({"field": ".".join(loc) or "body", "message": str(e.get("msg", ""))})
+    summary = "; ".join(f"{i['field']}: {i['message']}" for i in issues[:5])
+    return 400, f"the request is not valid: {summary}", issues
+
+
+@dataclass
+class _Invocation:
+    """What Powertools calls the current request, for one invocation."""
+
+    event: BaseProxyEvent
+    context: Any
+    state: dict[str, Any] = field(default_factory=dict)
+
+
+# Powertools keeps the request being resolved on the class (`BaseRouter.current_event`,
+# `BaseRouter.lambda_context`) and on the resolver (`self.context`), which every thread shares.
+# HttpFunction keeps them in a context variable instead, so concurrent invocations of one
+# function (several gunicorn threads, the local platform's request threads) never see each
+# other's request, claims included.
+_invocation: ContextVar[_Invocation | None] = ContextVar("funcmart_http_invocation", default=None)
+
+
+class HttpFunction(APIGatewayHttpResolver):
+    """A Powertools resolver with funcmart's error mapping, auth helpers and body limit;
+    safe to call from several threads at once."""
+
+    def __init__(
+        self,
+        deps: Container,
+        *,
+        problems: tuple[int, ...] = (),
+        also_answers: tuple[int, ...] = (),
+        cached_product: str | None = None,
+    ) -> None:
+        """For the OpenAPI document: `problems`, the problem+json statuses the function's own
+        rules answer with (403, 404, 409, ...; those every function can answer are added
+        there); `also_answers`, statuses answered with the route's own response model."""
+        super().__init__(enable_validation=True, response_validation_error_http_code=500)
+        self.deps = deps
+        self.error_statuses = tuple(sorted(set(problems)))
+        self.model_statuses = tuple(sorted(set(also_answers)))
+        self.max_body_bytes = deps.settings.max_body_bytes
+        self._cached_product = cached_product
+        self._rate_policies = _rate_policies(
+            deps.settings.rate_limit_class, deps.settings.rate_limit
+        )
+        if any(policy is not None for policy in self._rate_policies.values()):
+            deps.ready("rate_limiter", "metrics")  # at cold start, as the handler's own
+        self.exception_handler(errors.DomainError)(self._domain_error)
+        self.exception_handler(RequestValidationError)(self._validation_error)
+        self.exception_handler(NotFoundError)(self._not_found)
+        self.exception_handler(Exception)(self._unexpected)
+        self._observed = Observer("http").wrap(self._handle)
+
+    # -- per-invocation state (see _Invocation) ------------------------------------------
+    @property  # type: ignore[override]
+    def current_event(self) -> BaseProxyEvent:
+        return self._invocation().event
+
+    @current_event.setter
+    def current_event(self, value: BaseProxyEvent) -> None:
+        self._invocation().event = value
+
+    @property
+    def lambda_context(self) -> Any:
+        return self._invocation().context
+
+    @lambda_context.setter
+    def lambda_context(self, value: Any) -> None:
+        self._invocation().context = value
+
+    @property
+    def context(self) -> dict[str, Any]:
+        current = _invocation.get()
+        return current.state if current is not None else self._idle_context
+
+    @context.setter
+    def context(self, value: dict[str, Any]) -> None:
+        current = _invocation.get()
+        if current is not None:
+            current.state = value
+        else:  # Powertools' __init__ and route registration, before any request
+            self._idle_context = value
+
+    @staticmethod
+    def _invocation() -> _Invocation:
+        current = _invocation.get()
+        if current is None:
+            raise RuntimeError("no request is being handled")
+        return current
+
+    def resolve(self, event: Mapping[str, Any], context: Any) -> dict[str, Any]:
+        """Powertools' resolve, with this invocation's request in a context variable."""
+        token = _invocation.set(_Invocation(self._to_proxy_event(dict(event)), context))
+        try:
+            return super().resolve(event, context)
+        finally:
+            _invocation.reset(token)
+
+    # -- request helpers -------------------------------------------------------------
+    @property
+    def request_id(self) -> str | None:
+        ctx = self.current_event.get("requestContext") or {}
+        rid = ctx.get("requestId")
+        return str(rid) if rid else None
+
+    def principal(self) -> Principal:
+        """The verified caller; 401 when the request carries no verified claims."""
+        return require(self.optional_principal())
+
+    def optional_principal(self) -> Principal | None:
+        authorizer = (self.current_event.get("requestContext") or {}).get("authorizer") or {}
+        claims = (authorizer.get("jwt") or {}).get("claims")
+        return principal_from_claims(claims if isinstance(claims, dict) else None)
+
+    # -- error mapping ------------------------------------------------------------------
+    def _domain_error(self, exc: errors.DomainError) -> Response[Any]:
+        status = status_of(exc)
+        headers = {}
+        if isinstance(exc, errors.DependencyUnavailable):
+            headers["Retry-After"] = str(exc.retry_after)
+            logger.warning("dependency unavailable", extra={"detail": exc.detail})
+        return problem(status, exc.title, exc.detail, self.request_id, headers, **exc.extra)
+
+    def _validation_error(self, exc: RequestValidationError) -> Response[Any]:
+        status, detail, issues = _validation_detail(list(exc.errors()))
+        title = "Malformed request" if not issues else "Invalid request"
+        field = issues[0]["field"] if len(issues) == 1 else None
+        return problem(status, title, detail, self.request_id, field=field, errors=issues or None)
+
+    def _not_found(self, _exc: NotFoundError) -> Response[Any]:
+        path = self.current_event.get("rawPath", "")
+        return problem(404, "Not found", f"no route for {path}", self.request_id)
+
+    def _unexpected(self, _exc: Exception) -> Response[Any]:
+        logger.exception("unhandled error")
+        return problem(
+            500,
+            "Internal error",
+            "an unexpected error occurred; it has been logged",
+            self.request_id,
+        )
+
+    # -- entry point --------------------------------------------------------------------
+    def handler(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """The Lambda handler: body limit and content type first, then the route."""
+        return self._observed(event, context)
+
+    def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        rejected = self._reject_early(event)
+        if rejected is not None:
+            return rejected
+        correlate(_correlation_id(event))
+        try:
+            return contextvars.copy_context().run(self._limited, event, context)
+        finally:
+            self.deps.flush_metrics()
+
+    def _limited(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        route_class, policy = self._rate_policy(event)
+        decision = self._count_request(route_class, policy, event)
+        if decision is not None and not decision.allowed:
+            return self._too_many(route_class, policy, decision, event)
+        response: dict[str, Any] = self.resolve(event, context)
+        if decision is not None and policy is not None:
+            response.setdefault("headers", {}).update(decision.headers(policy))
+        return response
+
+    # -- rate limiting ------------------------------------------------------------------
+    def _rate_policy(self, event: dict[str, Any]) -> tuple[str, RatePolicy | None]:
+        if len(self._rate_policies) == 1:
+            return next(iter(self._rate_policies.items()))
+        method = ((event.get("requestContext") or {}).get("http") or {}).get("method", "GET")
+        route_class = "reads" if str(method).upper() in ("GET", "HEAD") else "writes"
+        return route_class, self._rate_policies[route_class]
+
+    def _count_request(
+        self, route_class: str, policy: RatePolicy | None, event: dict[str, Any]
+    ) -> RateDecision | None:
+        """This request counted against its caller; None when unlimited or Redis is out."""
+        if policy is None:
+            return None
+        reads: tuple[str, ...] = ()
+        if self._cached_product is not None:
+            value = (event.get("pathParameters") or {}).get(self._cached_product)
+            reads = (value,) if isinstance(value, str) and value else ()
+        try:
+            return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy, reads)
+        except errors.DependencyUnavailable as exc:
+            self.deps.metrics.incr("RateLimiterFailOpen")
+            logger.warning(
+                "rate limiter unavailable, request let through (fail open)",
+                extra={"detail": exc.detail, "routeClass": route_class},
+            )
+            return None
+
+    def _too_many(
+        self,
+        route_class: str,
+        policy: RatePolicy | None,
+        decision: RateDecision,
+        event: dict[str, Any],
+    ) -> dict[str, Any]:
+        assert policy is not None
+        self.deps.metrics.incr("RateLimited")
+        out = _raw_problem(
+            429,
+            "Too many requests",
+            f"at most {policy.limit} {route_class} requests per {policy.period_seconds} s; "
+            f"retry in {decision.retry_after_seconds} s",
+            (event.get("requestContext") or {}).get("requestId"),
+        )
+        out["headers"].update(decision.headers(policy))
+        return out
+
+    @property
+    def correlation_id(self) -> str:
+        return _correlation_id(self.current_event.raw_event) or ""
+
+    def _reject_early(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        if not isinstance(event, dict) or "requestContext" not in event:
+            return _raw_problem(400, "Malformed event", "not an API Gateway HTTP API event", None)
+        rid = (event.get("requestContext") or {}).get("requestId")
+        body = event.get("body")
+        if body is None:
+            return None
+        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        if size > self.max_body_bytes:
+            return _raw_problem(
+                413,
+                "Payload too large",
+                f"the body is {size} bytes; the limit is {self.max_body_bytes}",
+                rid,
+            )
+        if event.get("isBase64Encoded"):
+            try:
+                event["body"] = base64.b64decode(body).decode("utf-8")
+                event["isBase64Encoded"] = False
+            except (ValueError, UnicodeDecodeError):
+                return _raw_problem(400, "Malformed request", "the body is not UTF-8", rid)
+        content_type = _header(event, "content-type")
+        if event["body"] and content_type and "json" not in content_type.lower():
+            return _raw_problem(
+                415,
+                "Unsupported media type",
+                f"send application/json, not {content_type}",
+                rid,
+            )
+        return None
+
+
+def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RatePolicy | None]:
+    """The policy of the function's route class, or (no class configured) of reads and
+    writes, chosen per request by its method. RATE_LIMIT overrides the class default."""
+    if route_class is not None and route_class not in DEFAULT_LIMITS:
+        raise SettingsError(f"RATE_LIMIT_CLASS must be one of {sorted(DEFAULT_LIMITS)}")
+    classes = [route_class] if route_class else ["reads", "writes"]
+    try:
+        return {c: parse_policy(spec if spec is not None else DEFAULT_LIMITS[c]) for c in classes}
+    except ValueError as exc:
+        raise SettingsError(f"RATE_LIMIT: {exc}") from exc
+
+
+def _caller(event: dict[str, Any]) -> str:
+    """Who a request counts against: the verified subject, else the client's address."""
+    ctx = event.get("requestContext") or {}
+    claims = ((ctx.get("authorizer") or {}).get("jwt") or {}).get("claims") or {}
+    if isinstance(claims, dict) and claims.get("sub"):
+        return f"sub:{claims['sub']}"
+    return f"ip:{(ctx.get('http') or {}).get('sourceIp') or 'unknown'}"
+
+
+def _header(event: dict[str, Any], name: str) -> str | None:
+    headers = event.get("headers") or {}
+    return next((str(v) for k, v in headers.items() if k.lower() == name), None)
+
+
+def _correlation_id(event: dict[str, Any]) -> str | None:
+    supplied = _header(event, "x-correlation-id")
+    if supplied and len(supplied) <= 128 and supplied.isprintable():
+        return supplied
+    rid = (event.get("requestContext") or {}).get("requestId")
+    return str(rid) if rid else None
+
+
+def _raw_problem(status: int, title: str, detail: str, request_id: str | None) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": PROBLEM_JSON},
+        "body": problem_body(status, title, detail, request_id),
+        "isBase64Encoded": False,
+    }
+
+
+def json_response(
+    body: Any, status: int = HTTPStatus.OK, headers: dict[str, str] | None = None
+) -> Response[Any]:
+    return Response(
+        status_code=int(status),
+        content_type="application/json",
+        body=body,
+        headers=headers or {},
+    )

@@ -1,0 +1,1 @@
+"""The Knative host: functions-framework serving one funcmart function per Knative Service."""

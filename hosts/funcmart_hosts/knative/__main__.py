@@ -1,0 +1,3 @@
+from funcmart_hosts.knative.host import main
+
+raise SystemExit(main())

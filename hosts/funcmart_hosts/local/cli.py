@@ -1,0 +1,253 @@
+"""`python -m funcmart_hosts.local`: run funcmart on this machine.
+
+    dev      every route, queue consumer and schedule of template.yaml on 127.0.0.1
+    consume  only the queue pollers and schedules (its own process; endpoints from env vars)
+    invoke   one function, one event, the response on stdout (like `sam local invoke`)
+    token    a dev bearer token for the local gateway
+
+Logs go to stderr; only a command's result (a response, a token) goes to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+import threading
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+from funcmart.settings import SettingsError
+from funcmart_hosts.local.config import LocalSettings, parse_pairs
+from funcmart_hosts.local.services import ServiceError
+
+log = logging.getLogger("local-platform")
+DEMO_PRODUCTS = 30
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--template", type=Path, help="SAM template (default: template.yaml)")
+    p.add_argument(
+        "--parameter",
+        action="append",
+        metavar="NAME=VALUE",
+        help="override a template parameter's default (repeatable)",
+    )
+    p.add_argument(
+        "--resource-name",
+        action="append",
+        metavar="LOGICALID=NAME",
+        help="use this physical name for a table or queue (repeatable)",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m funcmart_hosts.local",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    dev = sub.add_parser("dev", help="run the whole backend locally")
+    _common(dev)
+    dev.add_argument("--port", type=int, help="gateway port (default 3000; 0 picks a free one)")
+    dev.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    dev.add_argument("--seed", action="store_true", help="add 30 demo products if none exist")
+    dev.add_argument(
+        "--schedule-every",
+        type=float,
+        metavar="SECONDS",
+        help="fire every schedule at this interval instead of its rate",
+    )
+    dev.add_argument("--no-consumers", action="store_true", help="no queue pollers or schedules")
+
+    consume = sub.add_parser("consume", help="queue pollers and schedules, without the gateway")
+    _common(consume)
+    consume.add_argument(
+        "--function",
+        action="append",
+        metavar="LOGICALID",
+        help="only these functions (repeatable; default: every consumer)",
+    )
+    consume.add_argument("--schedule-every", type=float, metavar="SECONDS")
+    consume.add_argument("--no-schedules", action="store_true", help="poll queues only")
+    consume.add_argument(
+        "--no-provision",
+        action="store_true",
+        help="expect the table and queues to exist instead of creating them",
+    )
+
+    invoke = sub.add_parser("invoke", help="run one function with one event")
+    _common(invoke)
+    invoke.add_argument("function", metavar="FN", help="logical id, e.g. ListProducts")
+    invoke.add_argument("event", metavar="EVENT", help="event JSON file, or - for stdin")
+
+    token = sub.add_parser("token", help="print a dev JWT for the local gateway")
+    token.add_argument("--template", type=Path)
+    token.add_argument("--parameter", action="append", metavar="NAME=VALUE")
+    token.add_argument("--role", choices=["admin", "customer"], default="customer")
+    token.add_argument("--sub", help="subject (default: dev-admin or dev-customer)")
+    token.add_argument("--ttl", type=int, default=3600, help="seconds until it expires")
+    return parser
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> LocalSettings:
+    return LocalSettings.load(
+        template_path=getattr(args, "template", None),
+        parameters=parse_pairs(getattr(args, "parameter", None), "--parameter") or None,
+        names=parse_pairs(getattr(args, "resource_name", None), "--resource-name") or None,
+        **extra,
+    )
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)-5s %(name)s %(message)s",
+    )
+    for noisy in ("botocore", "boto3", "urllib3", "werkzeug", "pynamodb", "redis"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The functions log JSON through their own handler, as on Lambda; the platform's plain
+    # lines are for the platform alone.
+    logging.getLogger("funcmart").propagate = False
+
+
+def _stop_on_signals(stop: threading.Event) -> None:
+    """SIGINT and SIGTERM set `stop`; installed before startup so that either, at any
+    moment, ends in a clean stop and exit 0."""
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        log.info("%s received, stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def _wait(stop: threading.Event) -> None:
+    while not stop.wait(0.5):
+        pass
+
+
+def cmd_dev(args: argparse.Namespace) -> int:
+    from funcmart_hosts.local.platform import LocalPlatform
+
+    settings = _settings(args, port=args.port, host=args.host, schedule_every=args.schedule_every)
+    consumers = not args.no_consumers
+    platform = LocalPlatform(
+        settings,
+        poll_queues=consumers,
+        run_schedules=consumers,
+        seed_products=DEMO_PRODUCTS if args.seed else 0,
+    )
+    _stop_on_signals(platform.stop_event)
+    platform.start()
+    try:
+        print(platform.describe(), flush=True)
+        _wait(platform.stop_event)
+    finally:
+        platform.stop()
+    log.info("stopped")
+    return 0
+
+
+def cmd_consume(args: argparse.Namespace) -> int:
+    from funcmart_hosts.local.platform import LocalPlatform
+
+    settings = _settings(args, schedule_every=args.schedule_every)
+    platform = LocalPlatform(
+        settings,
+        serve_http=False,
+        run_schedules=not args.no_schedules,
+        functions=args.function,
+        provision=not args.no_provision,
+        embedded=False,
+    )
+    _stop_on_signals(platform.stop_event)
+    platform.start()
+    try:
+        log.info("consuming:\n%s", platform.describe())
+        _wait(platform.stop_event)
+    finally:
+        platform.stop()
+    log.info("stopped")
+    return 0
+
+
+def cmd_invoke(args: argparse.Namespace, out: TextIO) -> int:
+    from funcmart_hosts.local.platform import LocalPlatform
+
+    raw = sys.stdin.read() if args.event == "-" else Path(args.event).read_text()
+    event = json.loads(raw)
+    settings = _settings(args)
+    platform = LocalPlatform(
+        settings,
+        serve_http=False,
+        poll_queues=False,
+        run_schedules=False,
+        functions=[args.function],
+    )
+    platform.start()
+    try:
+        try:
+            result = platform.invoke(args.function, event)
+        except Exception as exc:
+            # The shape Lambda reports an unhandled error in.
+            error = {
+                "errorMessage": str(exc),
+                "errorType": type(exc).__name__,
+                "stackTrace": traceback.format_tb(exc.__traceback__),
+            }
+            traceback.print_exc()
+            print(json.dumps(error, indent=2), file=out, flush=True)
+            return 1
+        print(json.dumps(result, indent=2, default=str), file=out, flush=True)
+        return 0
+    finally:
+        platform.stop()
+
+
+def cmd_token(args: argparse.Namespace, out: TextIO) -> int:
+    from funcmart_hosts.gateway.auth import mint_token
+    from funcmart_hosts.gateway.template import load
+    from funcmart_hosts.local.resources import default_jwt_config
+
+    settings = _settings(args)
+    if settings.jwks_url:
+        log.warning("FUNCMART_JWKS_URL is set: the gateway will not accept dev tokens")
+    config = default_jwt_config(load(settings.template_path), settings)
+    groups = ["admin"] if args.role == "admin" else []
+    subject = args.sub or f"dev-{args.role}"
+    print(mint_token(settings.jwt_secret, config, subject, groups, args.ttl), file=out)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    _logging(getattr(args, "verbose", False))
+    # Handlers log to stdout (Powertools' default); for commands whose stdout is their
+    # result, everything else goes to stderr.
+    out = sys.stdout
+    if args.command in ("invoke", "token"):
+        sys.stdout = sys.stderr
+    try:
+        if args.command == "dev":
+            return cmd_dev(args)
+        if args.command == "consume":
+            return cmd_consume(args)
+        if args.command == "invoke":
+            return cmd_invoke(args, out)
+        return cmd_token(args, out)
+    except (SettingsError, ServiceError, ValueError, LookupError, OSError) as exc:
+        log.error("%s", exc, exc_info=getattr(args, "verbose", False))
+        return 2
+    finally:
+        sys.stdout = out

@@ -1,0 +1,60 @@
+"""Settings are read once and checked at cold start: a wrong value stops the function with a
+message naming the variable, never a silent fallback."""
+
+from __future__ import annotations
+
+import pytest
+
+from funcmart.settings import Settings, SettingsError, on_lambda
+
+BASE = {"TABLE_NAME": "funcmart"}
+
+
+def test_defaults_need_only_the_table():
+    s = Settings.load(BASE)
+    assert (s.table_name, s.publisher, s.metrics_backend) == ("funcmart", "sqs", "inprocess")
+
+
+def test_an_argument_beats_the_environment_which_beats_the_default():
+    s = Settings.load({**BASE, "MAX_BODY_BYTES": "100"}, table_name="other")
+    assert (s.table_name, s.max_body_bytes, s.cache_ttl_seconds) == ("other", 100, 300)
+
+
+def test_a_standard_fallback_variable_is_read_when_the_own_one_is_not_set():
+    s = Settings.load({**BASE, "AWS_DEFAULT_REGION": "eu-west-1", "K_SINK": "http://broker"})
+    assert (s.aws_region, s.broker_url) == ("eu-west-1", "http://broker")
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("METRICS_BACKEND", "prometeus", "'emf' or 'inprocess'"),
+        ("PUBLISHER", "kafka", "'sqs' or 'cloudevents'"),
+        ("RATE_LIMIT_CLASS", "order", "'reads', 'writes', 'orders' or 'health'"),
+        ("RATE_LIMIT", "10 per minute", "60/60s"),
+        ("MAX_BODY_BYTES", "lots", "valid integer"),
+        ("BATCH_CONCURRENCY", "0", "greater than or equal to 1"),
+    ],
+)
+def test_a_misspelled_or_malformed_value_is_refused_naming_the_variable(name, value, says):
+    with pytest.raises(SettingsError) as refused:
+        Settings.load({**BASE, name: value})
+    assert name in str(refused.value)
+    assert says in str(refused.value)
+
+
+def test_a_missing_table_is_refused():
+    with pytest.raises(SettingsError, match="TABLE_NAME is not set"):
+        Settings.load({})
+
+
+def test_an_unknown_argument_is_refused():
+    with pytest.raises(SettingsError, match="unknown settings"):
+        Settings.load(BASE, tabel_name="x")
+
+
+def test_on_lambda_means_the_runtime_itself_not_an_emulator():
+    assert on_lambda({"AWS_LAMBDA_FUNCTION_NAME": "GetProduct"})
+    assert not on_lambda({"AWS_LAMBDA_FUNCTION_NAME": "GetProduct", "AWS_SAM_LOCAL": "true"})
+    assert not on_lambda({})
+    assert Settings.load({**BASE, "AWS_LAMBDA_FUNCTION_NAME": "f"}).metrics_backend == "emf"
