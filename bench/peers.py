@@ -34,14 +34,18 @@ from bench.latency import UNLIMITED, Run, load
 PRODUCTS = 50
 BEFORE = "0d06986"  # main before one Redis round trip per hit and no response validation
 KNATIVE = "knative"
-KNATIVE_1 = "knative-1w"
+# The Knative path under other WORKERS x THREADS (the host serves threads concurrently).
+VARIANTS = {"knative-1x1": (1, 1), "knative-1x4": (1, 4), "knative-2x4": (2, 4)}
 KNATIVE_BEFORE = "knative-before"
 GATEWAY = "gateway"
 FASTAPI = "fastapi"
 FLASK = "flask"
 LABELS = {
     KNATIVE: "funcmart, Knative serving path (as deployed)",
-    KNATIVE_1: "funcmart, Knative serving path, 1 worker",
+    **{
+        name: f"funcmart, Knative serving path, WORKERS={w} THREADS={t}"
+        for name, (w, t) in VARIANTS.items()
+    },
     KNATIVE_BEFORE: f"funcmart, Knative serving path (as deployed) @ {BEFORE}",
     GATEWAY: "funcmart, local gateway",
     FASTAPI: "FastAPI + uvicorn, 1 worker",
@@ -145,11 +149,11 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
     env = {**backends.env(), "TABLE_NAME": table, "RATE_LIMIT": UNLIMITED["ReadsRateLimit"]}
     python = sys.executable
     log = logs / f"peer-{system}.log"
-    if system in (KNATIVE, KNATIVE_1, KNATIVE_BEFORE):
+    if system in (KNATIVE, KNATIVE_BEFORE, *VARIANTS):
         env = {**manifest_env(), **env, "PORT": str(port)}
         cwd = ROOT
-        if system == KNATIVE_1:
-            env["WORKERS"] = "1"
+        if system in VARIANTS:
+            env["WORKERS"], env["THREADS"] = map(str, VARIANTS[system])
         module = knative_module()
         if system == KNATIVE_BEFORE:
             old = _code_at(BEFORE, logs / "before-code")
@@ -184,9 +188,9 @@ def requests() -> list[list[Any]]:
 
 
 def plan(concurrencies: tuple[int, ...], systems: tuple[str, ...]) -> list[Cell]:
-    """Every system at every concurrency; the one-worker and the before variants at 8 only."""
+    """Every system at every concurrency; the serving variants and the before code at 8 only."""
     only_at = 8 if 8 in concurrencies else concurrencies[-1]
-    single = (KNATIVE_BEFORE, KNATIVE_1)
+    single = (KNATIVE_BEFORE, *VARIANTS)
     cells = [Cell(s, c) for s in systems if s not in single for c in concurrencies]
     return cells + [Cell(s, only_at) for s in single if s in systems]
 
@@ -237,8 +241,7 @@ def run(
     result.notes = {
         KNATIVE: f"`python -m {knative_module()}`, WORKERS={env.get('WORKERS', '1')}, "
         f"THREADS={env.get('THREADS', 'functions-framework default')} (infra/config.yaml)",
-        KNATIVE_1: f"`python -m {knative_module()}`, WORKERS=1, "
-        f"THREADS={env.get('THREADS', 'functions-framework default')}",
+        **dict.fromkeys(VARIANTS, "the same, WORKERS and THREADS as named"),
         KNATIVE_BEFORE: f"the same, with functions/ as of {BEFORE}",
         GATEWAY: "`python -m bench._serve` (the local platform's gateway, every route)",
         FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools)",
