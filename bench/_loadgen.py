@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 import time
 from typing import Any
@@ -146,9 +147,13 @@ def main() -> None:
     try:
         import uvloop
     except ImportError:
-        print(json.dumps(asyncio.run(run(spec))))
+        answer = asyncio.run(run(spec))
     else:
-        print(json.dumps(uvloop.run(run(spec))))
+        answer = uvloop.run(run(spec))
+    # The event loop may leave the pipe non-blocking, where one large write would be cut short.
+    os.set_blocking(sys.stdout.fileno(), True)
+    sys.stdout.write(json.dumps(answer) + "\n")
+    sys.stdout.flush()
 
 
 if __name__ == "__main__":

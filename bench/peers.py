@@ -35,7 +35,7 @@ PRODUCTS = 50
 BEFORE = "0d06986"  # main before one Redis round trip per hit and no response validation
 KNATIVE = "knative"
 # The Knative path under other WORKERS x THREADS (the host serves threads concurrently).
-VARIANTS = {"knative-1x1": (1, 1), "knative-1x4": (1, 4), "knative-2x4": (2, 4)}
+VARIANTS = {"knative-1x4": (1, 4), "knative-2x4": (2, 4)}
 KNATIVE_BEFORE = "knative-before"
 GATEWAY = "gateway"
 FASTAPI = "fastapi"

@@ -23,6 +23,17 @@ def _ms(v: float) -> str:
     return f"{v:.1f}" if v < 100 else f"{v:.0f}"
 
 
+def _numbered(lines: list[str]) -> list[str]:
+    """Sections numbered in the order they appear (a run may leave some out)."""
+    out, n = [], 0
+    for line in lines:
+        if line.startswith("## ") and line[3:4].isdigit():
+            n += 1
+            line = f"## {n}. {line.split('. ', 1)[1]}"
+        out.append(line)
+    return out
+
+
 @dataclass
 class Report:
     command: str
@@ -67,7 +78,7 @@ class Report:
             self._scale,
         ):
             lines += part()
-        return "\n".join(lines) + "\n"
+        return "\n".join(_numbered(lines)) + "\n"
 
     # ------------------------------------------------------------------- targets
     def _summary(self) -> list[str]:
@@ -93,8 +104,7 @@ class Report:
         r = c.ratio(h)
         gap = "" if r <= TARGET_COLD else (
             f"{_ms(c.median(h) - TARGET_COLD * c.median('boto3'))} ms over "
-            f"{TARGET_COLD}× boto3 ({r / TARGET_COLD:.2f}× the target); see section 1 for "
-            "what its import loads"
+            f"{TARGET_COLD}× boto3 ({r / TARGET_COLD:.2f}× the target); see the cold start table"
         )  # fmt: skip
         return [
             f"| P1 cold start of what ships: heaviest function ≤ {TARGET_COLD}× `import boto3` "
@@ -127,7 +137,7 @@ class Report:
                 gap += (
                     f"; the same function behind the local gateway: "
                     f"{p.ratio(GATEWAY, FASTAPI, 8):.2f}× FastAPI's req/s, so the host's "
-                    "per-request work (section 2) is where the rest goes"
+                    "per-request work is where the rest goes"
                 )
             if not checked:
                 gap += "; a cell had wrong answers"
@@ -155,7 +165,7 @@ class Report:
             if cpu > TARGET_PIPELINE_CPU:
                 gap.append(f"worker CPU {cpu / TARGET_PIPELINE_CPU:.2f}× the target")
             if not once:
-                gap.append("exactly-once broken (section 4)")
+                gap.append("exactly-once broken (see the pipeline section)")
             rows.append(
                 f"| P3 pipeline, {s.name}: orders/s ≥ {TARGET_PIPELINE:.0f}× the best-tuned "
                 f"Celery, exactly once, worker CPU per order ≤ {TARGET_PIPELINE_CPU}× Celery's | "
@@ -176,8 +186,8 @@ class Report:
         billed = sum(r["billed"] for r in c.rows() if r["step"] in LIFECYCLE and r["counted"])
         floor = sum(f.units for f in lifecycle_floor(c))
         gap = "" if billed <= floor else (
-            f"{billed - floor:g} units over the floor ({billed / floor:.2f}×); section 5 "
-            "lists where"
+            f"{billed - floor:g} units over the floor ({billed / floor:.2f}×); the DynamoDB "
+            "cost section lists where"
         )  # fmt: skip
         return [
             "| P4 billed capacity units per order lifecycle (one line; table, as AWS bills) = "
@@ -487,7 +497,8 @@ class Report:
         from bench.scale import SCENARIOS
 
         lines = [
-            "## 6. Scale: 1,000 to 100,000 products, 100 to 10,000 orders of one customer",
+            f"## 6. Scale: {sc.sizes[0]:,} to {sc.sizes[-1]:,} products, "
+            f"{sc.order_sizes[0]:,} to {sc.order_sizes[-1]:,} orders of one customer",
             "",
             "Written straight into one table with BatchWriteItem ("
             + ", ".join(f"{n} in {s:.0f} s" for n, s in sc.load_seconds.items())
