@@ -59,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         rep.coldstart = timed(
             "coldstart",
             lambda: coldstart.run(
-                rounds=1 if args.smoke else 7,
+                rounds=1 if args.smoke else 5,
                 functions=["ProcessOrder"] if args.smoke else None,
                 before=None,
                 smoke=args.smoke,

@@ -14,6 +14,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,6 +127,22 @@ def requests_for(scenario: str, count: int, tokens: list[str], offset: int = 0) 
     return out
 
 
+def _generate(spec: dict[str, Any], max_seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench._loadgen"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=max_seconds + 120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    answer: dict[str, Any] = json.loads(Path(spec["out"]).read_text())
+    return answer
+
+
 def load(
     url: str,
     concurrency: int,
@@ -150,17 +167,9 @@ def load(
         "expect": expect,
         "cycle": cycle,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench._loadgen"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=max_seconds + 120,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
-    answer = json.loads(out.stdout)
+    with tempfile.TemporaryDirectory(prefix="funcmart-load-") as tmp:
+        spec["out"] = str(Path(tmp) / "answer.json")
+        answer = _generate(spec, max_seconds)
     lat = answer["latencies_ms"]
     ok = sum(n for status, n in answer["statuses"].items() if status.startswith("2"))
     return Run(
