@@ -204,11 +204,14 @@ def run(
     seconds: float = 10,
     systems: tuple[str, ...] = tuple(LABELS),
 ) -> Result:
+    import redis
+
     table = backends.make_table()
     data.load_products(backends.dynamodb_client(), table, 0, PRODUCTS)
     result = Result(concurrencies, repeats, seconds)
     cells = plan(concurrencies, systems)
     servers: dict[str, Server] = {}
+    cache = redis.Redis.from_url(backends.redis_url)
     try:
         for system in dict.fromkeys(c.system for c in cells):
             servers[system] = start(system, backends, table, logs)
@@ -222,6 +225,8 @@ def run(
                 # funcmart fills the cache on a miss (the peers only read it): every product
                 # is cached again before each cell, whatever expired meanwhile.
                 load(servers[GATEWAY if GATEWAY in servers else KNATIVE].url, 4, warm, 0, 30)
+                for n in range(PRODUCTS):  # and none expires during the cell (TTL 300 s)
+                    cache.expire(f"product:{data.product_id(n)}", 600)
                 run_ = load(
                     servers[cell.system].url,
                     cell.concurrency,
@@ -237,6 +242,7 @@ def run(
     finally:
         for server in servers.values():
             server.stop()
+        cache.close()
     env = manifest_env()
     result.notes = {
         KNATIVE: f"`python -m {knative_module()}`, WORKERS={env.get('WORKERS', '1')}, "
