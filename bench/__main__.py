@@ -1,4 +1,4 @@
-"""`python -m bench [--smoke] [--only coldstart,http,pipeline,cost,scale]`: run the benchmarks
+"""`python -m bench [--smoke] [--only coldstart,peers,http,pipeline,cost,scale]`: run the benchmarks
 and write docs/benchmarks.md and docs/benchmarks.png (`make bench` runs it in full).
 
 --smoke runs each benchmark at a tiny size and writes its report to a temporary folder
@@ -12,23 +12,29 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from bench import backends, report
 from bench.common import ROOT
 
-SECTIONS = ("coldstart", "http", "pipeline", "cost", "scale")
-# The commit before the performance work: its code is cold-started beside today's.
-BEFORE = "99bb5d0"
+SECTIONS = ("coldstart", "peers", "http", "pipeline", "cost", "scale")
+# What `make bench` runs (under 15 minutes on 2 busy cores); `--only http` adds the local
+# gateway's latency for every kind of request.
+DEFAULT = ("coldstart", "peers", "pipeline", "cost", "scale")
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--smoke", action="store_true", help="tiny sizes; a check, not figures")
-    parser.add_argument("--only", help=f"comma-separated subset of {','.join(SECTIONS)}")
+    parser.add_argument(
+        "--only", help=f"comma-separated subset of {','.join(SECTIONS)} (default: all but http)"
+    )
     parser.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md)")
     args = parser.parse_args(argv)
-    only = [s for s in (args.only or ",".join(SECTIONS)).split(",") if s]
+    default = SECTIONS if args.smoke else DEFAULT
+    only = [s for s in (args.only or ",".join(default)).split(",") if s]
     unknown = set(only) - set(SECTIONS)
     if unknown:
         parser.error(f"unknown sections: {sorted(unknown)}")
@@ -53,59 +59,16 @@ def main(argv: list[str] | None = None) -> int:
         rep.coldstart = timed(
             "coldstart",
             lambda: coldstart.run(
-                rounds=1 if args.smoke else 11,
+                rounds=1 if args.smoke else 5,
                 functions=["ProcessOrder"] if args.smoke else None,
-                before=None if args.smoke else BEFORE,
+                before=None,
                 smoke=args.smoke,
                 workdir=work / "coldstart",
             ),
         )
-    if any(s in only for s in ("http", "pipeline", "cost", "scale")):
+    if any(s in only for s in SECTIONS[1:]):
         with backends.running(logs) as b:
-            if "http" in only:
-                from bench import latency
-
-                rep.http = timed(
-                    "http",
-                    lambda: latency.run(
-                        b,
-                        logs,
-                        concurrencies=(1, 2) if args.smoke else (1, 8, 32),
-                        repeats=1 if args.smoke else 3,
-                        sizes=latency.SMOKE if args.smoke else latency.FULL,
-                    ),
-                )
-            if "pipeline" in only:
-                from bench import pipeline
-
-                scenarios = pipeline.SCENARIOS
-                if args.smoke:
-                    scenarios = tuple(
-                        pipeline.Scenario(s.name, s.token, s.gateway_seconds, 4) for s in scenarios
-                    )
-                rep.pipeline = timed(
-                    "pipeline",
-                    lambda: pipeline.run(
-                        b, logs, scenarios=scenarios, repeats=1 if args.smoke else 3
-                    ),
-                )
-            if "cost" in only:
-                from bench import capacity
-
-                rep.cost = timed("cost", lambda: capacity.run(b, logs))
-            if "scale" in only:
-                from bench import scale
-
-                rep.scale = timed(
-                    "scale",
-                    lambda: scale.run(
-                        b,
-                        logs,
-                        sizes=(50, 100) if args.smoke else scale.SIZES,
-                        requests=5 if args.smoke else 300,
-                        repeats=1 if args.smoke else 3,
-                    ),
-                )
+            _on_backends(b, only, args.smoke, logs, rep, timed)
     rep.seconds["total"] = time.monotonic() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(rep.markdown(plot_name=out.with_suffix(".png").name))
@@ -113,6 +76,83 @@ def main(argv: list[str] | None = None) -> int:
     print(f"[bench] wrote {out} and {out.with_suffix('.png')} in {rep.seconds['total']:.0f} s")
     _clean(work, out)
     return 0
+
+
+def _on_backends(
+    b: backends.Backends,
+    only: list[str],
+    smoke: bool,
+    logs: Path,
+    rep: report.Report,
+    timed: Callable[..., Any],
+) -> None:
+    """The sections that run against DynamoDB Local, Redis and SQS, in the report's order."""
+    if "peers" in only:
+        from bench import peers
+
+        rep.peers = timed(
+            "peers",
+            lambda: peers.run(
+                b,
+                logs,
+                concurrencies=(1, 2) if smoke else (1, 8, 32),
+                repeats=1 if smoke else 2,
+                seconds=1 if smoke else 10,
+                systems=peers.SMOKE_SYSTEMS if smoke else tuple(peers.LABELS),
+            ),
+        )
+    if "http" in only:
+        from bench import latency
+
+        rep.http = timed(
+            "http",
+            lambda: latency.run(
+                b,
+                logs,
+                concurrencies=(1, 2) if smoke else (1, 8),
+                repeats=1,
+                sizes=latency.SMOKE if smoke else latency.FULL,
+            ),
+        )
+    if "pipeline" in only:
+        from bench import pipeline
+
+        scenarios = pipeline.SCENARIOS
+        if smoke:
+            scenarios = tuple(
+                pipeline.Scenario(s.name, s.token, s.gateway_seconds, 4, per_unit=1)
+                for s in scenarios
+            )
+        rep.pipeline = timed(
+            "pipeline",
+            lambda: pipeline.run(
+                b,
+                logs,
+                scenarios=scenarios,
+                sweep=pipeline.SMOKE_SWEEP if smoke else pipeline.FULL_SWEEP,
+                repeats=0 if smoke else 2,
+                warm_orders=0 if smoke else 300,
+            ),
+        )
+    if "cost" in only:
+        from bench import capacity
+
+        rep.cost = timed("cost", lambda: capacity.run(b, logs))
+    if "scale" in only:
+        from bench import scale
+
+        rep.scale = timed(
+            "scale",
+            lambda: scale.run(
+                b,
+                logs,
+                sizes=(50, 100) if smoke else scale.SIZES,
+                order_sizes=(5, 10) if smoke else scale.ORDER_SIZES,
+                concurrencies=(1, 2) if smoke else scale.CONCURRENCIES,
+                requests=5 if smoke else 150,
+                repeats=1 if smoke else 2,
+            ),
+        )
 
 
 def _clean(work: Path, out: Path) -> None:

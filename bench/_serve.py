@@ -2,7 +2,8 @@
 
 Spec: mode ("http": the gateway with every route plus GET /empty, no consumers; "consume":
 the queue pollers of `functions`, no gateway, no schedules), the endpoints, redis_url, table,
-stack, parameters, ready_file (where the gateway's URL is written once it listens).
+stack, parameters, ready_file (where the gateway's URL is written once it listens), and
+optionally batch_size (every SQS event source of the template takes batches of that size).
 Logging is configured as `make dev` configures it; the caller sends stdout and stderr to
 files. Stops on SIGTERM.
 """
@@ -45,6 +46,17 @@ def template_with_empty_function() -> Any:
     return parse(raw)
 
 
+def template_with_batch_size(size: int) -> Any:
+    from funcmart_hosts.gateway.template import TEMPLATE_PATH, load_yaml, parse
+
+    raw = load_yaml(TEMPLATE_PATH)
+    for resource in raw["Resources"].values():
+        for event in (resource.get("Properties") or {}).get("Events", {}).values():
+            if event.get("Type") == "SQS":
+                event["Properties"]["BatchSize"] = size
+    return parse(raw)
+
+
 def main() -> None:
     from funcmart_hosts.local.cli import _logging
     from funcmart_hosts.local.config import LocalSettings
@@ -63,9 +75,12 @@ def main() -> None:
         parameters=spec.get("parameters", {}),
     )
     http = spec["mode"] == "http"
+    template = template_with_empty_function() if http else None
+    if spec.get("batch_size"):
+        template = template_with_batch_size(int(spec["batch_size"]))
     platform = LocalPlatform(
         settings,
-        template=template_with_empty_function() if http else None,
+        template=template,
         serve_http=http,
         poll_queues=not http,
         run_schedules=False,

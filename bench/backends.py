@@ -148,6 +148,7 @@ def serve(
     cpus: set[int] | None = None,
     name: str = "platform",
     env: dict[str, str] | None = None,
+    batch_size: int | None = None,
 ) -> Platform:
     ready = logs / f"{name}-{uuid.uuid4().hex[:6]}.ready"
     spec = {
@@ -160,6 +161,7 @@ def serve(
         "functions": functions,
         "parameters": parameters or {},
         "ready_file": str(ready),
+        "batch_size": batch_size,
     }
     with (logs / f"{name}.out").open("ab") as out, (logs / f"{name}.err").open("ab") as err:
         proc = subprocess.Popen(

@@ -1,6 +1,8 @@
 """DynamoDB cost: read and write capacity units per operation and per order lifecycle, as
-DynamoDB reports them (ReturnConsumedCapacity=INDEXES, added to every request of the
-functions' own clients by a botocore event hook), beside the floor their item sizes allow:
+AWS bills them (computed from each call and the sizes of the items it touched), beside what
+DynamoDB Local reports (ReturnConsumedCapacity=INDEXES, added to every request of the
+functions' own clients by a botocore event hook; it under-charges transactions) and beside
+the floor derived for an order's lifecycle (`lifecycle_floor`). Billing rules:
 
 - reads: 4 KB per unit, 0.5 unit when eventually consistent, 1 when strongly consistent,
   2 in a transaction; a GetItem of nothing still costs the minimum, a Query rounds its
@@ -136,8 +138,8 @@ def _write_keys(call: Call) -> list[tuple[dict[str, Any], int]]:
     return []
 
 
-def floor(call: Call, sizes: dict[str, int]) -> float:
-    """The fewest capacity units the table could charge for this call."""
+def billed(call: Call, sizes: dict[str, int]) -> float:
+    """The capacity units DynamoDB bills the table for this call."""
     p, op = call.params, call.operation
     if op == "GetItem":
         unit = 1.0 if p.get("ConsistentRead") else 0.5
@@ -181,7 +183,9 @@ class Result:
                         # a Query on an index is charged to the index, not the table
                         "table": c.total_units if c.operation == "Query" else c.table_units,
                         "indexes": 0.0 if c.operation == "Query" else c.index_units,
-                        "floor": floor(c, self.sizes),
+                        "billed": billed(c, self.sizes),
+                        "keys": _keys_of(c) if kind == "write" else "",
+                        "counted": not _simulator(c),
                         "items": len(c.read_sizes) if kind == "read" else len(_write_keys(c)),
                         "bytes": sum(c.read_sizes)
                         if kind == "read"
@@ -189,6 +193,75 @@ class Result:
                     }
                 )
         return out
+
+
+def _simulator(call: Call) -> bool:
+    """A call on the payment simulator's ledger (PAYSIM#...), which stands for a card network."""
+    keys = [k for k, _ in _write_keys(call)] or [call.params.get("Key") or {}]
+    return all(str((k.get("pk") or {}).get("S", "")).startswith("PAYSIM#") for k in keys)
+
+
+def _keys_of(call: Call) -> str:
+    """The sort keys a write touched (ORDER, PAYMENT, PRODUCT, ...), for the table."""
+    names = [key["sk"]["S"].split("#", 1)[0] for key, _ in _write_keys(call)]
+    return ", ".join(names)
+
+
+@dataclass(frozen=True)
+class FloorLine:
+    step: str
+    what: str
+    kind: str  # read | write
+    units: float
+
+
+def _units(size: int, per: int) -> int:
+    return max(1, math.ceil(size / per))
+
+
+def lifecycle_floor(result: Result) -> list[FloorLine]:
+    """The fewest units an order of one line can cost from PlaceOrder to FULFILLED, given what
+    each step must do and the sizes its items have:
+
+    - PlaceOrder must read the product (price and name; eventually consistent will do, the
+      stock check is the transaction's condition) and write, atomically, the stock decrement,
+      the order and the idempotency record: a transaction, 2 units per KB per item. It need
+      not read the idempotency record first: the record's condition fails on a retry, and
+      only then is a read needed.
+    - ProcessOrder and FulfilOrder must read the order (strongly consistent: the message
+      carries only its id) and make one conditional write of it; the payment and the
+      shipment can live in the order item (one UpdateItem, 1 unit per KB of the item after),
+      and the notification is a message, not an item.
+    The payment simulator's ledger (PAYSIM#) stands for a card network: not counted."""
+    size = result.sizes
+
+    def of(prefix: str, sk: str) -> int:
+        return max(
+            (n for k, n in size.items() if k.startswith(prefix) and k.endswith(sk)), default=0
+        )
+
+    order, idem = of("ORDER#", "|ORDER"), of("IDEMPOTENCY#", "|IDEMPOTENCY")
+    product = of("PRODUCT#", "|PRODUCT")
+    payment, shipment = of("ORDER#", "|PAYMENT"), of("ORDER#", "|SHIPMENT")
+    return [
+        FloorLine("PlaceOrder", "read the product, eventually consistent", "read", 0.5),
+        FloorLine(
+            "PlaceOrder",
+            "transaction: stock, order, idempotency record (2 units per KB)",
+            "write",
+            2.0 * (_units(product, 1024) + _units(order, 1024) + _units(idem, 1024)),
+        ),
+        FloorLine("ProcessOrder", "read the order, strongly consistent", "read", 1.0),
+        FloorLine(
+            "ProcessOrder", "order PENDING → PAID with its payment", "write",
+            float(_units(order + payment, 1024)),
+        ),
+        FloorLine("FulfilOrder", "read the order, strongly consistent", "read", 1.0),
+        FloorLine(
+            "FulfilOrder", "order PAID → FULFILLED with its shipment", "write",
+            float(_units(order + shipment, 1024)),
+        ),
+    ]  # fmt: skip
 
 
 def run(backends: Backends, _logs: Path) -> Result:

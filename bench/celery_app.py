@@ -11,6 +11,7 @@ AWS_ENDPOINT_URL_DYNAMODB, ...).
 from __future__ import annotations
 
 import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,12 @@ app.conf.update(
     accept_content=["json"],
     worker_hijack_root_logger=False,
     broker_connection_retry_on_startup=True,
+    # Prefetch as Celery's guide to optimizing advises: 1 for tasks that wait long, a large
+    # multiplier for many short ones (set per run by the benchmark).
+    worker_prefetch_multiplier=int(os.environ.get("BENCH_CELERY_PREFETCH", "4")),
 )
 _ports: Any = None
+_lock = threading.Lock()  # the threads pool's tasks may ask for the ports at once
 
 
 class CeleryPublisher:
@@ -43,11 +48,12 @@ class CeleryPublisher:
 
 def ports() -> Any:
     global _ports
-    if _ports is None:
-        from funcmart.bootstrap import build
+    with _lock:
+        if _ports is None:
+            from funcmart.bootstrap import build
 
-        _ports = build(publisher=CeleryPublisher()).ready("order_ports").order_ports
-    return _ports
+            _ports = build(publisher=CeleryPublisher()).ready("order_ports").order_ports
+        return _ports
 
 
 @worker_process_init.connect
@@ -57,6 +63,8 @@ def _build(**_: Any) -> None:
 
 @worker_ready.connect
 def _ready(**_: Any) -> None:
+    if os.environ.get("BENCH_CELERY_POOL") == "threads":
+        ports()  # the threads pool has no worker processes to build them in
     ready = os.environ.get("BENCH_READY_FILE")
     if ready:
         Path(ready).write_text(str(os.getpid()))

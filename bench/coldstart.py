@@ -1,15 +1,25 @@
-"""Cold start of every function: import plus bootstrap, in fresh interpreters, beside a bare
-`import boto3` measured in the same run.
+"""Cold start of every function as it ships: import plus bootstrap, in fresh interpreters,
+beside a bare `import boto3` measured in the same rounds, both as whole-process wall time.
+
+What ships is what `sam build` makes with the template's makefile builds (functions/Makefile):
+the function package (`build-<Function>`, Lambda's /var/task) and the dependencies layer
+(`build-Dependencies`, /opt/python), each with the bytecode it was built with and nothing
+more; boto3 and botocore come from the runtime (copied from this environment and compiled, as
+the runtime image's are). The benchmark compiles nothing of the artifact: a module shipped
+without bytecode is compiled at every cold start, as on Lambda's read-only file system (the
+samples run with -B, so nothing is written). The report states how much bytecode there is.
 
 Each sample is one new process started with `python -S` (no site-packages) whose sys.path is
-the deployment package (`pip install -r functions/requirements.txt --target` plus functions/,
-what `sam build` puts in the zip) and whose environment is the one Lambda gives the function:
+/var/task, /opt/python and the runtime's, in that order, and whose environment is the one
+Lambda gives the function:
 the template's variables, the runtime's own (LAMBDA_TASK_ROOT, AWS_LAMBDA_FUNCTION_NAME, ...,
 so Tracer and EMF metrics are on, as on Lambda) and credentials. The timer runs from before
 the handler module's import until the clients the function uses exist: handler modules
 build them at module scope; whatever a module did not build is built by the probe, so that
-lazily built clients are counted too. Processes are run round-robin in a shuffled order, so
-background load falls on every target alike; each figure is the median over the rounds.
+lazily built clients are counted too. The wall time is the parent's, from starting the
+process to its exit: interpreter start-up included, on both sides. Processes are run
+round-robin in a shuffled order, so background load falls on every target alike; each figure
+is the median over the rounds.
 """
 
 from __future__ import annotations
@@ -21,7 +31,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import zipfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +65,8 @@ USES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 class Package:
     paths: list[Path]  # sys.path of a cold start: the package (code and dependencies)
     how: str  # how it was built, for the report
+    bytecode: str = "compiled by the benchmark before the rounds (`compileall`)"
+    compile_first: tuple[Path, ...] = ()  # what the benchmark compiles before the rounds
     files_bytes: int = 0
     zip_bytes: int = 0
 
@@ -66,14 +78,14 @@ class Result:
     package: Package | None = None
     before: str | None = None  # the commit whose code the "before" targets ran
 
-    def median(self, target: str, key: str = "total_ms") -> float:
+    def median(self, target: str, key: str = "wall_ms") -> float:
         return median([s[key] for s in self.samples[target]])
 
-    def ratio(self, target: str) -> float:
+    def ratio(self, target: str, key: str = "wall_ms") -> float:
         """Median over the rounds of target / boto3, both measured in the same round."""
         return median(
             [
-                s["total_ms"] / b["total_ms"]
+                s[key] / b[key]
                 for s, b in zip(self.samples[target], self.samples[BASELINE], strict=True)
             ]
         )
@@ -88,52 +100,72 @@ class Result:
 BEFORE = " @ "  # "<function> @ <commit>": the function's code as of an earlier commit
 
 
-def build_package(dest: Path, *, reuse_site_packages: bool = False) -> Package:
-    """The deployment package in `dest`: dependencies plus the code of functions/.
+RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
 
-    With `reuse_site_packages` (the smoke run) the current environment's site-packages stand
-    in for the dependencies, which saves the pip install."""
-    dest.mkdir(parents=True, exist_ok=True)
-    code = dest / "code"
-    shutil.copytree(
-        FUNCTIONS, code, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"), dirs_exist_ok=True
-    )
-    if reuse_site_packages:
-        import sysconfig
 
-        deps = Path(sysconfig.get_paths()["purelib"])
-        return Package([code, deps], "functions/ + this environment's site-packages")
-    deps = dest / "deps"
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--no-compile",
-            "--target",
-            str(deps),
-            "-r",
-            str(FUNCTIONS / "requirements.txt"),
-        ],
-        check=True,
-        timeout=600,
-        capture_output=True,
+def _bytecode(root: Path) -> tuple[int, int]:
+    """(modules, modules with a .pyc beside them in __pycache__) under root."""
+    sources = [p for p in root.rglob("*.py") if "__pycache__" not in p.parts]
+    tag = sys.implementation.cache_tag
+    compiled = [p for p in sources if (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
+    return len(sources), len(compiled)
+
+
+def build_artifact(dest: Path, *, layer_from_site_packages: bool = False) -> Package:
+    """What `sam build` ships, built by the template's own makefile targets: the function
+    package (every function's is the same) and the dependencies layer; then the runtime's
+    boto3. With `layer_from_site_packages` (the smoke run) this environment's site-packages
+    stand in for the layer and the runtime, which saves the pip install."""
+    import sysconfig
+
+    function, layer, runtime = dest / "function", dest / "layer", dest / "runtime"
+    for d in (function, layer):
+        d.mkdir(parents=True, exist_ok=True)
+
+    def make(target: str, out: Path) -> None:
+        subprocess.run(
+            [
+                "make",
+                "-C",
+                str(FUNCTIONS),
+                target,
+                f"ARTIFACTS_DIR={out}",
+                f"PYTHON={sys.executable}",
+            ],
+            check=True,
+            capture_output=True,
+            timeout=900,
+        )
+
+    make("build-ProcessOrder", function)
+    site = Path(sysconfig.get_paths()["purelib"])
+    if layer_from_site_packages:
+        paths = [function, site]
+        how = "the function package from functions/Makefile; this environment's site-packages"
+        first: tuple[Path, ...] = (site,)
+    else:
+        make("build-Dependencies", layer)
+        runtime.mkdir(parents=True, exist_ok=True)
+        for name in RUNTIME_PROVIDED:
+            for src in site.glob(name):
+                copy = shutil.copytree if src.is_dir() else shutil.copy2
+                copy(src, runtime / src.name)
+        paths = [function, layer / "python", runtime]
+        how = (
+            "the artifact `sam build` makes (functions/Makefile: build-<Function> as /var/task, "
+            "build-Dependencies as /opt/python), boto3 and botocore as the runtime provides them"
+        )
+        first = (runtime,)
+    counts = [_bytecode(p) for p in paths[:2]]
+    modules, compiled = sum(c[0] for c in counts), sum(c[1] for c in counts)
+    package = Package(paths, how, compile_first=first)
+    package.bytecode = (
+        f"{compiled} of {modules} modules of the function package and the layer ship "
+        f"with bytecode{'' if compiled == modules else ' (the rest is compiled at every start)'}"
     )
-    for item in code.iterdir():  # one folder, as in the zip Lambda unpacks to /var/task
-        shutil.move(str(item), deps / item.name)
-    shutil.rmtree(code)
-    package = Package([deps], "`pip install -r functions/requirements.txt --target` + functions/")
-    package.files_bytes = sum(p.stat().st_size for p in deps.rglob("*") if p.is_file())
-    archive = dest / "package.zip"
-    with zipfile.ZipFile(archive, "w", zipfile.ZIP_DEFLATED, compresslevel=6) as zf:
-        for p in sorted(deps.rglob("*")):
-            if p.is_file():
-                zf.write(p, p.relative_to(deps))
-    package.zip_bytes = archive.stat().st_size
-    archive.unlink()
+    package.files_bytes = sum(
+        f.stat().st_size for p in paths[:2] if p != site for f in p.rglob("*") if f.is_file()
+    )
     return package
 
 
@@ -201,6 +233,7 @@ def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> 
         "uses": list(uses),
         "models": list(models),
     }
+    started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-S", "-B", str(CHILD), json.dumps(spec)],
         env=env,
@@ -209,9 +242,11 @@ def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> 
         text=True,
         timeout=60,
     )
+    wall = (time.perf_counter() - started) * 1000
     if out.returncode != 0:
         raise RuntimeError(f"cold start of {target} failed:\n{out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    result["wall_ms"] = wall
     return result
 
 
@@ -228,7 +263,7 @@ def run(
     tmp = Path(workdir or tempfile.mkdtemp(prefix="funcmart-coldstart-"))
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
-    package = build_package(tmp / "package", reuse_site_packages=smoke)
+    package = build_artifact(tmp / "artifact", layer_from_site_packages=smoke)
     envs = lambda_environments(home)
     mods = modules()
     chosen = functions or list(mods)
@@ -239,13 +274,15 @@ def run(
         plan[lid] = (package.paths, mods[lid], envs[lid])
     if before:
         old = code_at(before, tmp / "before")
-        deps = package.paths[1:] if smoke else package.paths
+        deps = package.paths[1:]
         for lid in chosen:
             if (old / f"{mods[lid]}.py").exists():  # functions added since have no "before"
                 plan[f"{lid}{BEFORE}{before}"] = ([old, *deps], mods[lid], envs[lid])
-    # Bytecode is compiled once, before the rounds (-B keeps the samples from writing any), so
-    # every sample reads .pyc files as a warm file cache would serve them.
-    for path in {p for paths, _, _ in plan.values() for p in paths}:
+    # The artifact brings its own bytecode; only what stands for the runtime (and an older
+    # commit's code) is compiled here, once, before the rounds.
+    compile_first = set(package.compile_first)
+    compile_first |= {p for t, (paths, _, _) in plan.items() if BEFORE in t for p in paths[:1]}
+    for path in compile_first:
         subprocess.run(
             [sys.executable, "-m", "compileall", "-q", "-j", "0", str(path)],
             check=False,

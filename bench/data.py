@@ -109,12 +109,21 @@ def order_item(
 
 
 def load_orders(
-    client: Any, table: str, order_ids: list[str], *, token: str = "tok_ok", threads: int = 4
+    client: Any,
+    table: str,
+    order_ids: list[str],
+    *,
+    token: str = "tok_ok",
+    threads: int = 4,
+    customer: str = "bench-customer",
 ) -> float:
     started = time.monotonic()
     deadline = started + 600
     batches = [
-        [order_item(oid, n, token=token) for n, oid in enumerate(order_ids[b : b + 25], start=b)]
+        [
+            order_item(oid, n, customer=customer, token=token)
+            for n, oid in enumerate(order_ids[b : b + 25], start=b)
+        ]
         for b in range(0, len(order_ids), 25)
     ]
     with ThreadPoolExecutor(threads) as pool:

@@ -14,6 +14,7 @@ import json
 import random
 import subprocess
 import sys
+import tempfile
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -43,6 +44,7 @@ class Run:
     rps: float
     requests: int
     errors: int
+    failure: str | None = None  # the first wrong answer, described
 
 
 @dataclass
@@ -125,7 +127,35 @@ def requests_for(scenario: str, count: int, tokens: list[str], offset: int = 0) 
     return out
 
 
-def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_seconds: float) -> Run:
+def _generate(spec: dict[str, Any], max_seconds: float) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench._loadgen"],
+        input=json.dumps(spec),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=max_seconds + 120,
+        check=False,
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
+    answer: dict[str, Any] = json.loads(Path(spec["out"]).read_text())
+    return answer
+
+
+def load(
+    url: str,
+    concurrency: int,
+    requests: list[Any],
+    warmup: int,
+    max_seconds: float,
+    *,
+    expect: dict[str, Any] | None = None,
+    cycle: bool = False,
+) -> Run:
+    """One cell: `requests` at `concurrency` for up to `max_seconds` (with `cycle`, round the
+    list for exactly that long). With `expect`, every answer is checked (see _loadgen) and a
+    wrong one counts as an error."""
     host, port = url.removeprefix("http://").split(":")
     spec = {
         "host": host,
@@ -134,18 +164,12 @@ def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_secon
         "requests": requests,
         "warmup": warmup,
         "max_seconds": max_seconds,
+        "expect": expect,
+        "cycle": cycle,
     }
-    out = subprocess.run(
-        [sys.executable, "-m", "bench._loadgen"],
-        input=json.dumps(spec),
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=max_seconds + 120,
-    )
-    if out.returncode != 0:
-        raise RuntimeError(f"load generator failed: {out.stderr[-2000:]}")
-    answer = json.loads(out.stdout)
+    with tempfile.TemporaryDirectory(prefix="funcmart-load-") as tmp:
+        spec["out"] = str(Path(tmp) / "answer.json")
+        answer = _generate(spec, max_seconds)
     lat = answer["latencies_ms"]
     ok = sum(n for status, n in answer["statuses"].items() if status.startswith("2"))
     return Run(
@@ -154,7 +178,8 @@ def load(url: str, concurrency: int, requests: list[Any], warmup: int, max_secon
         p99=percentile(lat, 99),
         rps=len(lat) / answer["elapsed_s"],
         requests=len(lat),
-        errors=len(lat) - ok,
+        errors=answer["failures"] if expect else len(lat) - ok,
+        failure=answer["failure"],
     )
 
 

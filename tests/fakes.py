@@ -445,11 +445,15 @@ class FakeRateLimiter:
         self.tats: dict[str, float] = {}
         self.available = True
         self.keys: list[str] = []
+        self.read_ahead: list[tuple[str, ...]] = []  # the cached products each hit named
 
-    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+    def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
         if not self.available:
             raise DependencyUnavailable("Redis is unavailable", retry_after=5)
         self.keys.append(key)
+        self.read_ahead.append(tuple(cached_products))
         decision, tat = gcra(self.tats.get(key), self.clock.epoch() * 1000, policy)
         self.tats[key] = tat
         return decision

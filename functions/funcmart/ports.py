@@ -217,9 +217,15 @@ class CartStore(Protocol):
 
 
 class RateLimiter(Protocol):
-    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
+    def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
         """Count one request against `key` atomically; DependencyUnavailable when the store
-        cannot be reached (the HTTP platform then lets the request through)."""
+        cannot be reached (the HTTP platform then lets the request through).
+
+        `cached_products` names the products whose cache entries the request is about to read:
+        a limiter that shares its store with the product cache reads them in the same round
+        trip, and the cache answers from that read for the rest of the request."""
 
 
 # ------------------------------------------------------------------------- health

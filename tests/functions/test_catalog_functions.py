@@ -7,6 +7,7 @@ handling an event must be allowed by that function's own policy in the template.
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -244,6 +245,40 @@ def test_writes_invalidate_what_get_product_cached(handlers: dict[str, Handler])
     # AND after archiving, customers no longer find it, cached or not
     assert invoke(handlers["ArchiveProduct"], load_event("archive_product.json"))[0] == 204
     assert invoke(get, load_event("get_product.json"))[0] == 404
+
+
+@pytest.mark.usefixtures("seeded")
+def test_a_cache_hit_is_one_call_to_redis_and_never_a_stale_one(
+    handlers: dict[str, Handler], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    get = handlers["GetProduct"]
+    client = get.__self__.deps.redis.client  # type: ignore[attr-defined]
+    sent: list[str] = []
+    send = client.execute_command
+
+    def counted(*args: Any, **options: Any) -> Any:
+        sent.append(str(args[0]).upper())
+        return send(*args, **options)
+
+    monkeypatch.setattr(client, "execute_command", counted)
+    # GIVEN the product cached by a first read
+    assert invoke(get, load_event("get_product.json"))[1]["X-Cache"] == "MISS"
+    assert invoke(get, load_event("get_product.json"))[1]["X-Cache"] == "HIT"
+    sent.clear()
+    # WHEN it is read again
+    status, headers, body = invoke(get, load_event("get_product.json"))
+    # THEN the answer is a hit that took one call to Redis: the rate limiter's script
+    assert (status, headers["X-Cache"], body["id"]) == (200, "HIT", SEED.id)
+    assert "RateLimit-Remaining" in headers
+    assert sent == ["EVALSHA"]
+    # AND the next request reads the entry afresh: a change in Redis shows at once
+    entry = json.loads(redis_client.get(f"product:{SEED.id}"))
+    redis_client.set(f"product:{SEED.id}", json.dumps({**entry, "stock": 77}), keepttl=True)
+    assert invoke(get, load_event("get_product.json"))[2]["stock"] == 77
+    # AND a tombstone read ahead is a miss served from DynamoDB
+    redis_client.set(f"product:{SEED.id}", "-", ex=5)
+    status, headers, body = invoke(get, load_event("get_product.json"))
+    assert (status, headers["X-Cache"], body["stock"]) == (200, "MISS", SEED.stock)
 
 
 @pytest.mark.usefixtures("seeded")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import contextvars
 import socket
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -13,13 +14,22 @@ import redis
 from funcmart.adapters import redis_store
 from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 from funcmart.adapters.dynamodb.table import bind
-from funcmart.adapters.redis_store import Breaker, RedisGuard, RedisProductCache, connect
+from funcmart.adapters.redis_store import (
+    Breaker,
+    RedisGuard,
+    RedisProductCache,
+    RedisRateLimiter,
+    connect,
+)
+from funcmart.domain.ratelimit import RatePolicy
 from funcmart.ports import ProductCache
 from funcmart.services import catalog
 from tests.fakes import FakeCache, FakeProductRepository
+from tests.support.builders import random_id
 from tests.support.factories import a_product, random_product_id
 
 TTL = 300
+POLICY = RatePolicy(limit=1000, period_seconds=60)
 REGION = "us-east-1"
 
 
@@ -250,3 +260,71 @@ class TestGetProductWhenRedisIsDown:
         assert results == [(product, False), (product, False)]
         assert sum(counting.calls.values()) == 1
         client.close()
+
+
+class TestReadAheadByTheRateLimiter:
+    """The rate limiter's script reads the cache entries a request names; the cache answers
+    from that read once, within the request's context only."""
+
+    @pytest.fixture
+    def parts(
+        self, redis_url: str
+    ) -> Iterator[tuple[RedisRateLimiter, RedisProductCache, CountingClient]]:
+        client = connect(redis_url, 1.0)
+        counting = CountingClient(client)
+        guard = RedisGuard(client, Breaker(5))
+        limiter = RedisRateLimiter(guard)
+        cache = RedisProductCache(RedisGuard(counting, Breaker(5)), TTL)  # type: ignore[arg-type]
+        yield limiter, cache, counting
+        client.close()
+
+    def test_an_entry_read_ahead_is_served_without_a_get_once(self, parts: Any) -> None:
+        limiter, cache, counting = parts
+        product = a_product()
+        cache.put(product.id, product.to_dict())
+
+        def request() -> tuple[Any, Any]:
+            assert limiter.hit(random_id("reads:"), POLICY, [product.id]).allowed
+            return cache.get(product.id), cache.get(product.id)
+
+        first, second = contextvars.copy_context().run(request)
+        assert first == second == product.to_dict()
+        assert counting.calls["get"] == 1  # the second read asked Redis again
+
+    def test_nothing_read_ahead_outlives_its_context(self, parts: Any) -> None:
+        limiter, cache, counting = parts
+        product = a_product()
+        cache.put(product.id, product.to_dict())
+        contextvars.copy_context().run(limiter.hit, random_id("reads:"), POLICY, [product.id])
+        assert cache.get(product.id) == product.to_dict()
+        assert counting.calls["get"] == 1
+
+    def test_absent_tombstoned_and_foreign_entries_read_ahead_are_misses(
+        self, parts: Any, redis_client: redis.Redis
+    ) -> None:
+        limiter, cache, _ = parts
+        absent, tombstoned, foreign = (random_product_id() for _ in range(3))
+        redis_client.set(f"product:{tombstoned}", RedisProductCache.TOMBSTONE, ex=5)
+        redis_client.hset(f"product:{foreign}", "stock", "1")
+
+        def request() -> list[Any]:
+            limiter.hit(random_id("reads:"), POLICY, [absent, tombstoned, foreign])
+            return [cache.get(p) for p in (absent, tombstoned, foreign)]
+
+        assert contextvars.copy_context().run(request) == [None, None, None]
+        # the entry of the wrong type was left to the cache's own read, which cleared it
+        assert redis_client.exists(f"product:{foreign}") == 0
+
+    def test_a_refused_request_reads_nothing_ahead(self, parts: Any) -> None:
+        limiter, cache, counting = parts
+        product, key = a_product(), random_id("reads:")
+        cache.put(product.id, product.to_dict())
+        one = RatePolicy(limit=1, period_seconds=60)
+
+        def request() -> tuple[bool, Any]:
+            limiter.hit(key, one)
+            refused = not limiter.hit(key, one, [product.id]).allowed
+            return refused, cache.get(product.id)
+
+        assert contextvars.copy_context().run(request) == (True, product.to_dict())
+        assert counting.calls["get"] == 1

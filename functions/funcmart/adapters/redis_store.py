@@ -1,5 +1,11 @@
 """Redis: the product cache, carts and rate limits, behind a small circuit breaker so an
-outage costs one timeout. Every multi-step change is one Lua script, so it is atomic."""
+outage costs one timeout. Every multi-step change is one Lua script, so it is atomic.
+
+A cache hit costs one round trip: the rate limiter's script also reads the cache entries the
+request is about to read (`RateLimiter.hit(..., cached_products)`), and the product cache
+answers from that read for the rest of the request. The read-ahead lives in a context
+variable: the HTTP entry point runs each request in a context of its own, so it never
+outlives the request nor crosses threads."""
 
 from __future__ import annotations
 
@@ -9,7 +15,8 @@ import logging
 import math
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from contextvars import ContextVar
 from typing import Any
 
 import redis
@@ -20,6 +27,8 @@ from funcmart.domain.ratelimit import RateDecision, RatePolicy
 
 log = logging.getLogger(__name__)
 REDIS_ERRORS = (redis.ConnectionError, redis.TimeoutError, OSError)
+# Cache entries (key -> raw value, None when absent) read ahead in this request's rate-limit call.
+_READ_AHEAD: ContextVar[dict[str, str | None] | None] = ContextVar("redis_read_ahead", default=None)
 
 
 def connect(url: str, socket_timeout: float) -> redis.Redis:
@@ -120,6 +129,9 @@ class RedisProductCache:
 
     def get(self, product_id: str) -> dict[str, Any] | None:
         key = self.key(product_id)
+        ahead = _READ_AHEAD.get()
+        if ahead is not None and key in ahead:
+            return self._decode(key, ahead.pop(key))  # read once: a later get asks Redis
         try:
             raw = self._guard.call("cache get", self._guard.client.get, key)
         except DependencyUnavailable:
@@ -128,6 +140,9 @@ class RedisProductCache:
             log.warning("redis refused cache get: %s", exc)
             self._discard(key)
             return None
+        return self._decode(key, raw)
+
+    def _decode(self, key: str, raw: str | None) -> dict[str, Any] | None:
         if raw is None or raw == self.TOMBSTONE:
             return None
         try:
@@ -267,7 +282,9 @@ class RedisCartStore:
 
 # GCRA (see funcmart.domain.ratelimit), on the Redis server's clock so that every function
 # instance agrees. KEYS[1] the caller's key; ARGV emission interval and period, in ms.
-# Returns allowed (1/0), remaining, ms until the budget is full again, ms until next allowed.
+# Returns allowed (1/0), remaining, ms until the budget is full again, ms until next allowed;
+# when allowed, then the value of each further key (KEYS[2..]; false when absent, 0 when it
+# holds something other than a string): the cache entries the request reads, in the same trip.
 _GCRA = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -281,26 +298,48 @@ if now < allow_at then
   return {0, 0, tostring(tat - now), tostring(allow_at - now)}
 end
 redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now))
-return {1, math.floor((now - allow_at) / interval + 1e-9), tostring(new_tat - now), '0'}
+local out = {1, math.floor((now - allow_at) / interval + 1e-9), tostring(new_tat - now), '0'}
+for i = 2, #KEYS do
+  local t = redis.call('TYPE', KEYS[i])['ok']
+  if t == 'string' then
+    out[#out + 1] = redis.call('GET', KEYS[i])
+  elseif t == 'none' then
+    out[#out + 1] = false
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
 """
 
 
 class RedisRateLimiter:
     """RateLimiter: one GCRA Lua script per request, `ratelimit:{class}:{caller}` keys that
-    expire as soon as the caller's budget is full again."""
+    expire as soon as the caller's budget is full again. The same call reads the cache entries
+    of `cached_products` for RedisProductCache (see the module's docstring)."""
 
     def __init__(self, guard: RedisGuard) -> None:
         self._guard = guard
         self._script = guard.client.register_script(_GCRA)
 
-    def hit(self, key: str, policy: RatePolicy) -> RateDecision:
-        allowed, remaining, reset_ms, retry_ms = _refusal_as_unavailable(self._guard)(
+    def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
+        reads = [RedisProductCache.key(p) for p in cached_products]
+        _READ_AHEAD.set(None)
+        allowed, remaining, reset_ms, retry_ms, *values = _refusal_as_unavailable(self._guard)(
             "rate limit",
             self._script,
-            keys=[f"ratelimit:{key}"],
+            keys=[f"ratelimit:{key}", *reads],
             args=[repr(policy.interval_ms), policy.period_seconds * 1000],
         )
         ok = int(allowed) == 1
+        if ok and reads:
+            # An entry of another type is left to the cache's own read, which clears it.
+            ahead = {
+                k: v for k, v in zip(reads, values, strict=False) if v is None or isinstance(v, str)
+            }
+            _READ_AHEAD.set(ahead)
         return RateDecision(
             allowed=ok,
             limit=policy.limit,

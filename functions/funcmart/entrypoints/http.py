@@ -10,11 +10,17 @@ writes, orders) with the GCRA in Redis. Every answer carries `RateLimit-Limit`,
 `RateLimit-Remaining`, `RateLimit-Reset` and `RateLimit-Policy`; a refused one is a 429 with
 `Retry-After`. When Redis cannot be reached the limiter fails open: the request goes through,
 the `RateLimiterFailOpen` metric counts it and a warning is logged.
+
+A function that reads a product's cache entry names the path parameter holding the product id
+(`cached_product="productId"`): the rate limiter reads that entry in its own round trip, so a
+cache hit costs one call to Redis. Each request runs in a `contextvars` context of its own, so
+such a read never serves another request.
 """
 
 from __future__ import annotations
 
 import base64
+import contextvars
 import re
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar
@@ -139,6 +145,7 @@ class HttpFunction(APIGatewayHttpResolver):
         problems: tuple[int, ...] = (),
         also_answers: tuple[int, ...] = (),
         replays: Callable[[Principal, str], bool] | None = None,
+        cached_product: str | None = None,
     ) -> None:
         """For the OpenAPI document: `problems`, the problem+json statuses the function's own
         rules answer with (403, 404, 409, ...; those every function can answer are added
@@ -152,6 +159,7 @@ class HttpFunction(APIGatewayHttpResolver):
         self.error_statuses = tuple(sorted(set(problems)))
         self.model_statuses = tuple(sorted(set(also_answers)))
         self.max_body_bytes = deps.settings.max_body_bytes
+        self._cached_product = cached_product
         self._rate_policies = _rate_policies(
             deps.settings.rate_limit_class, deps.settings.rate_limit
         )
@@ -274,16 +282,19 @@ class HttpFunction(APIGatewayHttpResolver):
             return rejected
         correlate(_correlation_id(event))
         try:
-            route_class, policy = self._rate_policy(event)
-            decision = self._count_request(route_class, policy, event)
-            if decision is not None and not decision.allowed and not self._replay(event):
-                return self._too_many(route_class, policy, decision, event)
-            response = self.resolve(event, context)
-            if decision is not None and policy is not None:
-                response.setdefault("headers", {}).update(decision.headers(policy))
-            return response
+            return contextvars.copy_context().run(self._limited, event, context)
         finally:
             self.deps.flush_metrics()
+
+    def _limited(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        route_class, policy = self._rate_policy(event)
+        decision = self._count_request(route_class, policy, event)
+        if decision is not None and not decision.allowed and not self._replay(event):
+            return self._too_many(route_class, policy, decision, event)
+        response: dict[str, Any] = self.resolve(event, context)
+        if decision is not None and policy is not None:
+            response.setdefault("headers", {}).update(decision.headers(policy))
+        return response
 
     # -- rate limiting ------------------------------------------------------------------
     def _rate_policy(self, event: dict[str, Any]) -> tuple[str, RatePolicy | None]:
@@ -299,8 +310,12 @@ class HttpFunction(APIGatewayHttpResolver):
         """This request counted against its caller; None when unlimited or Redis is out."""
         if policy is None:
             return None
+        reads: tuple[str, ...] = ()
+        if self._cached_product is not None:
+            value = (event.get("pathParameters") or {}).get(self._cached_product)
+            reads = (value,) if isinstance(value, str) and value else ()
         try:
-            return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy)
+            return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy, reads)
         except errors.DependencyUnavailable as exc:
             self.deps.metrics.incr("RateLimiterFailOpen")
             logger.warning(

@@ -1,0 +1,274 @@
+"""GetProduct cache hits, funcmart beside what a user would pick instead, in the same run:
+
+- funcmart's Knative serving path: the container's command (`python -m <Knative host>`) with
+  the environment the Service manifest and the ConfigMap give it (infra/), as deployed
+  (WORKERS and THREADS from the ConfigMap) and with one worker; the same at the commit before
+  the one-round-trip change, at concurrency 8 (`BEFORE`);
+- funcmart's local gateway (`make dev`'s server) serving every route;
+- FastAPI under uvicorn, one worker, and Flask under gunicorn, one sync worker
+  (bench/peer_apps/: the same Redis work, the same answer).
+
+Every server talks to the same Redis (the benchmark's own redis-server), every cell is driven
+by the same load generator (bench/_loadgen.py, its own process) for `seconds` at a fixed
+concurrency, and every answer is checked (status 200, `X-Cache: HIT`, the product's id in the
+body): one wrong answer fails the cell. Each repeat runs every cell once, in a shuffled order,
+so background load falls on every system alike; ratios are taken within a repeat.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import data
+from bench.backends import Backends, _stop, serve
+from bench.common import ROOT, median
+from bench.latency import UNLIMITED, Run, load
+
+PRODUCTS = 50
+BEFORE = "0d06986"  # main before one Redis round trip per hit and no response validation
+KNATIVE = "knative"
+# The Knative path under other WORKERS x THREADS (the host serves threads concurrently).
+VARIANTS = {"knative-1x4": (1, 4), "knative-2x4": (2, 4)}
+KNATIVE_BEFORE = "knative-before"
+GATEWAY = "gateway"
+FASTAPI = "fastapi"
+FLASK = "flask"
+LABELS = {
+    KNATIVE: "funcmart, Knative serving path (as deployed)",
+    **{
+        name: f"funcmart, Knative serving path, WORKERS={w} THREADS={t}"
+        for name, (w, t) in VARIANTS.items()
+    },
+    KNATIVE_BEFORE: f"funcmart, Knative serving path (as deployed) @ {BEFORE}",
+    GATEWAY: "funcmart, local gateway",
+    FASTAPI: "FastAPI + uvicorn, 1 worker",
+    FLASK: "Flask + gunicorn, 1 sync worker",
+}
+EXPECT = {"status": 200, "header": ["x-cache", "HIT"]}
+SMOKE_SYSTEMS = (KNATIVE, KNATIVE_BEFORE, GATEWAY, FASTAPI, FLASK)
+
+
+@dataclass(frozen=True)
+class Cell:
+    system: str
+    concurrency: int
+
+
+@dataclass
+class Result:
+    concurrencies: tuple[int, ...]
+    repeats: int
+    seconds: float
+    runs: dict[Cell, list[Run]] = field(default_factory=dict)
+    notes: dict[str, str] = field(default_factory=dict)  # system -> how it was run
+    failures: dict[Cell, str] = field(default_factory=dict)  # the first wrong answer
+
+    def systems(self) -> list[str]:
+        return [s for s in LABELS if any(c.system == s for c in self.runs)]
+
+    def has(self, system: str, concurrency: int) -> bool:
+        return Cell(system, concurrency) in self.runs
+
+    def figure(self, system: str, concurrency: int, key: str) -> float:
+        return median([getattr(r, key) for r in self.runs[Cell(system, concurrency)]])
+
+    def samples(self, system: str, concurrency: int) -> int:
+        return sum(r.requests for r in self.runs[Cell(system, concurrency)])
+
+    def ok(self, system: str, concurrency: int) -> bool:
+        cell = Cell(system, concurrency)
+        return cell not in self.failures and all(r.errors == 0 for r in self.runs[cell])
+
+    def ratio(self, system: str, peer: str, concurrency: int, key: str = "rps") -> float:
+        """system / peer, repeat by repeat (both measured in it), then the median."""
+        pairs = zip(
+            self.runs[Cell(system, concurrency)], self.runs[Cell(peer, concurrency)], strict=False
+        )
+        return median([getattr(a, key) / getattr(b, key) for a, b in pairs])
+
+
+@dataclass
+class Server:
+    url: str
+    stop: Callable[[], None]
+
+
+def knative_module() -> str:
+    """The Knative host's module: the container's command is `python -m` this."""
+    return "funcmart_hosts.knative"
+
+
+def manifest_env(function_file: str = "get-product.yaml") -> dict[str, str]:
+    """The container's environment as infra/ defines it: the ConfigMap, then the Service's
+    own variables (literal values only; the secret and the namespace are not needed here)."""
+    import yaml
+
+    env: dict[str, str] = {}
+    for doc in yaml.safe_load_all((ROOT / "infra" / "config.yaml").read_text()):
+        if doc and doc.get("kind") == "ConfigMap":
+            env.update({k: str(v) for k, v in doc["data"].items()})
+    for doc in yaml.safe_load_all((ROOT / "infra" / "functions" / function_file).read_text()):
+        if doc and doc.get("kind") == "Service":
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            env.update({e["name"]: str(e["value"]) for e in container["env"] if "value" in e})
+    return env
+
+
+def _process(cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Path) -> Server:
+    from funcmart_hosts.local import services
+
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        services.wait_for_port(port, 90, proc)
+    except BaseException:
+        _stop(proc)
+        raise
+    return Server(f"http://127.0.0.1:{port}", lambda: _stop(proc))
+
+
+def _code_at(commit: str, dest: Path) -> Path:
+    from bench.coldstart import code_at
+
+    return code_at(commit, dest)
+
+
+def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
+    from funcmart_hosts.local import services
+
+    port = services.free_port()
+    env = {**backends.env(), "TABLE_NAME": table, "RATE_LIMIT": UNLIMITED["ReadsRateLimit"]}
+    python = sys.executable
+    log = logs / f"peer-{system}.log"
+    if system in (KNATIVE, KNATIVE_BEFORE, *VARIANTS):
+        env = {**manifest_env(), **env, "PORT": str(port)}
+        cwd = ROOT
+        if system in VARIANTS:
+            env["WORKERS"], env["THREADS"] = map(str, VARIANTS[system])
+        module = knative_module()
+        if system == KNATIVE_BEFORE:
+            old = _code_at(BEFORE, logs / "before-code")
+            env["PYTHONPATH"] = str(old)
+            cwd, module = old, "funcmart.platforms.knative"  # the host's home back then
+        return _process([python, "-m", module, "--host", "127.0.0.1"], env, port, log, cwd)
+    if system == FASTAPI:
+        cmd = [python, "-m", "uvicorn", "bench.peer_apps.fastapi_app:app", "--workers", "1"]
+        cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
+        return _process([*cmd, "--log-level", "warning"], env, port, log, ROOT)
+    if system == FLASK:
+        cmd = [python, "-m", "gunicorn", "--workers", "1", "--worker-class", "sync"]
+        cmd += ["--bind", f"127.0.0.1:{port}", "bench.peer_apps.flask_app:app"]
+        return _process(cmd, env, port, log, ROOT)
+    if system == GATEWAY:
+        gateway = serve(
+            backends, table, logs, mode="http", stack="bench-peers", name="peers-gateway",
+            parameters=UNLIMITED,
+        )  # fmt: skip
+        assert gateway.url is not None
+        return Server(gateway.url, gateway.stop)
+    raise ValueError(system)
+
+
+def requests() -> list[list[Any]]:
+    """One GET per cached product, each answer to name its product."""
+    out: list[list[Any]] = []
+    for n in range(PRODUCTS):
+        pid = data.product_id(n)
+        out.append(["GET", f"/products/{pid}", {}, "", f'"id":"{pid}"'])
+    return out
+
+
+def plan(concurrencies: tuple[int, ...], systems: tuple[str, ...]) -> list[Cell]:
+    """Every system at every concurrency; the serving variants and the before code at 8 only."""
+    only_at = 8 if 8 in concurrencies else concurrencies[-1]
+    single = (KNATIVE_BEFORE, *VARIANTS)
+    cells = [Cell(s, c) for s in systems if s not in single for c in concurrencies]
+    return cells + [Cell(s, only_at) for s in single if s in systems]
+
+
+def run(
+    backends: Backends,
+    logs: Path,
+    *,
+    concurrencies: tuple[int, ...] = (1, 8, 32),
+    repeats: int = 2,
+    seconds: float = 10,
+    systems: tuple[str, ...] = tuple(LABELS),
+) -> Result:
+    import redis
+
+    table = backends.make_table()
+    data.load_products(backends.dynamodb_client(), table, 0, PRODUCTS)
+    result = Result(concurrencies, repeats, seconds)
+    cells = plan(concurrencies, systems)
+    servers: dict[str, Server] = {}
+    cache = redis.Redis.from_url(backends.redis_url)
+    try:
+        for system in dict.fromkeys(c.system for c in cells):
+            servers[system] = start(system, backends, table, logs)
+        reqs = requests()
+        warm = [r[:4] for r in reqs]
+        rng = random.Random(11)
+        for _ in range(repeats):
+            order = list(cells)
+            rng.shuffle(order)
+            for cell in order:
+                # funcmart fills the cache on a miss (the peers only read it): every product
+                # is cached again before each cell, whatever expired meanwhile.
+                load(servers[GATEWAY if GATEWAY in servers else KNATIVE].url, 4, warm, 0, 30)
+                for n in range(PRODUCTS):  # and none expires during the cell (TTL 300 s)
+                    cache.expire(f"product:{data.product_id(n)}", 600)
+                run_ = load(
+                    servers[cell.system].url,
+                    cell.concurrency,
+                    reqs,
+                    cell.concurrency * 5,
+                    seconds,
+                    expect=EXPECT,
+                    cycle=True,
+                )
+                result.runs.setdefault(cell, []).append(run_)
+                if run_.failure and cell not in result.failures:
+                    result.failures[cell] = run_.failure
+    finally:
+        for server in servers.values():
+            server.stop()
+        cache.close()
+    env = manifest_env()
+    result.notes = {
+        KNATIVE: f"`python -m {knative_module()}`, WORKERS={env.get('WORKERS', '1')}, "
+        f"THREADS={env.get('THREADS', 'functions-framework default')} (infra/config.yaml)",
+        **dict.fromkeys(VARIANTS, "the same, WORKERS and THREADS as named"),
+        KNATIVE_BEFORE: f"the same, with functions/ as of {BEFORE}",
+        GATEWAY: "`python -m bench._serve` (the local platform's gateway, every route)",
+        FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools)",
+        FLASK: "`gunicorn --workers 1 --worker-class sync bench.peer_apps.flask_app:app`",
+    }
+    return result
+
+
+if __name__ == "__main__":  # a quick look: python -m bench.peers
+    import tempfile
+
+    from bench import backends as _backends
+
+    work = Path(tempfile.mkdtemp(prefix="funcmart-peers-"))
+    with _backends.running(work) as b:
+        r = run(b, work, concurrencies=(1, 8), repeats=1, seconds=float(os.environ.get("S", 3)))
+    for s in r.systems():
+        for c in r.concurrencies:
+            if r.has(s, c):
+                print(
+                    f"{LABELS[s]:55} c={c:<3} {r.figure(s, c, 'rps'):7.0f} req/s "
+                    f"p50 {r.figure(s, c, 'p50'):6.2f} p99 {r.figure(s, c, 'p99'):6.2f} "
+                    f"{'ok' if r.ok(s, c) else 'FAILED ' + r.failures.get(Cell(s, c), '')}"
+                )
