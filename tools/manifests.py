@@ -53,13 +53,15 @@ PORT = 8080
 # Prometheus scrapes here, a port no route exposes. Knative allows one declared port per
 # Service (the serving port) and reserves 8008, 8012, 8013, 8022, 9090 and 9091.
 METRICS_PORT = 9464
-# One invocation at a time per process, as on Lambda, and one process per pod: the pod's
-# counters are the process's (no multiprocess aggregation), and Knative scales pods.
+# One process per pod: the pod's counters are the process's (no multiprocess aggregation).
+# Functions keep no request state on modules or classes, so one process serves several
+# invocations at once on threads: measured (docs/benchmarks.md, GetProduct cache hits at
+# concurrency 8) one worker with 4 threads serves about 4x what one thread does, for one
+# process's memory. Knative sends a pod at most CONTAINER_CONCURRENCY requests; the extra
+# thread answers probes while they run.
 WORKERS = 1
-# The second thread answers probes and the edge's quick refusals while a handler runs; the
-# host's lock still lets one invocation at a time into the handler.
-THREADS = 2
-CONTAINER_CONCURRENCY = 1
+CONTAINER_CONCURRENCY = 4
+THREADS = CONTAINER_CONCURRENCY + 1
 MAX_SCALE = 10
 BROKER = "default"
 CONFIG = "funcmart-config"
@@ -111,7 +113,7 @@ KNATIVE_ONLY_ENV = {
     "POD_NAMESPACE": "the namespace (infra/kustomization.yaml's), for the context's ARN",
     "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
     "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
-    "THREADS": "threads per worker: one for the invocation Knative sends, one for probes",
+    "THREADS": "threads per worker: one per request Knative sends at once, one for probes",
     "STRIPE_API_KEY": "the Stripe secret key, from the Secret funcmart-stripe (key api-key)",
 }
 
