@@ -199,6 +199,36 @@ def test_a_chunk_size_that_is_not_hex_is_a_400_problem(create_product: Server, s
         assert response.getheader("Content-Type") == "application/problem+json"
 
 
+@pytest.mark.parametrize(
+    "request_head",
+    [
+        # two Content-Length headers that disagree
+        b"POST /products HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 5\r\n\r\n",
+        # a transfer coding the server does not know
+        b"POST /products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked2\r\n\r\n",
+        # a method that is not an upper-case token
+        b"p\xc3\xb6st /products HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_what_the_server_refuses_before_the_app_is_a_problem_too(
+    create_product: Server, request_head: bytes
+) -> None:
+    # GIVEN a request gunicorn refuses itself, before the function's app could see it
+    port = int(create_product.url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(request_head)
+        sock.shutdown(socket.SHUT_WR)
+        response = http.client.HTTPResponse(sock, method="POST")
+        response.begin()
+        body = response.read()
+    # THEN a 4xx or 5xx answered as problem+json, not gunicorn's HTML page
+    assert 400 <= response.status < 600, create_product.output()
+    assert response.getheader("Content-Type") == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == response.status
+    assert "<html>" not in body.decode()
+
+
 def test_a_path_the_function_does_not_serve_is_404(create_product: Server) -> None:
     answer = httpx.get(f"{create_product.url}/nowhere")
     assert answer.status_code == 404

@@ -35,7 +35,8 @@ Whatever reaches the app gets problem+json: a method no route takes (405 with Al
 over the limit (413), a body whose chunked framing the server's parser refuses while it is
 read (400). What gunicorn refuses before the app sees the request (Content-Length headers
 that disagree, a transfer coding it does not know, a method that is not an upper-case
-token) it answers itself, with its own text/html 400.
+token) it answers itself, with its status, and the worker (`funcmart_hosts.knative.worker`)
+writes that answer as problem+json too.
 
 Run it with `python -m funcmart_hosts.knative` (the image's command); functions-framework's
 gunicorn server takes WORKERS and THREADS. Functions keep no request state on modules or
@@ -542,7 +543,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     from functions_framework._http import create_server
 
-    options: dict[str, Any] = {}
+    # gunicorn's threaded worker, answering what gunicorn refuses by itself as problem+json.
+    options: dict[str, Any] = {"worker_class": "funcmart_hosts.knative.worker.ProblemThreadWorker"}
     if s.metrics_port:
         port = s.metrics_port
         # After the fork: the worker, not the master, keeps the counters.
