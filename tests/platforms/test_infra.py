@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
+from funcmart.settings import Settings
 from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.template import ROOT
 from tests.platforms.admission import (
@@ -173,10 +174,13 @@ def test_publishers_get_the_broker_from_a_sink_binding_not_a_hard_coded_url() ->
     }
     selector = binding["spec"]["subject"]["selector"]["matchLabels"]
     bound = {n for n, k in KSVCS.items() if selector.items() <= k["metadata"]["labels"].items()}
+    # On AWS a publisher names the queue of an event it publishes (not a dead-letter queue,
+    # a secret or the queues to redrive, which are AWS-only variables too).
+    event_queue_vars = {Settings.env_names(field)[0] for field in Settings.EVENT_QUEUES.values()}
     publishers = {
         manifests.kebab(f.logical_id)
         for f in TPL.functions.values()
-        if set(f.environment) & set(manifests.AWS_ONLY_ENV)
+        if set(f.environment) & event_queue_vars
     }
     assert bound == publishers
     assert publishers

@@ -71,6 +71,7 @@ COUNTERS = (
     "OrdersPaid",
     "OrdersPlaced",
     "OrdersRefunded",
+    "PermanentFailures",
     "PublishFailures",
     "RateLimited",
     "RateLimiterFailOpen",
