@@ -70,6 +70,9 @@ def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
     """What the cluster gives a pod beside its manifest: DynamoDB (IRSA on EKS)."""
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        # The ConfigMap chooses Stripe; this cluster takes payments with the simulator (its
+        # tokens drive the paths below), as a staging overlay of the ConfigMap would.
+        "PAYMENT_PROVIDER": "simulator",
         # DynamoDB Local keeps one database per access key: the test's own.
         "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],

@@ -160,6 +160,8 @@ def test_a_dead_letter_keeps_the_body_and_attributes_and_names_the_failure():
             "failure": {"DataType": "String", "StringValue": "NotFound: no such order"},
         },
     }
+    quoted = dead_letter(record, "InvalidRequest: \x00\ud800 quoted", "https://dlq")
+    assert quoted["MessageAttributes"]["failure"]["StringValue"] == "InvalidRequest: ?? quoted"
     fifo = dead_letter(record, "x", "https://dlq.fifo")
     assert fifo["MessageDeduplicationId"] == record["messageId"]
     assert fifo["MessageGroupId"]

@@ -374,7 +374,9 @@ def dead_letter(record: dict[str, Any], failure: str, queue_url: str) -> dict[st
         if converted is not None and name != FAILURE_ATTRIBUTE:
             attributes[str(name)] = converted
     if len(attributes) < MAX_MESSAGE_ATTRIBUTES:
-        attributes[FAILURE_ATTRIBUTE] = {"DataType": "String", "StringValue": failure or "-"}
+        # SQS takes only XML characters in attribute values; an error may quote anything.
+        text = "".join(c if c.isprintable() else "?" for c in failure) or "-"
+        attributes[FAILURE_ATTRIBUTE] = {"DataType": "String", "StringValue": text}
     args: dict[str, Any] = {
         "QueueUrl": queue_url,
         "MessageBody": record.get("body") or "-",
