@@ -221,10 +221,9 @@ class FakeOrderRepository:
                     raise VersionConflict("a product changed while the order was placed")
             if short:
                 raise OutOfStock("not enough stock for some lines", lines=short)
-            for line in order.lines:
-                self.products.change_stock(
-                    line.product_id, StockChange(adjust_by=-line.quantity), order.created_at
-                )
+            for line in order.lines:  # the stock alone: the product's updated_at is the catalog's
+                p = self.products._items[line.product_id]
+                self.products._items[p.id] = replace(p, stock=p.stock - line.quantity)
             self.orders[order.id] = order
             self._open_since[order.id] = order.updated_at
             self.records[(record.customer, record.key)] = record
@@ -289,15 +288,29 @@ class FakeOrderRepository:
         return Page(items=page, next_cursor=next_cursor)
 
     def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]:
-        mine = sorted(
-            (o for o in self.orders.values() if o.customer == customer),
-            key=lambda o: (o.created_at, o.id),
-            reverse=True,
+        # Newest first, with cursors shaped like the DynamoDB adapter's (the index's key of
+        # the last order given), refused for another customer or when not issued by us.
+        listing = f"CUSTOMER#{customer}"
+
+        def key(o: Order) -> str:
+            return f"{o.created_at}#{o.id}"
+
+        mine = sorted((o for o in self.orders.values() if o.customer == customer), key=key)[::-1]
+        if cursor:
+            after = cursors.decode(cursor, {"pk", "sk", "gsi2pk", "gsi2sk"})
+            if after["gsi2pk"] != listing:
+                raise InvalidRequest("cursor belongs to another listing", field="cursor")
+            mine = [o for o in mine if key(o) < after["gsi2sk"]]
+        page, more = mine[:limit], len(mine) > limit
+        last = page[-1] if more else None
+        next_cursor = (
+            cursors.encode(
+                {"pk": f"ORDER#{last.id}", "sk": "ORDER", "gsi2pk": listing, "gsi2sk": key(last)}
+            )
+            if last is not None
+            else None
         )
-        start = int(cursor) if cursor and cursor.isdigit() else 0
-        page = mine[start : start + limit]
-        more = start + limit < len(mine)
-        return Page(items=page, next_cursor=str(start + limit) if more else None)
+        return Page(items=page, next_cursor=next_cursor)
 
     def open_orders(self, updated_before: str, limit: int) -> list[Order]:
         found = [
@@ -305,7 +318,9 @@ class FakeOrderRepository:
             for o in self.orders.values()
             if o.status in ("PENDING", "PAID") and self._open_since[o.id] < updated_before
         ]
-        return sorted(found, key=lambda o: self._open_since[o.id])[:limit]
+        # Chosen by the time of the last change or republish, ordered (as DynamoDB's) by the
+        # order's own last change.
+        return sorted(found, key=lambda o: o.updated_at)[:limit]
 
     def record_republish(self, order: Order, now: str) -> int | None:
         with self._lock:

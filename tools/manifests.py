@@ -89,6 +89,10 @@ AWS_ONLY_ENV = {
     "ORDER_PLACED_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
     "ORDER_PAID_QUEUE_URL": "SQS queue; on Knative events go to the broker (K_SINK)",
     "REDRIVE_QUEUES": "SQS dead-letter queues; on Knative the broker's deadLetterSink",
+    "DEAD_LETTER_QUEUE_URL": (
+        "the consumer's SQS dead-letter queue; on Knative a refused event (422) goes to the "
+        "Trigger's deadLetterSink"
+    ),
     "STRIPE_SECRET_ID": "Secrets Manager; on Knative STRIPE_API_KEY from the Secret below",
 }
 # The Stripe secret key of the functions that pay or refund: a Kubernetes Secret the operator
@@ -254,8 +258,10 @@ def config_map(tpl: Template) -> dict[str, Any]:
 
 
 def publishes(tpl: Template, fn: Function) -> bool:
-    """Whether the function publishes events (on AWS: it names a queue URL)."""
+    """Whether the function publishes events (on AWS: it names a queue URL other than its
+    own dead-letter queue's, which is no event destination on Knative)."""
     own = _own_env(tpl, fn)
+    own.pop(Settings.env_names("dead_letter_queue_url")[0], None)
     return any(_ref_target(v) in tpl.queues for v in own.values())
 
 

@@ -58,6 +58,9 @@ class Settings(BaseModel):
     # Orders and the pipeline.
     order_placed_queue_url: str | None = _env("ORDER_PLACED_QUEUE_URL")
     order_paid_queue_url: str | None = _env("ORDER_PAID_QUEUE_URL")
+    # A queue consumer's own dead-letter queue (the one its queue redrives to): a message no
+    # retry can fix is sent there at once, without spending the retry budget.
+    dead_letter_queue_url: str | None = _env("DEAD_LETTER_QUEUE_URL")
     idempotency_ttl_seconds: int = _env("IDEMPOTENCY_TTL_SECONDS", default=86400, gt=0)
     # Who takes payments: "simulator" (development and tests; its magic tokens work only
     # here) or "stripe". Unset, no payment is taken and the simulator's tokens are refused.

@@ -118,7 +118,7 @@ def test_invoke_prints_the_response_and_only_the_response(tmp_path: Path):
 
 
 def test_make_invoke_writes_the_response_alone_on_stdout_and_the_logs_on_stderr():
-    # GIVEN a consumer whose message fails (its order does not exist), so it logs warnings
+    # GIVEN a consumer whose message fails for good (its order does not exist), so it logs
     root = Path(__file__).resolve().parents[2]
     make = ["make", "--no-print-directory", "-C", str(root)]
     done = subprocess.run(
@@ -129,11 +129,11 @@ def test_make_invoke_writes_the_response_alone_on_stdout_and_the_logs_on_stderr(
     )
     assert done.returncode == 0, done.stderr.decode()
     # THEN stdout is the response JSON and nothing else; every log line is on stderr
+    # (the message went to ProcessOrder's dead-letter queue at once: none is left to retry)
     response = json.loads(done.stdout)
-    assert [f["itemIdentifier"] for f in response["batchItemFailures"]] == [
-        "c2b1d1a0-0000-4000-8000-000000000001"
-    ]
-    assert b"message failed; it will be retried" in done.stderr
+    assert response == {"batchItemFailures": []}
+    assert b"message failed for good; it is dead-lettered" in done.stderr
+    assert b"message dead-lettered without retries" in done.stderr
 
 
 def test_token_prints_a_token_the_gateway_accepts():

@@ -156,11 +156,19 @@ def paid_and_published(body: Any, w: World) -> None:
     assert [m["orderId"] for m in w.messages("OrderPaidQueue")] == [OID]
 
 
-def poison_reported_alone(body: Any, w: World) -> None:
+def poison_dead_lettered_at_once(body: Any, w: World) -> None:
+    """The poison record (not an order event: no retry can fix it) is sent to ProcessOrder's
+    own dead-letter queue, with why, and reported processed; the good record is paid."""
     event = load_event("process_order_batch_with_poison.json")
-    poison = event["Records"][1]["messageId"]
-    assert body == {"batchItemFailures": [{"itemIdentifier": poison}]}
+    poison = event["Records"][1]
+    assert body == {"batchItemFailures": []}
     assert w.order().status == model.PAID
+    url = w.queue_urls["OrderPlacedDeadLetterQueue"]
+    got = w.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, MessageAttributeNames=["All"])
+    (dead,) = got["Messages"]
+    w.sqs.delete_message(QueueUrl=url, ReceiptHandle=dead["ReceiptHandle"])
+    assert dead["Body"] == poison["body"]
+    assert dead["MessageAttributes"]["failure"]["StringValue"].startswith("InvalidRequest: ")
 
 
 def fulfilled(body: Any, w: World) -> None:
@@ -203,7 +211,7 @@ CASES: dict[str, Case] = {
     ),
     "process_order.json": Case("ProcessOrder", given=World.pending, check=paid_and_published),
     "process_order_batch_with_poison.json": Case(
-        "ProcessOrder", given=World.pending, check=poison_reported_alone
+        "ProcessOrder", given=World.pending, check=poison_dead_lettered_at_once
     ),
     "fulfil_order.json": Case("FulfilOrder", given=World.paid, check=fulfilled),
     "handle_dead_letters.json": Case("HandleDeadLetters", given=World.pending, check=flagged),

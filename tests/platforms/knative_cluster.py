@@ -111,14 +111,14 @@ def container_env(
         if "secretRef" in source:
             env.update(secrets[source["secretRef"]["name"]])  # created out of band
     for var in container.get("env", []):
-        if "valueFrom" in var:  # only optional keys of out-of-band Secrets
-            ref = var["valueFrom"]["secretKeyRef"]
-            value = (secrets.get(ref["name"]) or {}).get(ref["key"])
-            assert value is not None or ref.get("optional"), f"{var['name']}: no such Secret key"
+        ref = var.get("valueFrom", {}).get("secretKeyRef")
+        if ref is not None:  # as the kubelet does: an optional key that is absent is unset
+            value = secrets.get(ref["name"], {}).get(ref["key"])
+            assert value is not None or ref.get("optional"), f"{var['name']}: no such secret"
             if value is not None:
                 env[var["name"]] = value
             continue
-        assert "value" in var, f"{var['name']}: only literal values are supported here"
+        assert "value" in var, f"{var['name']}: only literal values or secret keys here"
         env[var["name"]] = str(var["value"])
     name = ksvc["metadata"]["name"]
     env.update(K_SERVICE=name, K_CONFIGURATION=name, K_REVISION=f"{name}-00001")
@@ -147,6 +147,13 @@ class Delivery:
     event_id: str
     event_type: str
     status: int
+
+
+def retryable(status: int) -> bool:
+    """Whether a broker retries a delivery answered with `status`: Knative Eventing's
+    data-plane contract (knative/specs, specs/eventing/data-plane.md) retries 404, 409, 429
+    and 5xx (503 here also stands for no answer at all), and no other 4xx."""
+    return status in (404, 409, 429) or status >= 500
 
 
 @dataclass
@@ -186,6 +193,8 @@ class Broker:
                 status = self._post(subscriber, headers, body)
                 if 200 <= status < 300:
                     return
+                if not retryable(status):
+                    break
             sink = delivery.get("deadLetterSink", {}).get("ref", {}).get("name")
             if sink:
                 dead = {

@@ -43,9 +43,6 @@ RENDERED = render()
 CONFIG = next(
     d for d in by_kind(RENDERED, "ConfigMap") if d["metadata"]["name"] == manifests.CONFIG
 )
-# A development cluster, as docs/deploy.md says to set one up: the payment simulator's
-# magic tokens instead of Stripe (whose key would come from the funcmart-stripe Secret).
-CONFIG["data"]["PAYMENT_PROVIDER"] = "simulator"
 JWT_SECRET = f"e2e-{uuid.uuid4().hex}-of-at-least-32-bytes"
 JWT = JwtConfig(CONFIG["data"]["FUNCMART_JWT_ISSUER"], (CONFIG["data"]["FUNCMART_JWT_AUDIENCE"],))
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
@@ -73,6 +70,9 @@ def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
     """What the cluster gives a pod beside its manifest: DynamoDB (IRSA on EKS)."""
     return {
         "AWS_ENDPOINT_URL_DYNAMODB": dynamodb_endpoint,
+        # The ConfigMap chooses Stripe; this cluster takes payments with the simulator (its
+        # tokens drive the paths below), as a staging overlay of the ConfigMap would.
+        "PAYMENT_PROVIDER": "simulator",
         # DynamoDB Local keeps one database per access key: the test's own.
         "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
@@ -178,6 +178,34 @@ def test_a_poison_event_is_retried_then_dead_lettered_to_handle_dead_letters(
     assert any(
         d.subscriber == "handle-dead-letters" and d.status < 300 for d in shop.broker.deliveries
     )
+
+
+def test_an_event_no_retry_can_fix_goes_to_the_dead_letter_sink_at_once(shop: Cluster) -> None:
+    # GIVEN an OrderPlaced event for an order that does not exist
+    event_id = f"poison-{uuid.uuid4().hex[:8]}"
+    order_id = f"o-never-placed-{uuid.uuid4().hex[:8]}"
+    (trigger,) = [
+        t
+        for t in by_kind(RENDERED, "Trigger")
+        if t["spec"]["subscriber"]["ref"]["name"] == "process-order"
+    ]
+    headers = {
+        **{f"ce-{k}": v for k, v in trigger["spec"]["filter"]["attributes"].items()},
+        "ce-specversion": "1.0",
+        "ce-id": event_id,
+        "ce-source": "funcmart/place-order",
+        "content-type": "application/json",
+    }
+    body = json.dumps({"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-poison"})
+    # WHEN the broker delivers it
+    shop.broker.accept(headers, body.encode())
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+    # THEN ProcessOrder refuses it once, with a status the broker does not retry, and
+    # HandleDeadLetters takes it from the dead-letter sink
+    tries = [d for d in shop.broker.deliveries if d.event_id == event_id]
+    assert [d.status for d in tries if d.subscriber == "process-order"] == [422]
+    assert trigger["spec"]["delivery"]["retry"] > 0  # the budget it did not spend
+    assert any(d.subscriber == "handle-dead-letters" and d.status < 300 for d in tries)
 
 
 def test_fifty_concurrent_orders_for_twenty_units_oversell_nothing(shop: Cluster) -> None:

@@ -11,11 +11,12 @@ from cloudevents.http import CloudEvent
 
 from funcmart.adapters.broker import CloudEventPublisher, cloudevent_type
 from funcmart.bootstrap import Container
-from funcmart.domain.errors import DependencyUnavailable
+from funcmart.domain.errors import DependencyUnavailable, NotFound
 from funcmart.domain.orders import OrderPaid, OrderPlaced
 from funcmart.settings import Settings, SettingsError
 from funcmart_hosts.knative.host import (
     DeliveryFailed,
+    DeliveryRefused,
     KnativeSettings,
     Runtime,
     cloudevent_to_sqs_record,
@@ -136,6 +137,52 @@ def test_a_consumer_reporting_the_record_failed_makes_the_delivery_fail() -> Non
     with pytest.raises(DeliveryFailed):
         runtime.serve_cloudevent(order_placed(id="ev-9"))
     assert handler.contexts[0].function_name == "Fn"
+
+
+def consumer(on_message: Any) -> Any:
+    """A real queue function over the container's defaults (no dead-letter queue)."""
+    from funcmart.entrypoints.queue import QueueFunction
+    from tests.fakes import FakeMetrics
+
+    deps = Container(Settings.load({}, table_name="unused"), metrics=FakeMetrics())
+    return QueueFunction(deps, on_message).handler
+
+
+def test_an_event_no_retry_can_fix_is_refused_for_the_dead_letter_sink() -> None:
+    # GIVEN a consumer for which the event's order does not exist (a permanent failure)
+    def unknown_order(_message: Any) -> str:
+        raise NotFound("order o-1 does not exist")
+
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), consumer(unknown_order))
+    # WHEN the broker delivers it THEN it is refused with a status the broker does not retry
+    with pytest.raises(DeliveryRefused) as refused:
+        runtime.serve_cloudevent(order_placed(id="ev-7"))
+    assert refused.value.status == 422
+    assert "NotFound" in str(refused.value)
+
+
+def test_a_transient_failure_is_answered_for_the_broker_to_retry() -> None:
+    def provider_down(_message: Any) -> str:
+        raise DependencyUnavailable("payment provider unreachable")
+
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), consumer(provider_down))
+    with pytest.raises(DeliveryFailed) as failed:
+        runtime.serve_cloudevent(order_placed(id="ev-8"))
+    assert type(failed.value) is DeliveryFailed
+    assert failed.value.status == 500
+
+
+def test_a_permanent_failure_of_another_record_does_not_refuse_this_one() -> None:
+    handler = Recorder(
+        {
+            "batchItemFailures": [{"itemIdentifier": "ev-9"}],
+            "permanentFailures": [{"itemIdentifier": "ev-other", "reason": "x"}],
+        }
+    )
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), handler)
+    with pytest.raises(DeliveryFailed) as failed:
+        runtime.serve_cloudevent(order_placed(id="ev-9"))
+    assert failed.value.status == 500
 
 
 def test_a_consumer_that_succeeds_returns_quietly() -> None:

@@ -363,14 +363,27 @@ def test_a_structured_cloudevent_is_processed_the_same_way(
     assert deps.products.get(deps.orders.get(oid).lines[0].product_id).stock == 5
 
 
-def test_a_failed_record_answers_non_2xx_so_the_broker_retries(process_order: Server) -> None:
+def test_a_transient_failure_answers_5xx_so_the_broker_retries(
+    process_order: Server,
+    deps,  # type: ignore[no-untyped-def]
+) -> None:
+    oid = place(deps, "tok_transient")
+    answer = binary(process_order.url, order_placed_data(oid))
+    assert answer.status_code >= 500
+    assert deps.orders.get(oid).status == model.PENDING
+
+
+def test_an_unknown_order_answers_422_so_the_broker_dead_letters_it_at_once(
+    process_order: Server,
+) -> None:
+    # 422 is a 4xx Knative Eventing's data-plane contract does not retry
     answer = binary(process_order.url, order_placed_data("no-such-order"))
-    assert answer.status_code >= 500
+    assert answer.status_code == 422
 
 
-def test_an_unreadable_event_fails_too(process_order: Server) -> None:
+def test_an_unreadable_event_answers_422_too(process_order: Server) -> None:
     answer = binary(process_order.url, {"hello": "world"})
-    assert answer.status_code >= 500
+    assert answer.status_code == 422
 
 
 def test_the_consumer_serves_metrics_as_well(process_order: Server) -> None:

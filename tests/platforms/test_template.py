@@ -123,3 +123,53 @@ def test_cfn_lint_is_silent() -> None:
         check=False,
     )
     assert (done.returncode, done.stdout, done.stderr) == (0, "", "")
+
+
+# ------------------------------------------------------------ dead-lettering at once
+
+
+def _send_message_resources(logical_id: str) -> set[str]:
+    """The queues (logical ids) the function's own policy lets it send to."""
+    out: set[str] = set()
+    for policy in TPL.resource(logical_id)["Properties"].get("Policies", []):
+        for st in policy.get("Statement", []) if isinstance(policy, dict) else []:
+            actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+            if st.get("Effect") != "Allow" or not any(
+                fnmatch.fnmatchcase("sqs:SendMessage", a) for a in actions
+            ):
+                continue
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            for r in resources:
+                out.add(_target(r))
+    return out
+
+
+def _target(value: Any) -> str:
+    """`!GetAtt Queue.Arn` or `!Ref Queue` -> "Queue"."""
+    inner = getattr(value, "value", value)
+    text = inner if isinstance(inner, str) else ".".join(inner)
+    return str(text).split(".")[0]
+
+
+@pytest.mark.parametrize("fn", sorted(f for f, v in TPL.functions.items() if v.queues))
+def test_a_consumer_dead_letters_to_its_own_queues_dlq_and_may_send_there(fn: str) -> None:
+    """DEAD_LETTER_QUEUE_URL names the dead-letter queue of the queue the function consumes,
+    and the function's own policy allows sqs:SendMessage on it; a consumer of a queue with a
+    dead-letter queue has the variable (HandleDeadLetters consumes dead-letter queues, which
+    have none)."""
+    function = TPL.functions[fn]
+    targets = {
+        TPL.queues[src.queue].dead_letter_target
+        for src in function.queues
+        if TPL.queues[src.queue].dead_letter_target
+    }
+    value = function.environment.get("DEAD_LETTER_QUEUE_URL")
+    if not targets:
+        assert value is None, f"{fn}: its queue has no dead-letter queue to name"
+        return
+    assert len(targets) == 1, f"{fn}: one dead-letter queue per consumer"
+    (dlq,) = targets
+    assert value is not None, f"{fn}: DEAD_LETTER_QUEUE_URL: !Ref {dlq} is missing"
+    assert getattr(value, "name", None) == "Ref", value
+    assert _target(value) == dlq, value
+    assert dlq in _send_message_resources(fn), f"{fn}: its policy must allow sending to {dlq}"

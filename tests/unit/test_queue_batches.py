@@ -124,3 +124,44 @@ def test_a_batch_send_that_fails_is_counted_and_left_to_the_reconciler():
         for n in range(12):
             publisher.publish(OrderPaid(f"o{n}", "c"))
     assert metrics.counters["PublishFailures"] == 12
+
+
+def test_an_sqs_batch_answer_never_names_permanent_failures():
+    """Lambda reads `batchItemFailures` only; the extra key is for hosts that deliver records
+    from elsewhere (Knative), so an SQS batch's answer never carries it."""
+    from funcmart.domain.errors import NotFound
+
+    def unknown(_message: QueueMessage) -> str:
+        raise NotFound("no such order")
+
+    # a consumer without a dead-letter queue: the poison is failed, for SQS to retry
+    answer = function(unknown, sqs_client=FakeSqs()).handler(batch(2), None)
+    assert set(answer) == {"batchItemFailures"}
+    assert len(answer["batchItemFailures"]) == 2
+
+
+def test_a_dead_letter_keeps_the_body_and_attributes_and_names_the_failure():
+    from funcmart.entrypoints.queue import dead_letter
+
+    record = sqs_event(['{"type":"OrderPaid"}'], ARN)["Records"][0]
+    record["messageAttributes"] = {
+        "correlationId": {"stringValue": "c-1", "dataType": "String"},
+        "blob": {"binaryValue": "AAE=", "dataType": "Binary"},
+        "broken": {"binaryValue": "not base64!", "dataType": "Binary"},
+        "failure": {"stringValue": "an older one", "dataType": "String"},
+    }
+    args = dead_letter(record, "NotFound: no such order", "https://dlq")
+    assert args == {
+        "QueueUrl": "https://dlq",
+        "MessageBody": '{"type":"OrderPaid"}',
+        "MessageAttributes": {
+            "correlationId": {"DataType": "String", "StringValue": "c-1"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x00\x01"},
+            "failure": {"DataType": "String", "StringValue": "NotFound: no such order"},
+        },
+    }
+    quoted = dead_letter(record, "InvalidRequest: \x00\ud800 quoted", "https://dlq")
+    assert quoted["MessageAttributes"]["failure"]["StringValue"] == "InvalidRequest: ?? quoted"
+    fifo = dead_letter(record, "x", "https://dlq.fifo")
+    assert fifo["MessageDeduplicationId"] == record["messageId"]
+    assert fifo["MessageGroupId"]

@@ -75,6 +75,7 @@ COUNTERS = (
     "OrdersPlaced",
     "OrdersRefunded",
     "PaymentMisconfigured",
+    "PermanentFailures",
     "PublishFailures",
     "RacedChargesRecorded",
     "RateLimitReplays",

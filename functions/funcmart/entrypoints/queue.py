@@ -5,6 +5,18 @@ batch, reports the records that failed (`batchItemFailures`, so only they are re
 and pushes each failed record's next delivery out with exponential backoff. After the
 queue's maxReceiveCount, SQS moves the record to its dead-letter queue.
 
+Errors are mapped once, here. A transient failure (any exception that is not a domain
+error, TransientFailure, DependencyUnavailable) is retried as above. A permanent one (a
+domain error no retry can fix: an unreadable message, an unknown order, a refused
+transition) is counted (PermanentFailures) and dead-lettered at once, without spending the
+retry budget: on SQS the consumer sends the record, body and message attributes, with a
+`failure` attribute naming why, to its own dead-letter queue (DEAD_LETTER_QUEUE_URL) and
+reports it processed; if that send fails, or the consumer has no dead-letter queue, the
+record is reported failed and retried as a transient failure would be. Records a host
+delivered from elsewhere (Knative) are reported failed and also named under
+`permanentFailures` in the answer, so the host can refuse them for good; an SQS batch's
+answer never carries that key.
+
 The records of one batch are independent, so they run concurrently (BATCH_CONCURRENCY
 threads, 10 by default; one for FIFO queues, whose order matters): each spends most of its
 time waiting on DynamoDB, and a batch then takes about as long as its slowest record, not
@@ -20,6 +32,8 @@ otherwise count as done.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import contextvars
 import json
@@ -37,7 +51,12 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-from funcmart.domain.errors import InvalidRequest
+from funcmart.domain.errors import (
+    DependencyUnavailable,
+    DomainError,
+    InvalidRequest,
+    TransientFailure,
+)
 from funcmart.domain.orders import Event, event_from_dict
 from funcmart.domain.retries import backoff_seconds
 from funcmart.observability import Observer, correlate
@@ -47,6 +66,18 @@ if TYPE_CHECKING:
 
 logger = Logger(service="funcmart")
 E = TypeVar("E", bound=Event)
+# The message attribute naming why a record was dead-lettered without retries.
+FAILURE_ATTRIBUTE = "failure"
+# SQS takes at most 10 message attributes per message.
+MAX_MESSAGE_ATTRIBUTES = 10
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """True for a failure no retry can fix: a domain error that is not a transient one.
+    Anything else (a timeout, a throttle, a bug) is retried, then dead-lettered by SQS."""
+    return isinstance(exc, DomainError) and not isinstance(
+        exc, TransientFailure | DependencyUnavailable
+    )
 
 
 @dataclass(frozen=True)
@@ -165,9 +196,10 @@ class QueueFunction:
             return ConcurrentBatchProcessor(self._pool)
         return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    def _record(self, record: SQSRecord, keys: dict[str, Any]) -> object:
+    def _record(self, record: SQSRecord, keys: dict[str, Any], permanent: dict[str, str]) -> object:
         """Run one record under the invocation's log keys (it may be on another thread).
-        A failure is logged and raised, for the batch processor to report."""
+        A failure is logged and raised, for the batch processor to report; a permanent one
+        is also noted in `permanent` (messageId -> why), to be dead-lettered at once."""
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**keys)
         raw = record.raw_event
@@ -177,12 +209,17 @@ class QueueFunction:
             correlate(message.correlation_id or None)
             outcome = self._on_message(message)
         except Exception as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            if is_permanent(exc):
+                permanent[str(raw["messageId"])] = error[:1000]
             logger.warning(
-                "message failed; it will be retried",
+                "message failed for good; it is dead-lettered"
+                if is_permanent(exc)
+                else "message failed; it will be retried",
                 extra={
                     "messageId": raw.get("messageId"),
                     "receiveCount": message.receive_count if message else None,
-                    "error": f"{type(exc).__name__}: {exc}",
+                    "error": error,
                 },
             )
             raise
@@ -216,23 +253,69 @@ class QueueFunction:
             return {"batchItemFailures": [{"itemIdentifier": ""}]}
         fifo = any(_text(r.get("eventSourceARN")).endswith(".fifo") for r in records)
         keys = logger.thread_safe_get_current_keys()
+        permanent: dict[str, str] = {}  # messageId -> why; written by the records' threads
         try:
             with self._batched_publishing():
                 result = process_partial_response(
                     event=event,
-                    record_handler=lambda record: self._record(record, keys),
+                    record_handler=lambda record: self._record(record, keys, permanent),
                     processor=self._processor(fifo),
                     context=context,
                 )
             failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
+            if permanent:
+                self._deps.metrics.incr("PermanentFailures", len(permanent))
+                failed -= self._dead_letter(records, permanent)
             # in the batch's order, whatever order the threads finished in
             failures = [
                 {"itemIdentifier": r["messageId"]} for r in records if r["messageId"] in failed
             ]
             self._back_off(event, failures)
-            return {"batchItemFailures": failures}
+            answer: dict[str, Any] = {"batchItemFailures": failures}
+            refused = [
+                {"itemIdentifier": r["messageId"], "reason": permanent[r["messageId"]]}
+                for r in records
+                if r["messageId"] in failed
+                and r["messageId"] in permanent
+                and r.get("eventSource") != "aws:sqs"
+            ]
+            if refused:  # for the host that delivered them (never in an SQS batch's answer)
+                answer["permanentFailures"] = refused
+            return answer
         finally:
             self._deps.flush_metrics()
+
+    def _dead_letter(self, records: list[Any], permanent: dict[str, str]) -> set[str]:
+        """Send each SQS record that failed for good to this consumer's dead-letter queue;
+        the ids sent, which then count as processed. A record that could not be sent stays
+        failed, for the queue to retry (and, after its retries, dead-letter)."""
+        url = self._deps.settings.dead_letter_queue_url
+        sent: set[str] = set()
+        for rec in records:
+            mid = rec["messageId"]
+            if mid not in permanent or rec.get("eventSource") != "aws:sqs":
+                continue
+            if not url:
+                logger.error(
+                    "a message failed for good but this consumer has no dead-letter queue "
+                    "(DEAD_LETTER_QUEUE_URL); it is retried instead",
+                    extra={"messageId": mid},
+                )
+                continue
+            try:
+                self._deps.sqs_client.send_message(**dead_letter(rec, permanent[mid], url))
+            except Exception as exc:
+                logger.warning(
+                    "could not dead-letter the message; it will be retried",
+                    extra={"messageId": mid, "error": f"{type(exc).__name__}: {exc}"},
+                )
+                continue
+            logger.error(
+                "message dead-lettered without retries",
+                extra={"messageId": mid, "failure": permanent[mid]},
+            )
+            sent.add(mid)
+        return sent
 
     @contextlib.contextmanager
     def _batched_publishing(self) -> Iterator[None]:
@@ -279,3 +362,46 @@ class QueueFunction:
                 QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
             )["QueueUrl"]
         return self._queue_urls[arn]
+
+
+def dead_letter(record: dict[str, Any], failure: str, queue_url: str) -> dict[str, Any]:
+    """SendMessage arguments that put an SQS record, as received, on a dead-letter queue:
+    its body, its message attributes and one more naming the failure."""
+    attributes: dict[str, dict[str, Any]] = {}
+    given = record.get("messageAttributes")
+    for name, value in (given if isinstance(given, dict) else {}).items():
+        converted = _send_attribute(value)
+        if converted is not None and name != FAILURE_ATTRIBUTE:
+            attributes[str(name)] = converted
+    if len(attributes) < MAX_MESSAGE_ATTRIBUTES:
+        # SQS takes only XML characters in attribute values; an error may quote anything.
+        text = "".join(c if c.isprintable() else "?" for c in failure) or "-"
+        attributes[FAILURE_ATTRIBUTE] = {"DataType": "String", "StringValue": text}
+    args: dict[str, Any] = {
+        "QueueUrl": queue_url,
+        "MessageBody": record.get("body") or "-",
+        "MessageAttributes": attributes,
+    }
+    if queue_url.endswith(".fifo"):  # keep the group's order; a redelivery is not a duplicate
+        attrs = record.get("attributes")
+        group = attrs.get("MessageGroupId") if isinstance(attrs, dict) else None
+        args["MessageGroupId"] = group or "dead-letters"
+        args["MessageDeduplicationId"] = str(record["messageId"])[:128]
+    return args
+
+
+def _send_attribute(value: Any) -> dict[str, Any] | None:
+    """A message attribute as Lambda delivers it (camelCase) as SendMessage takes it."""
+    if not isinstance(value, dict) or not isinstance(value.get("dataType"), str):
+        return None
+    out: dict[str, Any] = {"DataType": value["dataType"]}
+    if isinstance(value.get("stringValue"), str):
+        out["StringValue"] = value["stringValue"]
+    elif isinstance(value.get("binaryValue"), str):
+        try:
+            out["BinaryValue"] = base64.b64decode(value["binaryValue"], validate=True)
+        except (binascii.Error, ValueError):
+            return None
+    else:
+        return None
+    return out

@@ -275,6 +275,18 @@ def _from_template(logical_id: str, path: str | None) -> dict[str, Any]:
 class DeliveryFailed(RuntimeError):
     """A CloudEvent the function could not process: answered with 500 so the broker retries."""
 
+    status = 500
+
+
+class DeliveryRefused(DeliveryFailed):
+    """A CloudEvent that failed for good (the function named it under `permanentFailures`):
+    answered with 422, which the broker does not retry, so the event goes to the Trigger's
+    dead-letter sink at once. Knative Eventing's data-plane contract (knative/specs,
+    specs/eventing/data-plane.md, "Event Acknowledgement and Delivery Retry") retries 404,
+    409, 429 and 5xx, and no other 4xx."""
+
+    status = 422
+
 
 class Runtime:
     """One function, loaded at cold start, and the edge in front of it."""
@@ -326,8 +338,16 @@ class Runtime:
         record = cloudevent_to_sqs_record(event, self.settings.region)
         result = self.invoke({"Records": [record]})
         failures = (result or {}).get("batchItemFailures") if isinstance(result, dict) else None
-        if failures:
-            raise DeliveryFailed(f"event {record['messageId']} failed; the broker will retry it")
+        if not failures:
+            return
+        refused = result.get("permanentFailures") if isinstance(result, dict) else None
+        for item in refused if isinstance(refused, list) else []:
+            if isinstance(item, dict) and item.get("itemIdentifier") == record["messageId"]:
+                raise DeliveryRefused(
+                    f"event {record['messageId']} failed for good ({item.get('reason')}); "
+                    "it goes to the dead-letter sink"
+                )
+        raise DeliveryFailed(f"event {record['messageId']} failed; the broker will retry it")
 
     def ping_to_scheduled(self, event: Any) -> dict[str, Any]:
         s = self.settings
@@ -470,8 +490,9 @@ def cloudevent(event: Any) -> None:
     try:
         runtime().serve_cloudevent(event)
     except DeliveryFailed as failed:
-        # Answered, not crashed: the function has logged why; the broker retries.
-        flask.abort(flask.Response(str(failed), status=500, content_type="text/plain"))
+        # Answered, not crashed: the function has logged why; the broker retries a 500 and
+        # dead-letters a 422 (DeliveryRefused) at once.
+        flask.abort(flask.Response(str(failed), status=failed.status, content_type="text/plain"))
 
 
 def healthz() -> flask.Response:
