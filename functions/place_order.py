@@ -36,7 +36,7 @@ def place_order(
     headers = {"Location": f"/orders/{placed.body['id']}"}
     if placed.replayed:
         headers["Idempotent-Replayed"] = "true"
-    return json_response(placed.body, placed.status_code, headers)
+    return json_response(placed.body, 202, headers)
 
 
 handler = app.handler

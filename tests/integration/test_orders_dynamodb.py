@@ -78,7 +78,6 @@ def test_50_concurrent_duplicates_with_one_key_make_one_order(deps):
         answers = list(pool.map(lambda _: place(deps, who, pid, 2, key=key), range(50)))
     bodies = {str(a.body) for a in answers}
     assert len(bodies) == 1
-    assert {a.status_code for a in answers} == {202}
     assert sum(not a.replayed for a in answers) == 1
     assert stock_of(deps, pid) == 98
     assert len(deps.orders.list_for_customer(who.subject, 100, None).items) == 1

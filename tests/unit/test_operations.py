@@ -328,7 +328,7 @@ class TestPaymentProvider:
                 correlation_id="c",
             ),
         )
-        assert placed.status_code == 202
+        assert not placed.replayed
         assert ns.products.get(pid).stock == 9
 
     def test_misconfigured_provider_flags_the_order_with_a_clear_reason(self, ns):

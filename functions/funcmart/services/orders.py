@@ -65,7 +65,9 @@ class OrderPorts:
 
 @dataclass(frozen=True)
 class Placed:
-    status_code: int
+    """The order as placed (its stored view), and whether this was a replay of a key seen
+    before; the transport decides how to answer."""
+
     body: dict[str, Any]
     replayed: bool
 
@@ -153,7 +155,7 @@ def _place(
         p.cache.invalidate(*(line.product_id for line in order.lines))
         p.metrics.incr("OrdersPlaced")
         publish_or_leave_for_reconciler(p, OrderPlaced(order.id, correlation_id))
-        return Placed(202, stored.response, replayed=False)
+        return Placed(stored.response, replayed=False)
     raise DependencyUnavailable("the catalog kept changing; try again", retry_after=1)
 
 
@@ -172,7 +174,7 @@ def _replay(record: IdempotencyRecord, fingerprint: str) -> Placed:
         raise IdempotencyKeyReused(
             "this Idempotency-Key was used for a different request; use a new key"
         )
-    return Placed(record.status_code, record.response, replayed=True)
+    return Placed(record.response, replayed=True)
 
 
 def _price(
