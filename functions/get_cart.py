@@ -1,8 +1,10 @@
 """GET /cart: the caller's cart, priced from the current catalog, with its total."""
 
+from aws_lambda_powertools.event_handler import Response
+
 from funcmart.api.cart import CartOut
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction, json_response
 from funcmart.services import cart
 
 deps = build().ready("carts", "products", "cache")
@@ -10,9 +12,8 @@ app = HttpFunction(deps)
 
 
 @app.get("/cart")
-def get_cart() -> CartOut:
-    view = cart.view_cart(deps.carts, deps.products, deps.cache, app.principal())
-    return CartOut.model_validate(view.to_dict())
+def get_cart() -> Response[CartOut]:
+    return json_response(cart.view_cart(deps, app.principal()).to_dict())
 
 
 handler = app.handler

@@ -90,6 +90,19 @@ class CatalogPorts(Protocol):
     def ids(self) -> IdGenerator: ...
 
 
+class CartPorts(Protocol):
+    """What the cart's use cases work through (the composition root has them)."""
+
+    @property
+    def carts(self) -> CartStore: ...
+
+    @property
+    def products(self) -> ProductRepository: ...
+
+    @property
+    def cache(self) -> ProductCache: ...
+
+
 class OrderRepository(Protocol):
     def get(self, order_id: str) -> Order | None: ...
 

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from funcmart.domain.cart import MAX_LINES
-from funcmart.domain.commands import ArchiveProduct, CreateProduct, UpdateProduct
+from funcmart.domain.commands import ArchiveProduct, CreateProduct, SetCartItem, UpdateProduct
 from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, NotFound
 from funcmart.domain.money import Money
 from funcmart.services import cart, catalog
@@ -32,10 +32,10 @@ class World:
         ).id
 
     def put(self, who, pid, qty):  # type: ignore[no-untyped-def]
-        return cart.set_item(self.carts, self.products, self.cache, who, pid, qty)
+        return cart.set_item(self, who, SetCartItem(pid, qty))
 
     def view(self, who):  # type: ignore[no-untyped-def]
-        return cart.view_cart(self.carts, self.products, self.cache, who).to_dict()
+        return cart.view_cart(self, who).to_dict()
 
 
 @pytest.fixture

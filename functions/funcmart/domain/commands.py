@@ -109,3 +109,9 @@ class ResolveOrder:
 
     order_id: str
     reason: str
+
+
+@dataclass(frozen=True)
+class SetCartItem:
+    product_id: str
+    quantity: int  # 0 removes the line
