@@ -16,7 +16,13 @@ from funcmart.domain.orders import OrderPaid, OrderPlaced
 from funcmart.services import orders
 from funcmart_hosts.gateway.loader import Handler
 from funcmart_hosts.gateway.template import Template
-from tests.functions.invoking import DynamoCalls, assert_calls_allowed, load_event
+from tests.functions.invoking import (
+    DynamoCalls,
+    assert_calls_allowed,
+    assert_http_answer,
+    invoke,
+    load_event,
+)
 from tests.functions.test_order_functions import OID, PRODUCT, World, world  # noqa: F401
 
 
@@ -154,15 +160,9 @@ def test_operations_function_answers_its_event(
     dynamodb_calls.calls.clear()
     event = load_event(name)
     # WHEN the function handles the event
-    answer = handlers[case.function](event, None)
+    status, headers, body = invoke(handlers[case.function], event)
     # THEN it answers as expected
-    body = json.loads(answer["body"]) if answer.get("body") else None
-    assert answer["statusCode"] == case.status, body
-    if case.status >= 400:
-        assert answer["headers"]["Content-Type"] == "application/problem+json"
-        assert body["requestId"] == event["requestContext"]["requestId"]
-    for key, value in case.body.items():
-        assert body[key] == value, key
+    assert_http_answer(event, status, headers, body, case.status, case.body)
     # AND every DynamoDB call it made is one its own policy allows
     assert_calls_allowed(tpl, case.function, dynamodb_calls)
     if case.check is not None:

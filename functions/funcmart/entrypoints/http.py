@@ -522,9 +522,8 @@ def _request_id_of(event: Any) -> str | None:
 
 def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RatePolicy | None]:
     """The policy of the function's route class, or (no class configured) of reads and
-    writes, chosen per request by its method. RATE_LIMIT overrides the class default."""
-    if route_class is not None and route_class not in DEFAULT_LIMITS:
-        raise SettingsError(f"RATE_LIMIT_CLASS must be one of {sorted(DEFAULT_LIMITS)}")
+    writes, chosen per request by its method. RATE_LIMIT overrides the class default.
+    (Settings has checked both at cold start.)"""
     classes = [route_class] if route_class else ["reads", "writes"]
     try:
         return {c: parse_policy(spec if spec is not None else DEFAULT_LIMITS[c]) for c in classes}

@@ -210,11 +210,12 @@ class QueueFunction:
             outcome = self._on_message(message)
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if is_permanent(exc):
+            for_good = is_permanent(exc)
+            if for_good:
                 permanent[str(raw["messageId"])] = error[:1000]
             logger.warning(
                 "message failed for good; it is dead-lettered"
-                if is_permanent(exc)
+                if for_good
                 else "message failed; it will be retried",
                 extra={
                     "messageId": raw.get("messageId"),
