@@ -24,6 +24,15 @@ log = logging.getLogger(__name__)
 SQS_BATCH = 10
 
 
+def queue_url_of(client: Any, arn: str) -> str:
+    """The URL of the SQS queue an ARN names (arn:aws:sqs:<region>:<account>:<name>)."""
+    parts = arn.split(":")
+    if len(parts) != 6 or parts[2] != "sqs":
+        raise ValueError(f"not an SQS queue ARN: {arn[:200]!r}")
+    url: str = client.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])["QueueUrl"]
+    return url
+
+
 class SqsPublisher:
     def __init__(self, client: Any, queue_urls: dict[str, str], metrics: Any = None) -> None:
         self._sqs = client

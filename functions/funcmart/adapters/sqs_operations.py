@@ -14,6 +14,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from funcmart.adapters.sqs import queue_url_of
 from funcmart.domain.errors import DependencyUnavailable, InvalidRequest
 from funcmart.ports import Redrive
 
@@ -64,11 +65,7 @@ class SqsDeadLetterRedrive:
         return Redrive(_name(dlq), _name(source), moved=self._copy(dlq, source))
 
     def _url(self, arn: str) -> str:
-        parts = arn.split(":")
-        url: str = self._sqs.get_queue_url(QueueName=parts[5], QueueOwnerAWSAccountId=parts[4])[
-            "QueueUrl"
-        ]
-        return url
+        return queue_url_of(self._sqs, arn)
 
     def _copy(self, dlq: str, source: str) -> int:
         from_url, to_url = self._url(dlq), self._url(source)

@@ -51,6 +51,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from funcmart.adapters.sqs import queue_url_of
 from funcmart.domain.errors import (
     DependencyUnavailable,
     DomainError,
@@ -356,12 +357,7 @@ class QueueFunction:
 
     def _queue_url(self, arn: str) -> str:
         if arn not in self._queue_urls:
-            parts = arn.split(":")
-            if len(parts) != 6 or parts[2] != "sqs":
-                raise ValueError(f"not an SQS queue ARN: {arn[:200]!r}")
-            self._queue_urls[arn] = self._deps.sqs_client.get_queue_url(
-                QueueName=parts[5], QueueOwnerAWSAccountId=parts[4]
-            )["QueueUrl"]
+            self._queue_urls[arn] = queue_url_of(self._deps.sqs_client, arn)
         return self._queue_urls[arn]
 
 
