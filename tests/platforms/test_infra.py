@@ -1,7 +1,8 @@
 """infra/ as a cluster gets it: `kubectl kustomize infra` rendered by the real kubectl (Debian's
 kubernetes-client; `make test` installs it), then held against template.yaml (same functions,
 same variables less the documented platform-specific ones, every route routed), the
-Kubernetes schemas kubernetes-validate ships (offline), Knative's default feature-flag rules,
+Kubernetes schemas kubernetes-validate ships (offline), the custom resources' published
+schemas (tests/platforms/crds.py), Knative's default feature-flag rules,
 Pod Security "restricted", and the rule that no secret value is in the repository."""
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from funcmart.adapters.broker import cloudevent_type
 from funcmart.settings import Settings
 from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.template import ROOT
+from tests.platforms import crds
 from tests.platforms.admission import (
     hardened_violations,
     knative_violations,
@@ -242,6 +244,93 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
         assert container["image"] == f"{image['newName']}:{image['newTag']}"
         assert container["ports"] == [{"name": "http1", "containerPort": 8080}]
         assert 0 < spec["containerConcurrency"] <= 1000
+
+
+CUSTOM = [d for _, d in ALL if d["apiVersion"] not in CORE_GROUPS]
+MODELLED = [d for d in CUSTOM if d["apiVersion"] in crds.MODELS]
+ROUTING = [d for d in CUSTOM if d["apiVersion"] == crds.GATEWAY_API]
+
+
+def test_every_rendered_object_is_held_to_a_published_schema() -> None:
+    unchecked = [(d["apiVersion"], d["kind"]) for d in CUSTOM if not crds.covers(d)]
+    assert unchecked == []
+    assert len(MODELLED) + len(ROUTING) == len(CUSTOM)
+
+
+@pytest.mark.parametrize(
+    "doc", MODELLED, ids=[f"{d['kind']}/{d['metadata']['name']}" for d in MODELLED]
+)
+def test_knative_and_monitoring_kinds_validate_against_their_crd_schemas(
+    doc: dict[str, Any],
+) -> None:
+    assert crds.violations(doc) == []
+
+
+def test_gateway_api_kinds_validate_against_their_schemas() -> None:
+    answers = crds.gateway_violations(ROUTING)
+    refused = {d["metadata"]["name"]: a for d, a in zip(ROUTING, answers, strict=True) if a}
+    assert refused == {}
+    assert {d["kind"] for d in ROUTING} == {"Gateway", "HTTPRoute"}
+
+
+GONE = object()
+CONTAINER = ("spec", "template", "spec", "containers", 0)
+
+
+def _edited(kind: str, path: tuple[str | int, ...], value: object) -> dict[str, Any]:
+    """The first rendered `kind` with `value` at `path` (GONE: that field removed)."""
+    doc = json.loads(json.dumps(next(d for _, d in ALL if d["kind"] == kind)))
+    node: Any = doc
+    for part in path[:-1]:
+        node = node[part]
+    if value is GONE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "refusal"),
+    [
+        ("Service", (*CONTAINER, "imagePullPolicyy"), "Always", "imagePullPolicyy: unknown field"),
+        ("Service", (*CONTAINER, "ports", 0, "containerPort"), "8080", "not of the schema's type"),
+        ("Service", ("spec", "template", "spec", "containerConcurrency"), "four", "integer"),
+        ("Service", (*CONTAINER, "env", 0, "name"), GONE, "name: Field required"),
+        ("Service", ("metadata", "labelz"), {}, "labelz: unknown field"),
+        ("Trigger", ("spec", "filter", "attributess"), {}, "attributess: unknown field"),
+        ("Trigger", ("spec", "delivery", "retry"), "twice", "retry"),
+        ("PodMonitor", ("spec", "podMetricsEndpoints", 0, "scheme"), "gopher", "scheme"),
+        ("PodMonitor", ("spec", "podMetricsEndpoints", 0, "portt"), "x", "portt: unknown field"),
+        ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), "five minutes", "for"),
+        ("PingSource", ("spec", "sink"), "reconcile-orders", "sink"),
+    ],
+)
+def test_the_crd_schemas_refuse_what_an_api_server_refuses(
+    kind: str, path: tuple[str | int, ...], value: object, refusal: str
+) -> None:
+    found = crds.violations(_edited(kind, path, value))
+    assert any(refusal in v for v in found), found
+
+
+MATCH = ("spec", "rules", 0, "matches", 0)
+
+
+@pytest.mark.parametrize(
+    ("kind", "path", "value", "refusal"),
+    [
+        ("HTTPRoute", (*MATCH, "method"), "FETCH", "method"),
+        ("HTTPRoute", (*MATCH, "path", "type"), "Glob", "type"),
+        ("HTTPRoute", ("spec", "rules", 0, "backendRefs", 0, "port"), "http", "port"),
+        ("HTTPRoute", ("spec", "rules"), [{}] * 17, "rules"),
+        ("Gateway", ("spec", "gatewayClassName"), GONE, "gatewayClassName"),
+    ],
+)
+def test_the_gateway_api_schemas_refuse_what_an_api_server_refuses(
+    kind: str, path: tuple[str | int, ...], value: object, refusal: str
+) -> None:
+    (found,) = crds.gateway_violations([_edited(kind, path, value)])
+    assert any(refusal in v for v in found), found
 
 
 def test_sinks_and_subscribers_name_services_that_exist() -> None:
