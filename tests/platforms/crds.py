@@ -7,7 +7,10 @@ from files in this repository:
 
 - Knative Serving 1.17 and Eventing 1.17, and the Prometheus operator 0.80 (the CRDs
   kube-prometheus-stack installs): cloudcoil's models, generated from those projects' CRDs,
-  the newest releases published for Python before 3.14. A model validates types, required
+  the newest releases published for Python before 3.14. Against the current releases'
+  CRDs, Eventing's Broker, Trigger, PingSource and SinkBinding schemas are the same, and
+  Serving's Service has only gained optional fields this project does not use
+  (mountPropagation; csi, ephemeral and image volumes). A model validates types, required
   fields, enums and patterns; a field it drops or a value it converts is one the schema
   does not have (`_difference`).
 - Gateway API v1 (HTTPRoute, Gateway): `@kubernetes-models/gateway-api` from the npm
