@@ -116,8 +116,7 @@ KNATIVE_ONLY_ENV = {
     "FUNCMART_JWT_AUDIENCE": "the JWT authorizer's audience (API Gateway checks it on AWS)",
     "FUNCMART_JWT_SECRET": "HS256 secret to verify tokens with (or FUNCMART_JWKS_URL)",
     "FUNCMART_EVENT_KEY": (
-        "HMAC key publishers sign CloudEvents with and consumers verify them with "
-        "(SQS needs none)"
+        "HMAC key publishers sign CloudEvents with and consumers verify them with (SQS needs none)"
     ),
     "FUNCMART_EVENT_KEY_PREVIOUS": "the key consumers still accept while a new one rolls out",
     "PUBLISHER": "cloudevents: publish to the Knative broker instead of SQS",
