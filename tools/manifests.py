@@ -67,7 +67,14 @@ BROKER = "default"
 CONFIG = "funcmart-config"
 # Created out of band (docs/deploy.md): nothing in the repository holds a secret value.
 SECRET = "funcmart-secrets"
-SECRET_KEYS = ("FUNCMART_JWT_SECRET", "REDIS_URL")
+# FUNCMART_EVENT_KEY signs and verifies the CloudEvents that travel through the broker;
+# FUNCMART_EVENT_KEY_PREVIOUS (optional) is still accepted while a new key rolls out.
+SECRET_KEYS = (
+    "FUNCMART_JWT_SECRET",
+    "REDIS_URL",
+    "FUNCMART_EVENT_KEY",
+    "FUNCMART_EVENT_KEY_PREVIOUS",
+)
 TRUSTED_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7")
 REDIS_SECRET = "funcmart-redis"
 RUN_AS_USER = 10001  # the image's user (Dockerfile)
@@ -108,6 +115,10 @@ KNATIVE_ONLY_ENV = {
     "FUNCMART_JWT_ISSUER": "the JWT authorizer's issuer (API Gateway checks it on AWS)",
     "FUNCMART_JWT_AUDIENCE": "the JWT authorizer's audience (API Gateway checks it on AWS)",
     "FUNCMART_JWT_SECRET": "HS256 secret to verify tokens with (or FUNCMART_JWKS_URL)",
+    "FUNCMART_EVENT_KEY": (
+        "HMAC key publishers sign CloudEvents with and consumers verify them with (SQS needs none)"
+    ),
+    "FUNCMART_EVENT_KEY_PREVIOUS": "the key consumers still accept while a new one rolls out",
     "PUBLISHER": "cloudevents: publish to the Knative broker instead of SQS",
     "K_SINK": "the broker's address, injected by the SinkBinding into publishing functions",
     "EVENT_SOURCE": "the CloudEvents source of events the function publishes",

@@ -191,8 +191,18 @@ class Container:
         s = self.settings
         if s.publisher == "cloudevents":
             from funcmart.adapters.broker import CloudEventPublisher
+            from funcmart.adapters.event_signing import EventKeys
 
-            return CloudEventPublisher(s.broker_url, s.event_source, s.publish_timeout_seconds)
+            if not s.event_signing_key:
+                name = Settings.env_names("event_signing_key")[0]
+                raise SettingsError(
+                    f"{name} is not set: events published to a broker are signed with it "
+                    "(docs/deploy.md)"
+                )
+            keys = EventKeys(s.event_signing_key, s.event_signing_previous_key)
+            return CloudEventPublisher(
+                s.broker_url, keys, s.event_source, s.publish_timeout_seconds
+            )
         from funcmart.adapters.sqs import SqsPublisher
 
         urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}

@@ -98,6 +98,11 @@ class Settings(BaseModel):
     # The CloudEvents `source` of published events.
     event_source: str = _env("EVENT_SOURCE", default="funcmart", min_length=1)
     publish_timeout_seconds: float = _env("PUBLISH_TIMEOUT_SECONDS", default=2.0, gt=0)
+    # With "cloudevents": the key every published event is signed with (HMAC-SHA256), and the
+    # previous key, still accepted by consumers while a rotation rolls out. Both come from a
+    # Kubernetes Secret created out of band (docs/deploy.md); never shown in a repr.
+    event_signing_key: str | None = _env("FUNCMART_EVENT_KEY", repr=False)
+    event_signing_previous_key: str | None = _env("FUNCMART_EVENT_KEY_PREVIOUS", repr=False)
 
     # The setting holding the queue each published event type goes to (with "sqs").
     EVENT_QUEUES: ClassVar[dict[str, str]] = {

@@ -25,6 +25,8 @@ from funcmart_hosts.local import services
 ISSUER = "https://funcmart.test/"
 AUDIENCE = "funcmart"
 SECRET = "knative-test-secret-of-at-least-32-bytes"
+# The key events are signed with (the Secret's FUNCMART_EVENT_KEY on a cluster).
+EVENT_KEY = "knative-test-event-key-of-at-least-32-bytes"
 JWT = JwtConfig(ISSUER, (AUDIENCE,))
 
 
@@ -55,6 +57,7 @@ def knative_server(function: str, env: dict[str, str]) -> Iterator[Server]:
         FUNCMART_JWT_ISSUER=ISSUER,
         FUNCMART_JWT_AUDIENCE=AUDIENCE,
         FUNCMART_JWT_SECRET=SECRET,
+        FUNCMART_EVENT_KEY=EVENT_KEY,
         METRICS_BACKEND="inprocess",
         WORKERS="1",
         THREADS="2",

@@ -23,6 +23,7 @@ import httpx
 import pytest
 
 from bench.common import wait_until
+from funcmart.adapters.event_signing import EventKeys
 from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.auth import JwtConfig, mint_token
 from tests.platforms.knative_cluster import (
@@ -44,6 +45,7 @@ CONFIG = next(
     d for d in by_kind(RENDERED, "ConfigMap") if d["metadata"]["name"] == manifests.CONFIG
 )
 JWT_SECRET = f"e2e-{uuid.uuid4().hex}-of-at-least-32-bytes"
+EVENT_KEY = uuid.uuid4().hex + uuid.uuid4().hex  # as `openssl rand -hex 32` makes one
 JWT = JwtConfig(CONFIG["data"]["FUNCMART_JWT_ISSUER"], (CONFIG["data"]["FUNCMART_JWT_AUDIENCE"],))
 FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
@@ -63,7 +65,13 @@ def knative_table(dynamodb_client) -> Iterator[str]:  # type: ignore[no-untyped-
 
 def secrets(redis_url: str) -> dict[str, dict[str, str]]:
     """The Secret an operator creates out of band (docs/deploy.md)."""
-    return {manifests.SECRET: {"FUNCMART_JWT_SECRET": JWT_SECRET, "REDIS_URL": redis_url}}
+    return {
+        manifests.SECRET: {
+            "FUNCMART_JWT_SECRET": JWT_SECRET,
+            "REDIS_URL": redis_url,
+            "FUNCMART_EVENT_KEY": EVENT_KEY,
+        }
+    }
 
 
 def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
@@ -189,16 +197,19 @@ def test_an_event_no_retry_can_fix_goes_to_the_dead_letter_sink_at_once(shop: Cl
         for t in by_kind(RENDERED, "Trigger")
         if t["spec"]["subscriber"]["ref"]["name"] == "process-order"
     ]
-    headers = {
-        **{f"ce-{k}": v for k, v in trigger["spec"]["filter"]["attributes"].items()},
-        "ce-specversion": "1.0",
-        "ce-id": event_id,
-        "ce-source": "funcmart/place-order",
-        "content-type": "application/json",
+    attributes = {
+        **trigger["spec"]["filter"]["attributes"],
+        "specversion": "1.0",
+        "id": event_id,
+        "source": "funcmart/place-order",
+        "time": "2026-11-30T08:36:40.120Z",
     }
-    body = json.dumps({"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-poison"})
+    data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-poison"}
+    attributes.update(EventKeys(EVENT_KEY).sign(attributes, data))  # as a publisher signs
+    headers = {f"ce-{k}": v for k, v in attributes.items()}
+    headers["content-type"] = "application/json"
     # WHEN the broker delivers it
-    shop.broker.accept(headers, body.encode())
+    shop.broker.accept(headers, json.dumps(data).encode())
     wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
     # THEN ProcessOrder refuses it once, with a status the broker does not retry, and
     # HandleDeadLetters takes it from the dead-letter sink
@@ -206,6 +217,96 @@ def test_an_event_no_retry_can_fix_goes_to_the_dead_letter_sink_at_once(shop: Cl
     assert [d.status for d in tries if d.subscriber == "process-order"] == [422]
     assert trigger["spec"]["delivery"]["retry"] > 0  # the budget it did not spend
     assert any(d.subscriber == "handle-dead-letters" and d.status < 300 for d in tries)
+
+
+def test_events_travel_signed_and_the_dead_letter_sink_verifies_them_too(shop: Cluster) -> None:
+    # GIVEN an order whose payment fails until it is dead-lettered (see above)
+    pid = new_product(shop, stock=5)
+    oid = place(shop, "k-gina", pid, token="tok_transient").json()["id"]
+    wait_until(lambda: status(shop, "k-gina", oid) == "NEEDS_ATTENTION", 90, "order flagged")
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+    # THEN no delivery anywhere was refused for its signature: the publishers' signatures
+    # survived the broker and the dead-letter sink's extra attributes
+    assert not [d for d in shop.broker.deliveries if d.status in (401, 403)]
+    assert any(
+        d.subscriber == "handle-dead-letters" and d.status < 300 for d in shop.broker.deliveries
+    )
+
+
+def forged_order_placed(
+    order_id: str, forgery: str = "unsigned", **extra: str
+) -> tuple[dict[str, str], bytes]:
+    """An OrderPlaced a pod in the cluster makes up: right type and shape, but without our
+    key: unsigned, with a made-up signature under our key's (public) id, or signed with a
+    key of its own."""
+    attributes = {
+        "specversion": "1.0",
+        "id": f"forged-{uuid.uuid4().hex[:8]}",
+        "type": "dev.funcmart.order.placed",
+        "source": "funcmart/place-order",
+        "time": "2026-11-30T08:36:40.120Z",
+        **extra,
+    }
+    data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-forged"}
+    if forgery == "made-up signature":
+        ours = EventKeys(EVENT_KEY).sign(attributes, data)["funcmartkeyid"]
+        attributes.update(funcmartkeyid=ours, funcmartsig="00" * 32)
+    elif forgery == "another key":
+        attributes.update(EventKeys("k" * 64).sign(attributes, data))
+    headers = {f"ce-{k}": v for k, v in attributes.items()}
+    headers["content-type"] = "application/json"
+    return headers, json.dumps(data).encode()
+
+
+@pytest.mark.parametrize("forgery", ["unsigned", "made-up signature", "another key"])
+def test_a_forged_event_posted_to_handle_dead_letters_is_refused_and_flags_nothing(
+    shop: Cluster, forgery: str
+) -> None:
+    # GIVEN a PENDING order (its real events are held back: nothing consumes them)
+    original, shop.broker.triggers = shop.broker.triggers, []
+    try:
+        pid = new_product(shop, stock=3)
+        oid = place(shop, "k-hal", pid).json()["id"]
+        assert status(shop, "k-hal", oid) == "PENDING"
+        # WHEN a pod POSTs a dead letter for it straight to HandleDeadLetters' Service
+        headers, body = forged_order_placed(
+            oid,
+            forgery,
+            knativeerrordest="http://process-order.funcmart.svc.cluster.local",
+            knativeerrorcode="500",
+        )
+        answer = httpx.post(shop.url("handle-dead-letters"), headers=headers, content=body)
+        # THEN it is refused as problem+json, with a status the broker would not retry
+        assert answer.status_code == 403, shop.output()
+        assert answer.headers["content-type"] == "application/problem+json"
+        # AND the order is not flagged
+        assert status(shop, "k-hal", oid) == "PENDING"
+    finally:
+        shop.broker.triggers = original
+
+
+def test_a_forged_event_injected_into_the_broker_is_refused_by_consumer_and_sink(
+    shop: Cluster,
+) -> None:
+    # GIVEN an order held back as above, and a forged OrderPlaced for it put into the broker
+    original = shop.broker.triggers
+    shop.broker.triggers = []
+    try:
+        pid = new_product(shop, stock=3)
+        oid = place(shop, "k-ivy", pid).json()["id"]
+    finally:
+        shop.broker.triggers = original
+    headers, body = forged_order_placed(oid)
+    shop.broker.accept(headers, body)
+    wait_until(shop.broker.idle, 30, "the broker has nothing in flight")
+    # THEN ProcessOrder refuses it (not retried), the dead-letter sink refuses it as well,
+    # and the order is neither paid nor flagged
+    tries = [d for d in shop.broker.deliveries if d.event_id == headers["ce-id"]]
+    assert [(d.subscriber, d.status) for d in tries] == [
+        ("process-order", 403),
+        ("handle-dead-letters", 403),
+    ]
+    assert status(shop, "k-ivy", oid) == "PENDING"
 
 
 def test_fifty_concurrent_orders_for_twenty_units_oversell_nothing(shop: Cluster) -> None:

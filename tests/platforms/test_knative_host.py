@@ -10,12 +10,16 @@ import pytest
 from cloudevents.http import CloudEvent
 
 from funcmart.adapters.broker import CloudEventPublisher, cloudevent_type
+from funcmart.adapters.event_signing import SIGNATURE_ATTRIBUTE, BadSignature, EventKeys
+from funcmart.adapters.metrics import REGISTRY
 from funcmart.bootstrap import Container
 from funcmart.domain.errors import DependencyUnavailable, NotFound
 from funcmart.domain.orders import OrderPaid, OrderPlaced
 from funcmart.settings import Settings, SettingsError
+from funcmart_hosts.knative import host
 from funcmart_hosts.knative.host import (
     DeliveryFailed,
+    DeliveryForbidden,
     DeliveryRefused,
     KnativeSettings,
     Runtime,
@@ -23,17 +27,30 @@ from funcmart_hosts.knative.host import (
 )
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
+EVENT_KEY = "unit-test-event-key-of-at-least-32-bytes"
+KEYS = EventKeys(EVENT_KEY)
 
 
 def settings(**env: str) -> KnativeSettings:
     base = {"FUNCMART_FUNCTION": "Fn", "FUNCMART_HANDLER": "m.handler"}
-    return KnativeSettings.load({**base, **env})
+    return KnativeSettings.load({**base, "FUNCMART_EVENT_KEY": EVENT_KEY, **env})
 
 
-def order_placed(**attributes: str) -> CloudEvent:
+def signed(event: CloudEvent, keys: EventKeys = KEYS) -> CloudEvent:
+    """The event as our publishers send it: with their signature's extension attributes."""
+    for name, value in keys.sign(event.get_attributes(), event.data).items():
+        event[name] = value
+    return event
+
+
+def unsigned_order_placed(**attributes: str) -> CloudEvent:
     attrs = {"type": "dev.funcmart.order.placed", "source": "funcmart/place-order"}
     attrs.update(attributes)
     return CloudEvent(attrs, {"type": "OrderPlaced", "orderId": "o-1", "correlationId": "c-1"})
+
+
+def order_placed(**attributes: str) -> CloudEvent:
+    return signed(unsigned_order_placed(**attributes))
 
 
 # ---------------------------------------------------------------------------- settings
@@ -51,7 +68,7 @@ def test_a_function_is_chosen_by_its_handler_trigger_and_routes() -> None:
 
 
 def test_the_logical_id_alone_reads_the_function_from_the_template() -> None:
-    s = KnativeSettings.load({"FUNCMART_FUNCTION": "ProcessOrder"})
+    s = KnativeSettings.load({"FUNCMART_FUNCTION": "ProcessOrder", "FUNCMART_EVENT_KEY": EVENT_KEY})
     assert (s.handler, s.trigger, s.timeout_seconds) == ("process_order.handler", "queue", 30)
     s = KnativeSettings.load({"FUNCMART_FUNCTION": "ReconcileOrders"})
     assert s.trigger == "schedule"
@@ -82,6 +99,48 @@ def test_the_logical_id_alone_reads_the_function_from_the_template() -> None:
 def test_a_misconfigured_function_fails_at_start(env: dict[str, str], complaint: str) -> None:
     with pytest.raises(SettingsError, match=complaint):
         settings(**env)
+
+
+def test_a_consumer_without_an_event_key_refuses_to_start() -> None:
+    with pytest.raises(SettingsError, match="FUNCMART_EVENT_KEY is not set"):
+        KnativeSettings.load({"FUNCMART_HANDLER": "m.handler", "FUNCMART_TRIGGER": "queue"})
+
+
+def test_a_publisher_without_an_event_key_refuses_to_start() -> None:
+    env = {
+        "FUNCMART_HANDLER": "m.handler",
+        "FUNCMART_TRIGGER": "http",
+        "FUNCMART_ROUTES": '[{"route": "GET /x", "public": true}]',
+        "PUBLISHER": "cloudevents",
+    }
+    # (An HTTP function with no broker to publish to needs no key.)
+    assert KnativeSettings.load(env).event_key is None
+    with pytest.raises(SettingsError, match="publisher"):
+        KnativeSettings.load({**env, "K_SINK": "http://broker/"})
+
+
+@pytest.mark.parametrize("variable", ["FUNCMART_EVENT_KEY", "FUNCMART_EVENT_KEY_PREVIOUS"])
+@pytest.mark.parametrize(
+    ("key", "complaint"),
+    [
+        ("replace-me-with-at-least-32-random-bytes-of-secret", "placeholder"),
+        ("funcmart-local-dev-secret-do-not-use-in-any-deployment", "placeholder"),
+        ("changeme-changeme-changeme-changeme-changeme", "placeholder"),
+        ("x" * 31, "32 bytes"),
+    ],
+)
+def test_a_placeholder_or_short_event_key_is_refused_at_start(
+    variable: str, key: str, complaint: str
+) -> None:
+    with pytest.raises(SettingsError, match=f"{variable} .*{complaint}"):
+        settings(FUNCMART_TRIGGER="queue", **{variable: key})
+
+
+def test_the_event_keys_are_never_shown_in_a_repr() -> None:
+    s = settings(FUNCMART_TRIGGER="queue", FUNCMART_EVENT_KEY_PREVIOUS="p" * 40)
+    assert EVENT_KEY not in repr(s)
+    assert "p" * 40 not in repr(s)
+    assert s.event_keys() == EventKeys(EVENT_KEY, "p" * 40)
 
 
 def test_nothing_chosen_fails_at_start() -> None:
@@ -191,10 +250,9 @@ def test_a_consumer_that_succeeds_returns_quietly() -> None:
     assert len(handler.events[0]["Records"]) == 1
 
 
-def test_a_ping_source_event_becomes_a_scheduled_event() -> None:
-    handler = Recorder({"republished": 0})
-    runtime = Runtime(settings(FUNCMART_TRIGGER="schedule", POD_NAMESPACE="shop"), handler)
-    ping = CloudEvent(
+def ping() -> CloudEvent:
+    """What a PingSource sends: it cannot sign."""
+    return CloudEvent(
         {
             "id": "ping-1",
             "type": "dev.knative.sources.ping",
@@ -202,12 +260,118 @@ def test_a_ping_source_event_becomes_a_scheduled_event() -> None:
         },
         {},
     )
-    runtime.serve_cloudevent(ping)
+
+
+def test_a_ping_source_event_becomes_a_scheduled_event() -> None:
+    handler = Recorder({"republished": 0})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="schedule", POD_NAMESPACE="shop"), handler)
+    runtime.serve_cloudevent(ping())
     (event,) = handler.events
     assert event["detail-type"] == "Scheduled Event"
     assert event["source"] == "aws.events"
     assert event["id"] == "ping-1"
     assert event["resources"][0].endswith(":pingsource/reconcile-orders-schedule")
+
+
+# ------------------------------------------------------------------- signed CloudEvents
+
+
+def refusals() -> float:
+    return REGISTRY.counters.get("EventSignatureFailures", 0)
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        unsigned_order_placed(id="ev-u"),
+        signed(unsigned_order_placed(id="ev-w"), EventKeys("w" * 40)),
+        signed(unsigned_order_placed(id="ev-t", subject="o-1"), KEYS),
+        ping(),  # a forged PingSource tick, sent to a queue consumer
+    ],
+    ids=["unsigned", "wrong key", "tampered", "ping to a consumer"],
+)
+def test_a_consumer_refuses_an_event_we_did_not_sign_and_runs_nothing(event: CloudEvent) -> None:
+    # GIVEN a consumer, and an event that is not signed with its key
+    if event["id"] == "ev-t":
+        event["subject"] = "o-2"  # changed after signing
+    handler = Recorder({"batchItemFailures": []})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), handler)
+    before = refusals()
+    # WHEN it is delivered THEN it is refused with 403, counted, and the function never ran
+    with pytest.raises(DeliveryForbidden) as refused:
+        runtime.serve_cloudevent(event)
+    assert refused.value.status == 403
+    assert handler.events == []
+    assert refusals() == before + 1
+
+
+def test_a_consumer_takes_an_event_signed_with_its_previous_key_during_a_rotation() -> None:
+    handler = Recorder({"batchItemFailures": []})
+    rotating = settings(
+        FUNCMART_TRIGGER="queue",
+        FUNCMART_EVENT_KEY="n" * 40,
+        FUNCMART_EVENT_KEY_PREVIOUS=EVENT_KEY,
+    )
+    Runtime(rotating, handler).serve_cloudevent(order_placed())
+    assert len(handler.events) == 1
+
+
+def test_a_schedule_takes_its_ping_source_unsigned_but_nothing_else() -> None:
+    handler = Recorder({"republished": 0})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="schedule"), handler)
+    runtime.serve_cloudevent(ping())
+    with pytest.raises(DeliveryForbidden):
+        runtime.serve_cloudevent(unsigned_order_placed())
+    assert len(handler.events) == 1
+
+
+@pytest.fixture
+def app_of(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """functions-framework's app for a runtime, as the image serves it."""
+
+    def build(runtime: Runtime) -> Any:
+        monkeypatch.setattr(host, "runtime", lambda: runtime)
+        return host.create_app().test_client()
+
+    return build
+
+
+def binary_headers(event: CloudEvent) -> dict[str, str]:
+    from cloudevents.conversion import to_binary
+
+    headers, _ = to_binary(event)
+    return dict(headers)
+
+
+def test_over_http_an_unsigned_event_is_a_403_problem_and_a_signed_one_is_processed(
+    app_of: Any,
+) -> None:
+    handler = Recorder({"batchItemFailures": []})
+    client = app_of(Runtime(settings(FUNCMART_TRIGGER="queue"), handler))
+    body = json.dumps({"type": "OrderPlaced", "orderId": "o-1", "correlationId": "c-1"})
+    # WHEN a pod POSTs an event it made up straight to the consumer's Service
+    forged = client.post("/", data=body, headers=binary_headers(unsigned_order_placed()))
+    # THEN 403 problem+json, and the function never ran
+    assert forged.status_code == 403
+    assert forged.headers["Content-Type"] == "application/problem+json"
+    problem = forged.get_json(force=True)
+    assert problem["status"] == 403
+    assert "funcmartsig" in problem["detail"]
+    assert handler.events == []
+    # AND the same event signed by our publisher is processed
+    answer = client.post("/", data=body, headers=binary_headers(order_placed()))
+    assert answer.status_code == 200
+    assert len(handler.events) == 1
+
+
+def test_over_http_every_refused_delivery_is_a_problem(app_of: Any) -> None:
+    handler = Recorder({"batchItemFailures": [{"itemIdentifier": "ev-5"}]})
+    client = app_of(Runtime(settings(FUNCMART_TRIGGER="queue"), handler))
+    event = order_placed(id="ev-5")
+    answer = client.post("/", data=json.dumps(event.data), headers=binary_headers(event))
+    assert answer.status_code == 500
+    assert answer.headers["Content-Type"] == "application/problem+json"
+    assert answer.get_json(force=True)["status"] == 500
 
 
 # ---------------------------------------------------------------------------- publisher
@@ -231,7 +395,7 @@ def test_events_are_posted_in_binary_mode_with_their_type() -> None:
         sent.append(request)
         return FakeResponse(202)
 
-    CloudEventPublisher("http://broker/ns/default", "funcmart/x", 1, opener).publish(
+    CloudEventPublisher("http://broker/ns/default", KEYS, "funcmart/x", 1, opener).publish(
         OrderPaid("o-2", "c-2")
     )
     (request,) = sent
@@ -263,12 +427,57 @@ def test_events_are_posted_in_binary_mode_with_their_type() -> None:
 )
 def test_a_broker_that_does_not_accept_is_a_dependency_failure(failure: Any) -> None:
     with pytest.raises(DependencyUnavailable):
-        CloudEventPublisher("http://broker/", opener=failure).publish(OrderPlaced("o", "c"))
+        CloudEventPublisher("http://broker/", KEYS, opener=failure).publish(OrderPlaced("o", "c"))
 
 
 def test_no_broker_configured_is_a_dependency_failure() -> None:
     with pytest.raises(DependencyUnavailable, match="BROKER_URL"):
-        CloudEventPublisher(None).publish(OrderPlaced("o", "c"))
+        CloudEventPublisher(None, KEYS).publish(OrderPlaced("o", "c"))
+
+
+def published(keys: EventKeys = KEYS) -> tuple[dict[str, str], bytes]:
+    sent: list[Any] = []
+
+    def opener(request: Any, **_kw: Any) -> FakeResponse:
+        sent.append(request)
+        return FakeResponse(202)
+
+    CloudEventPublisher("http://broker/", keys, "funcmart/x", 1, opener).publish(
+        OrderPlaced("o-3", "c-3")
+    )
+    (request,) = sent
+    return dict(request.header_items()), bytes(request.data)
+
+
+def test_published_events_are_signed_and_verify_after_the_broker_re_encodes_them() -> None:
+    from cloudevents.conversion import to_structured
+    from cloudevents.http import from_http
+
+    headers, body = published()
+    assert {k.lower() for k in headers} >= {"ce-funcmartsig", "ce-funcmartkeyid"}
+    # As the consumer's SDK reads it in binary mode
+    received = from_http(headers, body)
+    assert KEYS.verify(received.get_attributes(), received.data)
+    # and after the broker turned it into a structured-mode event and back
+    s_headers, s_body = to_structured(received)
+    envelope = json.loads(s_body)
+    envelope["time"] = envelope["time"].replace("Z", "+00:00")  # another SDK's way to write it
+    again = from_http(s_headers, json.dumps(envelope, indent=1).encode())
+    assert KEYS.verify(again.get_attributes(), again.data)
+    # but never with another key
+    with pytest.raises(BadSignature):
+        EventKeys("z" * 40).verify(again.get_attributes(), again.data)
+
+
+def test_a_published_event_changed_on_the_way_does_not_verify() -> None:
+    from cloudevents.http import from_http
+
+    headers, body = published()
+    tampered = body.replace(b"o-3", b"o-4")
+    received = from_http(headers, tampered)
+    with pytest.raises(BadSignature):
+        KEYS.verify(received.get_attributes(), received.data)
+    assert received[SIGNATURE_ATTRIBUTE]
 
 
 def test_event_types_map_to_cloudevent_types() -> None:
@@ -279,7 +488,9 @@ def test_event_types_map_to_cloudevent_types() -> None:
 
 def test_settings_choose_the_publisher() -> None:
     env = {"TABLE_NAME": "t", "PUBLISHER": "cloudevents", "K_SINK": "http://sink/"}
-    deps = Container(Settings.load(env))
+    with pytest.raises(SettingsError, match="FUNCMART_EVENT_KEY"):
+        _ = Container(Settings.load(env)).publisher  # it would send events nobody accepts
+    deps = Container(Settings.load({**env, "FUNCMART_EVENT_KEY": EVENT_KEY}))
     assert isinstance(deps.publisher, CloudEventPublisher)
     assert deps.settings.broker_url == "http://sink/"
     with pytest.raises(SettingsError, match="PUBLISHER"):

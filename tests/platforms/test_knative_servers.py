@@ -19,12 +19,14 @@ import httpx
 import jwt
 import pytest
 
+from funcmart.adapters.event_signing import BadSignature, EventKeys
 from funcmart.domain import orders as model
 from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
 from tests.platforms.knative_servers import (
     AUDIENCE,
+    EVENT_KEY,
     ISSUER,
     SECRET,
     Server,
@@ -36,6 +38,7 @@ from tests.platforms.knative_servers import (
 from tests.support.builders import add_product, customer, dynamo_container, random_id
 
 ADMIN = token("admin-1", ("admin",))
+KEYS = EventKeys(EVENT_KEY)
 
 
 @pytest.fixture(scope="module")
@@ -302,16 +305,24 @@ def order_placed_data(order_id: str, correlation: str = "corr-1") -> dict[str, s
 
 
 def binary(
-    url: str, data: dict[str, str], ce_type: str = "dev.funcmart.order.placed"
+    url: str,
+    data: dict[str, str],
+    ce_type: str = "dev.funcmart.order.placed",
+    keys: EventKeys | None = KEYS,
 ) -> httpx.Response:
-    headers = {
-        "ce-specversion": "1.0",
-        "ce-id": uuid.uuid4().hex,
-        "ce-type": ce_type,
-        "ce-source": "funcmart/place-order",
-        "ce-correlationid": data.get("correlationId", ""),
-        "content-type": "application/json",
+    """A binary-mode CloudEvent, signed with `keys` as our publishers sign (None: unsigned)."""
+    attributes = {
+        "specversion": "1.0",
+        "id": uuid.uuid4().hex,
+        "type": ce_type,
+        "source": "funcmart/place-order",
+        "time": "2026-11-30T08:36:40.120Z",
+        "correlationid": data.get("correlationId", ""),
     }
+    if keys is not None:
+        attributes.update(keys.sign(attributes, data))
+    headers = {f"ce-{k}": v for k, v in attributes.items()}
+    headers["content-type"] = "application/json"
     return httpx.post(url, content=json.dumps(data), headers=headers)
 
 
@@ -321,9 +332,11 @@ def structured(url: str, data: dict[str, str]) -> httpx.Response:
         "id": uuid.uuid4().hex,
         "type": "dev.funcmart.order.placed",
         "source": "funcmart/reconcile-orders",
+        "time": "2026-11-30T08:36:40.120Z",
         "datacontenttype": "application/json",
         "data": data,
     }
+    envelope.update(KEYS.sign(envelope, data))
     return httpx.post(
         url,
         content=json.dumps(envelope),
@@ -350,6 +363,38 @@ def test_a_binary_cloudevent_pays_the_order_and_publishes_order_paid(
     assert sent[0].headers["ce-source"] == "funcmart"
     assert sent[0].headers["ce-correlationid"] == "corr-bin"
     assert sent[0].body == {"type": "OrderPaid", "orderId": oid, "correlationId": "corr-bin"}
+    # signed with the function's key, for the next consumer to verify
+    attributes = {k[3:]: v for k, v in sent[0].headers.items() if k.startswith("ce-")}
+    assert KEYS.verify(attributes, sent[0].body)
+    with pytest.raises(BadSignature):
+        EventKeys("another-key-of-at-least-32-bytes-long").verify(attributes, sent[0].body)
+
+
+@pytest.mark.parametrize(
+    "keys",
+    [None, EventKeys("a-forger-s-own-key-of-at-least-32-bytes")],
+    ids=["unsigned", "forged"],
+)
+def test_an_event_we_did_not_sign_is_a_403_problem_and_changes_nothing(
+    process_order: Server,
+    broker: Sink,
+    keys: EventKeys | None,
+    deps,  # type: ignore[no-untyped-def]
+) -> None:
+    # GIVEN a PENDING order
+    oid = place(deps)
+    # WHEN a pod POSTs an OrderPlaced for it that our publishers did not sign
+    answer = binary(process_order.url, order_placed_data(oid), keys=keys)
+    # THEN it is refused with a 4xx the broker does not retry, as problem+json
+    assert answer.status_code == 403, process_order.output()
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.json()["status"] == 403
+    # AND nothing happened: no charge, no event, the refusal counted
+    assert deps.orders.get(oid).status == model.PENDING
+    assert not [r for r in broker.received if r.body.get("orderId") == oid]
+    scrape = httpx.get(process_order.metrics_url).text.splitlines()
+    (count,) = [line for line in scrape if line.startswith("funcmart_event_signature_failures")]
+    assert float(count.rsplit(" ", 1)[1]) >= 1
 
 
 def test_a_structured_cloudevent_is_processed_the_same_way(

@@ -25,6 +25,14 @@ def test_a_standard_fallback_variable_is_read_when_the_own_one_is_not_set():
     assert (s.aws_region, s.broker_url) == ("eu-west-1", "http://broker")
 
 
+def test_the_event_signing_keys_are_read_but_never_shown():
+    env = {**BASE, "FUNCMART_EVENT_KEY": "s" * 40, "FUNCMART_EVENT_KEY_PREVIOUS": "p" * 40}
+    s = Settings.load(env)
+    assert (s.event_signing_key, s.event_signing_previous_key) == ("s" * 40, "p" * 40)
+    assert "s" * 40 not in repr(s)
+    assert "p" * 40 not in repr(s)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "says"),
     [

@@ -5,6 +5,10 @@ The broker's Triggers filter on the CloudEvent `type` (`dev.funcmart.order.place
 deliver to the consumer's Knative Service, retrying with backoff and dead-lettering what still
 fails, as SQS and its redrive policy do on AWS. The body is the same JSON the SQS publisher
 sends, so the consumer reads one message format on every platform.
+
+Every event is signed (`funcmart.adapters.event_signing`): two extension attributes that the
+Knative host verifies before a consumer runs, so a CloudEvent POSTed by anyone else is
+refused.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from funcmart.adapters.event_signing import EventKeys
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.orders import Event, event_to_dict
 
@@ -40,11 +45,13 @@ class CloudEventPublisher:
     def __init__(
         self,
         sink_url: str | None,
+        keys: EventKeys,
         source: str = "funcmart",
         timeout_seconds: float = 2.0,
         opener: Opener | None = None,
     ) -> None:
         self._sink = sink_url
+        self._keys = keys
         self._source = source
         self._timeout = timeout_seconds
         self._open = opener or urllib.request.urlopen
@@ -67,6 +74,7 @@ class CloudEventPublisher:
             CORRELATION_EXTENSION: event.correlation_id or "-",
         }
         body = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
+        attributes.update(self._keys.sign(attributes, body))
         headers, data = to_binary(CloudEvent(attributes, body))
         request = urllib.request.Request(self._sink, data=data, headers=headers, method="POST")
         try:

@@ -64,6 +64,8 @@ COUNTERS = (
     "CacheMisses",
     "CartClearFailures",
     "DeadLettersUnreadable",
+    # Counted by the Knative host: CloudEvents refused for a missing or bad signature.
+    "EventSignatureFailures",
     "OperatorCancels",
     "OperatorResolves",
     "OperatorRetries",

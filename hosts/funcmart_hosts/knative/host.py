@@ -22,6 +22,15 @@ What each trigger gets, always in the shape Lambda would deliver:
   so the Trigger's delivery policy retries it and finally sends it to its dead-letter sink.
 - schedule: a PingSource CloudEvent becomes an EventBridge scheduled event.
 
+Every CloudEvent must carry our publishers' signature (`funcmart.adapters.event_signing`,
+keyed by FUNCMART_EVENT_KEY and, during a rotation, FUNCMART_EVENT_KEY_PREVIOUS): Knative
+Eventing's default feature flags let any pod POST an event to a consumer. One without a valid
+signature is answered 403 problem+json before the function runs (a status the broker does not
+retry), counted as EventSignatureFailures and logged; nothing changes. The one exception is
+the PingSource's own event type on a schedule Service: a PingSource cannot sign, and a forged
+tick only runs the reconciler early. A consumer (and a publisher) refuses to start without a
+key, or with a placeholder or a key under 32 bytes, as it refuses such a JWT secret.
+
 Every service also answers GET /healthz (for its probes) and serves its metrics through
 prometheus_client at GET /metrics on METRICS_PORT (9464), a port no route exposes.
 
@@ -66,8 +75,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector, start_http_se
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from werkzeug.exceptions import HTTPException
 
+from funcmart.adapters.event_signing import BadSignature, EventKeys
 from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
-from funcmart.settings import SettingsError
+from funcmart.problems import PROBLEM_JSON, problem_body
+from funcmart.settings import Settings, SettingsError
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.context import LambdaContext
 from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge
@@ -92,17 +103,25 @@ PUBLIC_SECRETS = frozenset(
     }
 )
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Where the event signing keys are read from: the function package's settings name them.
+EVENT_KEY = Settings.env_names("event_signing_key")[0]
+EVENT_PREVIOUS_KEY = Settings.env_names("event_signing_previous_key")[0]
+
+
+def check_secret(name: str, secret: str, alternative: str = "") -> None:
+    """Refuse a secret anyone can read in the repository, or one under 32 bytes (HMAC-SHA256
+    and HS256 both want at least the hash's length)."""
+    if secret in PUBLIC_SECRETS or secret.lower().startswith(("replace-me", "changeme")):
+        raise SettingsError(
+            f"{name} is a published placeholder or dev secret: create your own "
+            f"(docs/deploy.md){alternative}"
+        )
+    if len(secret.encode()) < 32:
+        raise SettingsError(f"{name} must be at least 32 bytes")
 
 
 def check_jwt_secret(secret: str) -> None:
-    """Refuse a secret anyone can read in the repository, or one too short for HS256."""
-    if secret in PUBLIC_SECRETS or secret.lower().startswith(("replace-me", "changeme")):
-        raise SettingsError(
-            "FUNCMART_JWT_SECRET is a published placeholder or dev secret: create your own "
-            "(docs/deploy.md) or use FUNCMART_JWKS_URL"
-        )
-    if len(secret.encode()) < 32:
-        raise SettingsError("FUNCMART_JWT_SECRET must be at least 32 bytes for HS256")
+    check_secret("FUNCMART_JWT_SECRET", secret, " or use FUNCMART_JWKS_URL")
 
 
 @dataclass(frozen=True)
@@ -126,6 +145,11 @@ class KnativeSettings:
     trusted_hops: int = 0
     metrics_port: int | None = None
     workers: int = 1
+    # The keys CloudEvents are signed with (never shown in a repr), and whether this function
+    # publishes to a broker (PUBLISHER=cloudevents with K_SINK or BROKER_URL).
+    event_key: str | None = field(default=None, repr=False)
+    event_previous_key: str | None = field(default=None, repr=False)
+    publishes: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
     @classmethod
@@ -158,6 +182,9 @@ class KnativeSettings:
             trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             metrics_port=_int(env, "METRICS_PORT", 0) or None,
             workers=_int(env, "WORKERS", 1),
+            event_key=env.get(EVENT_KEY) or None,
+            event_previous_key=env.get(EVENT_PREVIOUS_KEY) or None,
+            publishes=_publishes(env),
             **spec,
         )
         settings.check()
@@ -177,11 +204,32 @@ class KnativeSettings:
                 raise SettingsError("set FUNCMART_JWT_SECRET (HS256) or FUNCMART_JWKS_URL")
         if self.jwt_secret:
             check_jwt_secret(self.jwt_secret)
+        self._check_event_keys()
         if self.trusted_hops < 0:
             raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
         if self.metrics_port and self.workers != 1:
             # Each worker would count apart, and only one could bind the port.
             raise SettingsError("METRICS_PORT serves one process's metrics: set WORKERS=1")
+
+    def _check_event_keys(self) -> None:
+        if not self.event_key and (self.trigger == "queue" or self.publishes):
+            role = "consumer" if self.trigger == "queue" else "publisher"
+            raise SettingsError(
+                f"{EVENT_KEY} is not set: a {role} of CloudEvents needs the key events are "
+                "signed with (docs/deploy.md)"
+            )
+        if self.event_key:
+            check_secret(EVENT_KEY, self.event_key)
+        if self.event_previous_key:
+            check_secret(EVENT_PREVIOUS_KEY, self.event_previous_key)
+
+    def event_keys(self) -> EventKeys | None:
+        return EventKeys(self.event_key, self.event_previous_key) if self.event_key else None
+
+
+def _publishes(env: Mapping[str, str]) -> bool:
+    broker = any(env.get(n) for n in Settings.env_names("broker_url"))
+    return env.get(Settings.env_names("publisher")[0]) == "cloudevents" and broker
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -276,6 +324,17 @@ class DeliveryFailed(RuntimeError):
     """A CloudEvent the function could not process: answered with 500 so the broker retries."""
 
     status = 500
+    title = "Event not processed"
+
+
+class DeliveryForbidden(DeliveryFailed):
+    """A CloudEvent without our publishers' valid signature: answered with 403 before the
+    function runs. Not 401, which would promise a WWW-Authenticate challenge an event sender
+    cannot answer; and a 4xx the broker does not retry (see DeliveryRefused), so an event
+    forged into the broker goes once to the dead-letter sink, which refuses it as well."""
+
+    status = 403
+    title = "Event not signed by funcmart"
 
 
 class DeliveryRefused(DeliveryFailed):
@@ -286,6 +345,7 @@ class DeliveryRefused(DeliveryFailed):
     409, 429 and 5xx, and no other 4xx."""
 
     status = 422
+    title = "Event refused"
 
 
 class Runtime:
@@ -302,6 +362,7 @@ class Runtime:
         routes = RouteTable(Route(settings.function, spec) for spec in settings.routes)
         api = ApiContext(api_id=settings.namespace, port=int(os.environ.get("PORT", "8080")))
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
+        self.event_keys = settings.event_keys()
 
     def context(self) -> LambdaContext:
         s = self.settings
@@ -330,6 +391,7 @@ class Runtime:
 
     # -- CloudEvents ------------------------------------------------------------------
     def serve_cloudevent(self, event: Any) -> None:
+        self.authenticate(event)
         if self.settings.trigger == "schedule":
             self.invoke(self.ping_to_scheduled(event))
             return
@@ -348,6 +410,28 @@ class Runtime:
                     "it goes to the dead-letter sink"
                 )
         raise DeliveryFailed(f"event {record['messageId']} failed; the broker will retry it")
+
+    def authenticate(self, event: Any) -> None:
+        """Refuse (DeliveryForbidden) an event our publishers did not sign. A schedule
+        Service takes its PingSource's ticks unsigned: a PingSource cannot sign, and a forged
+        tick only runs the reconciler before its minute is up."""
+        attributes = dict(event.get_attributes())
+        if self.settings.trigger == "schedule" and attributes.get("type") == PING_TYPE:
+            return
+        try:
+            if self.event_keys is None:
+                raise BadSignature("this function holds no event signing key")
+            self.event_keys.verify(attributes, event.data)
+        except BadSignature as bad:
+            REGISTRY.incr("EventSignatureFailures")
+            log.warning(
+                "refused a CloudEvent: %s (id %r, type %r, source %r)",
+                bad,
+                str(attributes.get("id", ""))[:100],
+                str(attributes.get("type", ""))[:100],
+                str(attributes.get("source", ""))[:200],
+            )
+            raise DeliveryForbidden(f"refused: {bad}; nothing was done") from None
 
     def ping_to_scheduled(self, event: Any) -> dict[str, Any]:
         s = self.settings
@@ -490,9 +574,10 @@ def cloudevent(event: Any) -> None:
     try:
         runtime().serve_cloudevent(event)
     except DeliveryFailed as failed:
-        # Answered, not crashed: the function has logged why; the broker retries a 500 and
-        # dead-letters a 422 (DeliveryRefused) at once.
-        flask.abort(flask.Response(str(failed), status=failed.status, content_type="text/plain"))
+        # Answered, not crashed: the function (or the host) has logged why; the broker retries
+        # a 500 and dead-letters a 422 (DeliveryRefused) or a 403 (DeliveryForbidden) at once.
+        body = problem_body(failed.status, failed.title, str(failed), request_id())
+        flask.abort(flask.Response(body, status=failed.status, content_type=PROBLEM_JSON))
 
 
 def healthz() -> flask.Response:
