@@ -389,16 +389,7 @@ class FakeResponse:
 
 
 def test_events_are_posted_in_binary_mode_with_their_type() -> None:
-    sent: list[Any] = []
-
-    def opener(request: Any, **_kw: Any) -> FakeResponse:
-        sent.append(request)
-        return FakeResponse(202)
-
-    CloudEventPublisher("http://broker/ns/default", KEYS, "funcmart/x", 1, opener).publish(
-        OrderPaid("o-2", "c-2")
-    )
-    (request,) = sent
+    request = sent_request(OrderPaid("o-2", "c-2"), "http://broker/ns/default")
     headers = {k.lower(): v for k, v in request.header_items()}
     assert request.get_method() == "POST"
     assert headers["ce-type"] == "dev.funcmart.order.paid"
@@ -435,17 +426,21 @@ def test_no_broker_configured_is_a_dependency_failure() -> None:
         CloudEventPublisher(None, KEYS).publish(OrderPlaced("o", "c"))
 
 
-def published(keys: EventKeys = KEYS) -> tuple[dict[str, str], bytes]:
+def sent_request(event: Any, broker: str = "http://broker/", keys: EventKeys = KEYS) -> Any:
+    """The one request the publisher sends for `event`."""
     sent: list[Any] = []
 
     def opener(request: Any, **_kw: Any) -> FakeResponse:
         sent.append(request)
         return FakeResponse(202)
 
-    CloudEventPublisher("http://broker/", keys, "funcmart/x", 1, opener).publish(
-        OrderPlaced("o-3", "c-3")
-    )
+    CloudEventPublisher(broker, keys, "funcmart/x", 1, opener).publish(event)
     (request,) = sent
+    return request
+
+
+def published(keys: EventKeys = KEYS) -> tuple[dict[str, str], bytes]:
+    request = sent_request(OrderPlaced("o-3", "c-3"), keys=keys)
     return dict(request.header_items()), bytes(request.data)
 
 
