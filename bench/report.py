@@ -525,9 +525,11 @@ class Report:
                     )
         lines += [
             "",
-            "p50 at the largest size over the smallest (within a round, then the median): "
+            "p50 at the largest size over the smallest (within a round, then the median; in "
+            "brackets the lowest and highest round): "
             + ", ".join(
-                f"{name} at concurrency {c} {sc.growth(name, c):.2f}×"
+                f"{name} at concurrency {c} {sc.growth(name, c):.2f}× "
+                f"({min(sc.ratios(name, c)):.2f}–{max(sc.ratios(name, c)):.2f})"
                 for name in SCENARIOS
                 for c in sc.concurrencies
                 if (name, sc.sizes_of(name)[0], c) in sc.runs

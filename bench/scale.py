@@ -56,10 +56,14 @@ class Result:
     def growth(self, scenario: str, concurrency: int = 1) -> float:
         """p50 at the largest size over p50 at the smallest, within each round (the two were
         measured back to back), then the median over rounds."""
+        return median(self.ratios(scenario, concurrency))
+
+    def ratios(self, scenario: str, concurrency: int = 1) -> list[float]:
+        """The growth of each round: how much the rounds disagree shows the noise."""
         sizes = self.sizes_of(scenario)
         large = self.runs[(scenario, sizes[-1], concurrency)]
         small = self.runs[(scenario, sizes[0], concurrency)]
-        return median([big.p50 / little.p50 for big, little in zip(large, small, strict=True)])
+        return [big.p50 / little.p50 for big, little in zip(large, small, strict=True)]
 
 
 def _requests(
