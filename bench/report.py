@@ -498,13 +498,17 @@ class Report:
 
         lines = [
             f"## 6. Scale: {sc.sizes[0]:,} to {sc.sizes[-1]:,} products, "
-            f"{sc.order_sizes[0]:,} to {sc.order_sizes[-1]:,} orders of one customer",
+            f"{sc.order_sizes[0]:,} to {sc.order_sizes[-1]:,} orders of a customer",
             "",
-            "Written straight into one table with BatchWriteItem ("
+            "Every size exists at once: a table per catalog size, each with its own gateway, "
+            "and in the largest table one customer per order count, all written straight with "
+            "BatchWriteItem ("
             + ", ".join(f"{n} in {s:.0f} s" for n, s in sc.load_seconds.items())
-            + "); at each size the gateway answers at concurrency "
+            + "). Each round measures every size of a scenario back to back at concurrency "
             + " and ".join(map(str, sc.concurrencies))
-            + f". Median of {sc.repeats} repeats; ms.",
+            + ", in alternating order from round to round; GetProduct asks for distinct "
+            "products after the cache is emptied, and every answer must be a miss. Figures "
+            f"are the median of {sc.repeats} rounds; ms.",
             "",
             "| scenario | size | concurrency | p50 | p95 | p99 | req/s |",
             "|---|---:|---:|---:|---:|---:|---:|",
@@ -521,9 +525,11 @@ class Report:
                     )
         lines += [
             "",
-            "p50 at the largest size over the smallest: "
+            "p50 at the largest size over the smallest (within a round, then the median; in "
+            "brackets the lowest and highest round): "
             + ", ".join(
-                f"{name} at concurrency {c} {sc.growth(name, c):.2f}×"
+                f"{name} at concurrency {c} {sc.growth(name, c):.2f}× "
+                f"({min(sc.ratios(name, c)):.2f}–{max(sc.ratios(name, c)):.2f})"
                 for name in SCENARIOS
                 for c in sc.concurrencies
                 if (name, sc.sizes_of(name)[0], c) in sc.runs

@@ -189,14 +189,34 @@ class FakeOrderRepository:
         self.republished: dict[str, int] = {}
         self._open_since: dict[str, str] = {}
         self._lock = threading.RLock()
+        # What a test wants an eventually consistent product read to answer (None: not yet
+        # there), and what was read: consistent or not, and how often the keys were asked.
+        self.stale: dict[str, Product | None] = {}
+        self.product_reads: list[bool] = []
+        self.idempotency_reads = 0
 
     def get(self, order_id: str) -> Order | None:
         return self.orders.get(order_id)
 
-    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
-        return {p: prod for p in product_ids if (prod := self.products.get(p)) is not None}
+    def get_many_products(
+        self, product_ids: Sequence[str], *, consistent: bool = True
+    ) -> dict[str, Product]:
+        """`stale` stands in for an eventually consistent read that lags: what it holds
+        answers a read that is not consistent."""
+        self.product_reads.append(consistent)
+        found = {p: prod for p in product_ids if (prod := self.products.get(p)) is not None}
+        if not consistent:
+            for pid in product_ids:
+                if pid in self.stale:
+                    old = self.stale[pid]
+                    if old is None:
+                        found.pop(pid, None)
+                    else:
+                        found[pid] = old
+        return found
 
     def get_idempotency(self, customer: str, key: str) -> IdempotencyRecord | None:
+        self.idempotency_reads += 1
         return self.records.get((customer, key))
 
     def place(

@@ -106,8 +106,11 @@ class CartPorts(Protocol):
 class OrderRepository(Protocol):
     def get(self, order_id: str) -> Order | None: ...
 
-    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
-        """Current products by id (consistent reads); missing ids are absent."""
+    def get_many_products(
+        self, product_ids: Sequence[str], *, consistent: bool = True
+    ) -> dict[str, Product]:
+        """Products by id; missing ids are absent. `consistent=False` may answer a slightly
+        older copy (at half the cost): fine where a conditional write checks it anyway."""
 
     def place(
         self, order: Order, product_versions: dict[str, int], record: IdempotencyRecord
@@ -133,9 +136,10 @@ class OrderRepository(Protocol):
         notification: Notification | None = None,
     ) -> bool:
         """Write `new` if the stored order is still in `current.status`, with the stock
-        release and records given, all in one transaction. False if the state had moved."""
+        release and records given, all or nothing. False if the state had moved."""
 
-    def get_charge(self, order_id: str) -> Charge | None: ...
+    def get_charge(self, order_id: str) -> Charge | None:
+        """The payment recorded on the order (captured or refunded), if any."""
 
     def mark_refunded(self, order_id: str, now: str) -> None: ...
 

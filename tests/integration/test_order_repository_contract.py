@@ -486,6 +486,21 @@ class TestOrderRepository:
         assert pages == 3
         assert [o.id for o in seen] == [o.id for o in reversed(mine)]
 
+    def test_a_listed_order_is_the_order_as_stored_with_every_field(self, store: Store) -> None:
+        # GIVEN an order of two lines that was paid, flagged, retried by an operator and failed
+        kettle, mug = store.add_product(stock=5), store.add_product(stock=5)
+        order = an_order("c-1", [(kettle, 2), (mug, 1)])
+        store.orders.place(order, {kettle.id: 1, mug.id: 1}, a_record(order))
+        paid = order.transition(PAID, at(1))
+        store.orders.transition(order, paid, charge=a_charge(order))
+        flagged = paid.transition(NEEDS_ATTENTION, at(2), reason="shipping failed")
+        store.orders.transition(paid, flagged)
+        retried = flagged.operate(RETRY, PAID, "admin-1", at(3), "carrier is back")
+        store.orders.transition(flagged, retried)
+        # WHEN the customer's orders are listed, THEN it is listed as it is stored
+        listed = store.orders.list_for_customer("c-1", 10, None).items
+        assert list(listed) == [stored(store, order.id)] == [retried]
+
     def test_an_exactly_full_last_page_of_a_customer_has_no_cursor(self, store: Store) -> None:
         product = store.add_product(stock=100)
         for m in range(4):

@@ -179,3 +179,109 @@ def test_concurrent_charges_under_one_key_capture_once(deps):
     assert len({c.id for c in charges}) == 1
     ledger = deps.tables.SimulatedCharge.get(f"PAYSIM#{key}", "CHARGE", consistent_read=True)
     assert ledger.captures == 1
+
+
+# ------------------------------------------------------- what each step asks of the table
+
+
+class Calls:
+    """The DynamoDB operations a container's client makes, with their consistency."""
+
+    def __init__(self, deps):
+        self.seen: list[str] = []
+        self._events = deps.tables.connection.client.meta.events
+        self._events.register("before-parameter-build.dynamodb.*", self._record)
+
+    def _record(self, params, model, **_):
+        spec = next(iter((params.get("RequestItems") or {}).values()), params)
+        strong = bool(spec.get("ConsistentRead"))
+        reads = ("GetItem", "BatchGetItem", "Query")
+        self.seen.append(
+            f"{model.name}{' (consistent)' if strong else ''}"
+            if model.name in reads
+            else model.name
+        )
+
+    def during(self, action):
+        self.seen.clear()
+        action()
+        return list(self.seen)
+
+    def close(self):
+        self._events.unregister("before-parameter-build.dynamodb.*", self._record)
+
+
+@pytest.fixture
+def calls(deps):
+    deps.orders  # noqa: B018 - the client exists before the hook is added
+    recorder = Calls(deps)
+    yield recorder
+    recorder.close()
+
+
+def test_a_new_order_reads_its_product_eventually_consistent_and_writes_once(deps, calls):
+    pid = add_product(deps, stock=5)
+    assert calls.during(lambda: place(deps, customer(), pid)) == [
+        "BatchGetItem",
+        "TransactWriteItems",
+    ]
+
+
+def test_a_retry_learns_the_first_answer_from_the_failed_condition_not_a_read(deps, calls):
+    # GIVEN an order placed under a key
+    pid, who = add_product(deps, stock=5), customer()
+    first = place(deps, who, pid, key="key-retried")
+    # WHEN the request is retried, THEN the transaction's failed condition carries the stored
+    # answer (ALL_OLD): no read of the key
+    seen = calls.during(lambda: place(deps, who, pid, key="key-retried"))
+    assert seen == ["BatchGetItem", "TransactWriteItems"]
+    again = place(deps, who, pid, key="key-retried")
+    assert (again.replayed, again.body) == (True, first.body)
+    assert stock_of(deps, pid) == 4
+
+
+def test_paid_and_fulfilled_are_one_conditional_update_each_with_their_records(deps, calls):
+    # GIVEN a placed order
+    pid = add_product(deps, stock=5)
+    oid = place(deps, customer(), pid).body["id"]
+    # WHEN it is paid and fulfilled
+    paying = calls.during(lambda: orders.process_order(deps.order_ports, OrderPlaced(oid, "c")))
+    fulfilling = calls.during(lambda: orders.fulfil_order(deps.order_ports, OrderPaid(oid, "c")))
+    # THEN each step is one read of the order and one conditional update of it (the charge
+    # is the payment simulator's own write), never a transaction
+    assert paying == ["GetItem (consistent)", "UpdateItem", "UpdateItem"]
+    assert fulfilling == ["GetItem (consistent)", "UpdateItem"]
+    # and the payment, the shipment and the notification are in the order item
+    item = deps.tables.connection.client.get_item(
+        TableName=deps.tables.table_name,
+        Key={"pk": {"S": f"ORDER#{oid}"}, "sk": {"S": "ORDER"}},
+        ConsistentRead=True,
+    )["Item"]
+    assert item["status"]["S"] == model.FULFILLED
+    assert item["payment"]["M"]["charge_id"]["S"] == deps.payments.lookup(oid).id
+    assert item["shipment"]["M"]["tracking_number"]["S"].startswith("FM")
+    [note] = item["notifications"]["L"]
+    assert note["M"]["kind"]["S"] == "order-shipped"
+
+
+def test_a_charge_recorded_in_its_own_item_before_is_still_the_orders(deps):
+    # GIVEN an order paid when the payment was an item of its own (ORDER#<id> / PAYMENT)
+    pid = add_product(deps, stock=5)
+    oid = place(deps, customer(), pid).body["id"]
+    deps.tables.connection.client.put_item(
+        TableName=deps.tables.table_name,
+        Item={
+            "pk": {"S": f"ORDER#{oid}"},
+            "sk": {"S": "PAYMENT"},
+            "charge_id": {"S": "ch_earlier"},
+            "amount": {"N": "1000"},
+            "currency": {"S": "EUR"},
+            "status": {"S": "CAPTURED"},
+            "created_at": {"S": "2026-11-26T18:00:00.000Z"},
+        },
+    )
+    # THEN it is the order's charge, until one is recorded on the order itself
+    assert deps.orders.get_charge(oid).id == "ch_earlier"
+    deps.orders.mark_refunded(oid, "2026-11-30T09:00:00.000Z")
+    charge = deps.orders.get_charge(oid)
+    assert (charge.id, charge.status) == ("ch_earlier", "REFUNDED")

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelOrder, PlaceOrder
+from funcmart.domain.commands import ArchiveProduct, CancelOrder, PlaceOrder
 from funcmart.domain.errors import (
     Conflict,
     IdempotencyKeyReused,
@@ -14,8 +16,8 @@ from funcmart.domain.errors import (
     OutOfStock,
 )
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
-from funcmart.services import orders
-from tests.support.builders import customer, fake_order_ports, fake_product, random_id
+from funcmart.services import catalog, orders
+from tests.support.builders import ADMIN, customer, fake_order_ports, fake_product, random_id
 
 
 @pytest.fixture
@@ -71,6 +73,58 @@ class TestPlaceOrder:
         assert again.replayed
         assert again.body == first.body
         assert ns.products.get(pid).stock == 9
+
+    def test_an_order_that_goes_through_never_reads_its_key(self, ns):
+        # The transaction's condition on the key finds a retry: a read first would be waste.
+        place(ns, customer(), fake_product(ns))
+        assert ns.orders.idempotency_reads == 0
+
+    def test_a_retry_replays_although_the_stock_has_run_out_since(self, ns):
+        pid, who = fake_product(ns, stock=2), customer()
+        first = place(ns, who, pid, 2, key="k1")
+        again = place(ns, who, pid, 2, key="k1")
+        assert again.replayed
+        assert again.body == first.body
+        assert ns.products.get(pid).stock == 0
+
+    def test_a_retry_replays_although_the_product_was_archived_since(self, ns):
+        pid, who = fake_product(ns), customer()
+        first = place(ns, who, pid, key="k1")
+        catalog.archive_product(ns, ADMIN, ArchiveProduct(pid))
+        again = place(ns, who, pid, key="k1")
+        assert (again.replayed, again.body) == (True, first.body)
+
+    def test_products_are_read_eventually_consistent_when_that_is_enough(self, ns):
+        place(ns, customer(), fake_product(ns))
+        assert ns.orders.product_reads == [False]
+
+    def test_an_older_copy_showing_no_stock_is_read_again_before_refusing(self, ns):
+        # GIVEN a product restocked a moment ago, which a lagging read still shows sold out
+        pid = fake_product(ns, stock=5)
+        ns.orders.stale[pid] = replace(ns.products.get(pid), stock=0)
+        # WHEN it is ordered, THEN the order goes through on the fresh reading
+        placed = place(ns, customer(), pid, 2)
+        assert not placed.replayed
+        assert ns.products.get(pid).stock == 3
+        assert ns.orders.product_reads == [False, True]
+
+    def test_a_product_a_lagging_read_does_not_know_yet_can_be_ordered(self, ns):
+        pid = fake_product(ns)
+        ns.orders.stale[pid] = None
+        assert not place(ns, customer(), pid).replayed
+
+    def test_prices_read_from_an_older_copy_are_never_charged(self, ns):
+        # GIVEN a lagging read that shows an older version at an older price
+        pid = fake_product(ns, amount=1000)
+        current = ns.products.get(pid)
+        ns.products._items[pid] = replace(current, price=replace(current.price, amount=1500))
+        ns.products._items[pid] = replace(ns.products._items[pid], version=current.version + 1)
+        ns.orders.stale[pid] = current
+        # WHEN it is ordered, THEN the version condition refuses the old price; the fresh one
+        # is charged
+        placed = place(ns, customer(), pid)
+        assert placed.body["total"]["amount"] == 1500
+        assert ns.orders.product_reads == [False, True]
 
     def test_same_key_for_another_body_is_422(self, ns):
         pid, who = fake_product(ns), customer()

@@ -127,3 +127,25 @@ def test_an_order_id_too_long_to_be_a_key_is_not_found(ns):
         orders.get_order(ns.orders, customer(), "x" * 3000)
     with pytest.raises(NotFound):
         orders.cancel_order(ns.ports, customer(), CancelOrder(order_id="x" * 3000))
+
+
+def test_a_checkout_that_goes_through_never_reads_its_key(ns):
+    me, pid = customer(), fake_product(ns)
+    ns.carts.set_quantity(me.subject, pid, 1, 50)
+    checkout(ns, me, random_id())
+    assert ns.orders.idempotency_reads == 0
+
+
+def test_a_retry_whose_lines_stayed_in_the_cart_replays_and_orders_nothing_more(ns):
+    # GIVEN a checkout whose line is back in the cart (as if Redis was out when it was
+    # cleared)
+    me, pid = customer(), fake_product(ns)
+    ns.carts.set_quantity(me.subject, pid, 1, 50)
+    key = random_id()
+    first = checkout(ns, me, key)
+    ns.carts.set_quantity(me.subject, pid, 1, 50)
+    # WHEN it is retried, THEN the first answer comes back and nothing more is reserved
+    again = checkout(ns, me, key)
+    assert (again.replayed, again.body) == (True, first.body)
+    assert ns.products.get(pid).stock == 9
+    assert ns.carts.get(me.subject).quantities == {pid: 1}

@@ -9,10 +9,12 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from funcmart.domain import orders as model
+from funcmart.domain.catalog import Product
 from funcmart.domain.commands import CancelOrder, PlaceOrder, PlaceOrderFromCart
 from funcmart.domain.errors import (
     Conflict,
     DependencyUnavailable,
+    DomainError,
     IdempotencyKeyReused,
     InvalidRequest,
     NotFound,
@@ -73,12 +75,14 @@ class Placed:
 
 
 def place_order(p: OrderPorts, principal: Principal, cmd: PlaceOrder) -> Placed:
-    """Reserve stock and record a PENDING order exactly once per idempotency key."""
+    """Reserve stock and record a PENDING order exactly once per idempotency key.
+
+    The key is not read first: the transaction's condition on it finds a retry, and only a
+    request about to be refused (out of stock, unknown product) asks whether it is a retry
+    of one that succeeded, whose answer it then replays.
+    """
     key = _check_key(cmd.idempotency_key)
     fingerprint = model.fingerprint(principal.subject, cmd.request_body)
-    earlier = p.orders.get_idempotency(principal.subject, key)
-    if earlier is not None:
-        return _replay(earlier, fingerprint)
     return _place(
         p, principal, key, fingerprint, list(cmd.lines), cmd.payment_token, cmd.correlation_id
     )
@@ -89,23 +93,36 @@ def place_order_from_cart(
 ) -> Placed:
     """Order what is in the caller's cart, then take the ordered lines out of it.
 
-    The key is looked up before the cart is read: a retry of a request that succeeded finds
-    the cart empty (it was cleared), and must still get the first answer, not a 409.
+    A retry of a request that succeeded finds the cart empty (it was cleared), or Redis
+    out: the key is looked up then, and the first answer replayed, not a 409 or a 503.
     """
     key = _check_key(cmd.idempotency_key)
     fingerprint = model.fingerprint(principal.subject, cmd.request_body)
-    earlier = p.orders.get_idempotency(principal.subject, key)
-    if earlier is not None:
-        return _replay(earlier, fingerprint)
-    cart = carts.get(principal.subject)
+    try:
+        cart = carts.get(principal.subject)
+    except DependencyUnavailable as out:
+        return _replay_or_raise(p, principal, key, fingerprint, out)
     if cart.empty:
-        raise Conflict("the cart is empty; put something in it first")
+        empty = Conflict("the cart is empty; put something in it first")
+        return _replay_or_raise(p, principal, key, fingerprint, empty)
     placed = _place(
         p, principal, key, fingerprint, cart.requested(), cmd.payment_token, cmd.correlation_id
     )
     if not placed.replayed:
         _clear_ordered(p, carts, principal.subject, cart.quantities)
     return placed
+
+
+def _replay_or_raise(
+    p: OrderPorts, principal: Principal, key: str, fingerprint: str, refusal: DomainError
+) -> Placed:
+    """The answer given earlier under this key, if there is one (this request is a retry of
+    it); else the refusal. Asked only on the way to refusing, so an order that goes through
+    never reads its key."""
+    earlier = p.orders.get_idempotency(principal.subject, key)
+    if earlier is None:
+        raise refusal
+    return _replay(earlier, fingerprint)
 
 
 def is_replay(orders: OrderRepository, principal: Principal, idempotency_key: str) -> bool:
@@ -134,10 +151,30 @@ def _place(
     payment_token: str,
     correlation_id: str,
 ) -> Placed:
+    try:
+        return _place_new(p, principal, key, fingerprint, lines, payment_token, correlation_id)
+    except (InvalidRequest, OutOfStock) as refused:
+        # Refused now; but a retry of an order placed while it could be gets its answer.
+        return _replay_or_raise(p, principal, key, fingerprint, refused)
+
+
+def _place_new(
+    p: OrderPorts,
+    principal: Principal,
+    key: str,
+    fingerprint: str,
+    lines: list[RequestedLine],
+    payment_token: str,
+    correlation_id: str,
+) -> Placed:
     requested = model.merge_lines(lines)
     model.require_token_for(p.payment_provider, payment_token)
-    for _ in range(PLACE_ATTEMPTS):
-        order, versions = _price(p, principal, requested, payment_token, correlation_id)
+    for attempt in range(PLACE_ATTEMPTS):
+        # The first reading may be a little old (half the cost): the transaction's conditions
+        # check stock, status and version, and after a conflict the products are read fresh.
+        order, versions = _price(
+            p, principal, requested, payment_token, correlation_id, consistent=attempt > 0
+        )
         record = IdempotencyRecord(
             customer=principal.subject,
             key=key,
@@ -151,7 +188,7 @@ def _place(
         except VersionConflict:
             continue  # a product changed between our read and the write: price it again
         if stored.response.get("id") != order.id:
-            return _replay(stored, fingerprint)  # a concurrent duplicate won
+            return _replay(stored, fingerprint)  # an earlier or concurrent request won
         p.cache.invalidate(*(line.product_id for line in order.lines))
         p.metrics.incr("OrdersPlaced")
         publish_or_leave_for_reconciler(p, OrderPlaced(order.id, correlation_id))
@@ -183,8 +220,15 @@ def _price(
     requested: list[RequestedLine],
     payment_token: str,
     correlation_id: str,
+    *,
+    consistent: bool,
 ) -> tuple[Order, dict[str, int]]:
-    products = p.orders.get_many_products([r.product_id for r in requested])
+    ids = [r.product_id for r in requested]
+    products = p.orders.get_many_products(ids, consistent=consistent)
+    if not consistent and not _orderable(requested, products):
+        # An older copy may miss a product just added or stock just put back: never refuse
+        # on it.
+        products = p.orders.get_many_products(ids, consistent=True)
     missing = [r.product_id for r in requested if r.product_id not in products]
     missing += [
         r.product_id
@@ -218,6 +262,15 @@ def _price(
         correlation_id=correlation_id,
     )
     return order, {r.product_id: products[r.product_id].version for r in requested}
+
+
+def _orderable(requested: list[RequestedLine], products: dict[str, Product]) -> bool:
+    return all(
+        (found := products.get(r.product_id)) is not None
+        and found.active
+        and found.stock >= r.quantity
+        for r in requested
+    )
 
 
 def publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:

@@ -1,4 +1,5 @@
-"""OrderRepository over the single table: every state change one conditional transaction."""
+"""OrderRepository over the single table: every state change one conditional write (a
+transaction only where stock moves with it)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,10 @@ import random
 import time
 import zlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
+from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
@@ -17,8 +20,13 @@ from funcmart.adapters.dynamodb.catalog import product_key, to_product
 from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
 from funcmart.adapters.dynamodb.table import (
     ActionAttribute,
+    IdempotencyItem,
     LineAttribute,
+    NotificationAttribute,
     OrderItem,
+    PaymentAttribute,
+    PaymentItem,
+    ShipmentAttribute,
     Tables,
     decode_cursor,
     encode_cursor,
@@ -126,11 +134,92 @@ def to_order(item: OrderItem) -> Order:
     )
 
 
+# What a listing of orders reads: the order's own fields and the index key for the cursor.
+LISTED = (
+    "pk",
+    "sk",
+    "gsi2pk",
+    "gsi2sk",
+    "customer",
+    "status",
+    "lines",
+    "total_amount",
+    "currency",
+    "payment_token",
+    "correlation_id",
+    "created_at",
+    "updated_at",
+    "failure_reason",
+    "flagged_from",
+    "operator_actions",
+)
+
+
+def order_from_raw(raw: dict[str, Any]) -> Order:
+    """`to_order` for an item as DynamoDB answers it (attribute values typed S, N, L, M)."""
+
+    def text(name: str) -> str | None:
+        value = raw.get(name)
+        return None if value is None or "NULL" in value else str(value["S"])
+
+    def fields(value: dict[str, Any]) -> dict[str, Any]:
+        return {k: next(iter(v.values())) for k, v in value["M"].items()}
+
+    lines = [fields(line) for line in raw["lines"]["L"]]
+    actions = [fields(a) for a in (raw.get("operator_actions") or {}).get("L", [])]
+    return Order(
+        id=raw["pk"]["S"].removeprefix("ORDER#"),
+        customer=raw["customer"]["S"],
+        lines=tuple(
+            OrderLine(
+                product_id=line["product_id"],
+                name=line["name"],
+                unit_price=Money(int(line["unit_amount"]), line["currency"]),
+                quantity=int(line["quantity"]),
+            )
+            for line in lines
+        ),
+        total=Money(int(raw["total_amount"]["N"]), raw["currency"]["S"]),
+        status=raw["status"]["S"],
+        payment_token=raw["payment_token"]["S"],
+        created_at=raw["created_at"]["S"],
+        updated_at=raw["updated_at"]["S"],
+        correlation_id=text("correlation_id") or "",
+        failure_reason=text("failure_reason"),
+        flagged_from=text("flagged_from"),
+        actions=tuple(
+            OperatorAction(a["action"], a["actor"], a["at"], a["reason"], a["to"]) for a in actions
+        ),
+    )
+
+
 def _action_attributes(order: Order) -> list[ActionAttribute]:
     return [
         ActionAttribute(action=a.action, actor=a.actor, at=a.at, reason=a.reason, to=a.to)
         for a in order.actions
     ]
+
+
+def _to_record(customer: str, key: str, item: IdempotencyItem) -> IdempotencyRecord:
+    return IdempotencyRecord(
+        customer=customer,
+        key=key,
+        fingerprint=item.fingerprint,
+        status_code=int(item.status_code),
+        response=json.loads(item.response),
+        expires_at=int(item.expires_at or 0),
+    )
+
+
+def _payment(charge: Charge, now: str) -> PaymentAttribute:
+    return PaymentAttribute(
+        charge_id=charge.id,
+        amount=charge.amount.amount,
+        currency=charge.amount.currency,
+        status=charge.status,
+        created_at=now,
+        refunded_at=now if charge.status == REFUNDED else None,
+    )
 
 
 class DynamoOrderRepository:
@@ -147,9 +236,11 @@ class DynamoOrderRepository:
             return None
 
     @translate_errors
-    def get_many_products(self, product_ids: Sequence[str]) -> dict[str, Product]:
+    def get_many_products(
+        self, product_ids: Sequence[str], *, consistent: bool = True
+    ) -> dict[str, Product]:
         keys = [product_key(pid) for pid in dict.fromkeys(product_ids)]
-        found = self._t.Product.batch_get(keys, consistent_read=True)
+        found = self._t.Product.batch_get(keys, consistent_read=consistent)
         return {p.id: p for p in (to_product(item) for item in found)}
 
     @translate_errors
@@ -160,14 +251,7 @@ class DynamoOrderRepository:
             )
         except DoesNotExist:
             return None
-        return IdempotencyRecord(
-            customer=customer,
-            key=key,
-            fingerprint=item.fingerprint,
-            status_code=int(item.status_code),
-            response=json.loads(item.response),
-            expires_at=int(item.expires_at or 0),
-        )
+        return _to_record(customer, key, item)
 
     @staticmethod
     def _idempotency_key(customer: str, key: str) -> tuple[str, str]:
@@ -176,31 +260,46 @@ class DynamoOrderRepository:
     @translate_errors
     def get_charge(self, order_id: str) -> Charge | None:
         try:
-            item = self._t.Payment.get(f"ORDER#{order_id}", "PAYMENT", consistent_read=True)
+            order = self._t.Order.get(*order_key(order_id), consistent_read=True)
         except DoesNotExist:
             return None
-        return Charge(item.charge_id, order_id, Money(int(item.amount), item.currency), item.status)
+        paid: PaymentAttribute | PaymentItem | None = order.payment
+        if paid is None:
+            try:  # an order paid before the payment moved into the order item
+                paid = self._t.Payment.get(f"ORDER#{order_id}", "PAYMENT", consistent_read=True)
+            except DoesNotExist:
+                return None
+        return Charge(paid.charge_id, order_id, Money(int(paid.amount), paid.currency), paid.status)
 
     @translate_errors
     def list_for_customer(self, customer: str, limit: int, cursor: str | None) -> Page[Order]:
+        """One Query of the customer's index partition, newest first, for the listed
+        attributes only (not the payment, shipment and notifications each order carries),
+        read straight from DynamoDB's answer: building pynamodb models for a page costs more
+        than the query itself."""
         keys = {"pk", "sk", "gsi2pk", "gsi2sk"}
         hash_key = f"CUSTOMER#{customer}"
         start = decode_cursor(cursor, keys)
         if start is not None and start["gsi2pk"]["S"] != hash_key:
             raise InvalidRequest("cursor belongs to another listing", field="cursor")
-        found = list(
-            self._t.Order.query(
+        found: list[dict[str, Any]] = []
+        while len(found) <= limit:  # one more than a page: is there a next one?
+            answer = self._t.connection.query(
+                self._t.table_name,
                 hash_key,
                 index_name="gsi2",
                 scan_index_forward=False,
-                limit=limit + 1,
-                last_evaluated_key=start,
+                limit=limit + 1 - len(found),
+                exclusive_start_key=start,
+                attributes_to_get=list(LISTED),
             )
-        )
+            found += answer.get("Items", [])
+            start = answer.get("LastEvaluatedKey")
+            if not start:
+                break
         page, more = found[:limit], len(found) > limit
-        last = page[-1] if more else None
-        next_key = {k: {"S": getattr(last, k)} for k in keys} if last is not None else None
-        return Page(items=[to_order(i) for i in page], next_cursor=encode_cursor(next_key))
+        next_key = {k: page[-1][k] for k in keys} if more else None
+        return Page(items=[order_from_raw(i) for i in page], next_cursor=encode_cursor(next_key))
 
     @translate_errors
     def open_orders(self, updated_before: str, limit: int) -> list[Order]:
@@ -265,8 +364,10 @@ class DynamoOrderRepository:
 
         def build(tx: TransactWrite) -> None:
             # pynamodb sends puts before updates: reasons[0] is the order, [1] the key.
+            # No read of the key first: its condition fails on a retry, and the failure
+            # carries the stored record (ALL_OLD), so only a retry pays for reading it.
             tx.save(self._order_item(order), condition=t.Order.pk.does_not_exist())
-            tx.save(idem, condition=t.Idempotency.pk.does_not_exist())
+            tx.save(idem, condition=t.Idempotency.pk.does_not_exist(), return_values=ALL_OLD)
             for line in order.lines:
                 p = t.Product(*product_key(line.product_id))
                 tx.update(
@@ -283,7 +384,7 @@ class DynamoOrderRepository:
         except TransactWriteError as exc:
             reasons = _reasons(exc)
             if len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                stored = self.get_idempotency(record.customer, record.key)
+                stored = self._stored_record(record, exc)
                 if stored is not None:
                     return stored
             failed = [
@@ -295,6 +396,16 @@ class DynamoOrderRepository:
                 raise
             self._explain_stock_failure(failed)
         return record
+
+    def _stored_record(
+        self, record: IdempotencyRecord, exc: TransactWriteError
+    ) -> IdempotencyRecord | None:
+        """The record a failed idempotency condition found, from the failure itself."""
+        raw = (exc.cancellation_reasons or [None, None])[1]
+        if raw is not None and raw.raw_item:
+            item = self._t.Idempotency.from_raw_data(raw.raw_item)
+            return _to_record(record.customer, record.key, item)
+        return self.get_idempotency(record.customer, record.key)
 
     def _explain_stock_failure(self, failed: list[OrderLine]) -> None:
         current = self.get_many_products([line.product_id for line in failed])
@@ -328,32 +439,39 @@ class DynamoOrderRepository:
     ) -> bool:
         t = self._t
         order_model = t.Order
-        actions = self._changes(current, new)
-        puts = self._records(new, charge, shipment, notification)
+        actions = self._changes(current, new) + self._records(new, charge, shipment, notification)
+        condition = order_model.status == current.status
+        if not release_stock:
+            # The order alone (its records live in it): one conditional UpdateItem.
+            try:
+                order_model(*order_key(current.id)).update(
+                    actions=actions, condition=condition, add_version_condition=False
+                )
+            except UpdateError as exc:
+                if is_conditional_failure(exc):
+                    return False
+                raise
+            return True
 
         def build(tx: TransactWrite) -> None:
-            for item in puts:
-                tx.save(item)
             tx.update(
                 order_model(*order_key(current.id)),
                 actions=actions,
-                condition=order_model.status == current.status,
+                condition=condition,
                 add_version_condition=False,
             )
-            if release_stock:
-                for line in current.lines:
-                    tx.update(
-                        t.Product(*product_key(line.product_id)),
-                        actions=[t.Product.stock.set(t.Product.stock + line.quantity)],
-                        condition=t.Product.pk.exists(),
-                        add_version_condition=False,
-                    )
+            for line in current.lines:
+                tx.update(
+                    t.Product(*product_key(line.product_id)),
+                    actions=[t.Product.stock.set(t.Product.stock + line.quantity)],
+                    condition=t.Product.pk.exists(),
+                    add_version_condition=False,
+                )
 
         try:
             run_transaction(t, build)
         except TransactWriteError as exc:
-            reasons = _reasons(exc)
-            if len(reasons) > len(puts) and reasons[len(puts)] == "ConditionalCheckFailed":
+            if _reasons(exc)[:1] == ["ConditionalCheckFailed"]:
                 return False
             raise
         return True
@@ -392,70 +510,48 @@ class DynamoOrderRepository:
         shipment: Shipment | None,
         notification: Notification | None,
     ) -> list[Any]:
-        t, pk = self._t, f"ORDER#{order.id}"
+        """The update actions that write a transition's records into the order item."""
+        model = self._t.Order
         out: list[Any] = []
         if charge is not None:
-            out.append(
-                t.Payment(
-                    pk,
-                    "PAYMENT",
-                    charge_id=charge.id,
-                    amount=charge.amount.amount,
-                    currency=charge.amount.currency,
-                    status=charge.status,
-                    created_at=order.updated_at,
-                )
-            )
+            out.append(model.payment.set(_payment(charge, order.updated_at)))
         if shipment is not None:
             out.append(
-                t.Shipment(
-                    pk,
-                    "SHIPMENT",
-                    carrier=shipment.carrier,
-                    tracking_number=shipment.tracking_number,
-                    created_at=shipment.created_at,
+                model.shipment.set(
+                    ShipmentAttribute(
+                        carrier=shipment.carrier,
+                        tracking_number=shipment.tracking_number,
+                        created_at=shipment.created_at,
+                    )
                 )
             )
         if notification is not None:
-            out.append(
-                t.Notification(
-                    pk,
-                    f"NOTIFICATION#{notification.kind}",
-                    customer=notification.customer,
-                    kind=notification.kind,
-                    message=notification.message,
-                    created_at=notification.created_at,
-                )
+            note = NotificationAttribute(
+                kind=notification.kind,
+                message=notification.message,
+                created_at=notification.created_at,
             )
+            out.append(model.notifications.set((model.notifications | []).append([note])))
         return out
 
     @translate_errors
     def mark_refunded(self, order_id: str, now: str) -> None:
-        model = self._t.Payment
-        item = model(f"ORDER#{order_id}", "PAYMENT")
-        try:
-            item.update(
-                actions=[model.status.set("REFUNDED"), model.refunded_at.set(now)],
-                condition=model.pk.exists(),
-                add_version_condition=False,
-            )
-        except UpdateError as exc:  # no payment record: nothing to mark
-            if not is_conditional_failure(exc):
-                raise
+        charge = self.get_charge(order_id)
+        if charge is not None:  # no payment record: nothing to mark
+            self.record_charge(order_id, replace(charge, status=REFUNDED), now)
 
     @translate_errors
     def record_charge(self, order_id: str, charge: Charge, now: str) -> None:
-        t = self._t
-        t.Payment(
-            f"ORDER#{order_id}",
-            "PAYMENT",
-            charge_id=charge.id,
-            amount=charge.amount.amount,
-            currency=charge.amount.currency,
-            status=charge.status,
-            created_at=now,
-            refunded_at=now if charge.status == REFUNDED else None,
-        ).save(add_version_condition=False)
+        model = self._t.Order
+        try:
+            model(*order_key(order_id)).update(
+                actions=[model.payment.set(_payment(charge, now))],
+                condition=model.pk.exists(),  # never a stub order
+                add_version_condition=False,
+            )
+        except UpdateError as exc:  # no such order: no record to agree with the ledger
+            if not is_conditional_failure(exc):
+                raise
 
     @translate_errors
     def list_by_state(self, state: str, limit: int, cursor: str | None) -> Page[Order]:

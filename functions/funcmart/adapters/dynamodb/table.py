@@ -96,10 +96,39 @@ class ActionAttribute(MapAttribute[str, Any]):
     to = UnicodeAttribute()
 
 
+class PaymentAttribute(MapAttribute[str, Any]):
+    """The order's charge as the payment ledger has it (captured or refunded)."""
+
+    charge_id = UnicodeAttribute()
+    amount = NumberAttribute()
+    currency = UnicodeAttribute()
+    status = UnicodeAttribute()  # CAPTURED or REFUNDED
+    created_at = UnicodeAttribute()
+    refunded_at = UnicodeAttribute(null=True)
+
+
+class ShipmentAttribute(MapAttribute[str, Any]):
+    carrier = UnicodeAttribute()
+    tracking_number = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
+class NotificationAttribute(MapAttribute[str, Any]):
+    """What was sent to the order's customer."""
+
+    kind = UnicodeAttribute()
+    message = UnicodeAttribute()
+    created_at = UnicodeAttribute()
+
+
 class OrderItem(_Item):
     """ORDER#<id> / ORDER. In gsi1 while PENDING or PAID (ORDERS#OPEN#<shard>) or waiting
     for an operator (ORDERS#ATTENTION), by last change; in gsi2 (CUSTOMER#<sub>,
-    created_at) always."""
+    created_at) always.
+
+    The payment, the shipment and the notifications live in the order item itself: a state
+    change and the record it makes are then one conditional UpdateItem (1 write unit per KB),
+    not a transaction over several items (2 per KB per item)."""
 
     customer = UnicodeAttribute()
     status = UnicodeAttribute()
@@ -115,6 +144,9 @@ class OrderItem(_Item):
     # The state it was in when flagged NEEDS_ATTENTION, and what operators did since.
     flagged_from = UnicodeAttribute(null=True)
     operator_actions = ListAttribute(of=ActionAttribute, null=True)
+    payment = PaymentAttribute(null=True)
+    shipment = ShipmentAttribute(null=True)
+    notifications = ListAttribute(of=NotificationAttribute, null=True)
 
 
 class IdempotencyItem(_Item):
@@ -126,7 +158,8 @@ class IdempotencyItem(_Item):
 
 
 class PaymentItem(_Item):
-    """ORDER#<id> / PAYMENT: the charge that paid the order."""
+    """ORDER#<id> / PAYMENT: the charge that paid the order, as orders paid before the
+    payment moved into the order item have it (read, never written)."""
 
     charge_id = UnicodeAttribute()
     amount = NumberAttribute()
@@ -134,23 +167,6 @@ class PaymentItem(_Item):
     status = UnicodeAttribute()  # CAPTURED or REFUNDED
     created_at = UnicodeAttribute()
     refunded_at = UnicodeAttribute(null=True)
-
-
-class ShipmentItem(_Item):
-    """ORDER#<id> / SHIPMENT."""
-
-    carrier = UnicodeAttribute()
-    tracking_number = UnicodeAttribute()
-    created_at = UnicodeAttribute()
-
-
-class NotificationItem(_Item):
-    """ORDER#<id> / NOTIFICATION#<kind>: what was sent to the customer."""
-
-    customer = UnicodeAttribute()
-    kind = UnicodeAttribute()
-    message = UnicodeAttribute()
-    created_at = UnicodeAttribute()
 
 
 class SimulatedChargeItem(_Item):
@@ -176,8 +192,6 @@ class Tables:
     Order: type[OrderItem]
     Idempotency: type[IdempotencyItem]
     Payment: type[PaymentItem]
-    Shipment: type[ShipmentItem]
-    Notification: type[NotificationItem]
     SimulatedCharge: type[SimulatedChargeItem]
 
 
@@ -238,8 +252,6 @@ def bind(table_name: str, region: str, host: str | None, session: Session | None
         Order=model(OrderItem),
         Idempotency=model(IdempotencyItem),
         Payment=model(PaymentItem),
-        Shipment=model(ShipmentItem),
-        Notification=model(NotificationItem),
         SimulatedCharge=model(SimulatedChargeItem),
     )
     connection.client  # noqa: B018 - built at cold start, not by the first request
