@@ -3,7 +3,8 @@
 Spec: mode ("http": the gateway with every route plus GET /empty, no consumers; "consume":
 the queue pollers of `functions`, no gateway, no schedules), the endpoints, redis_url, table,
 stack, parameters, ready_file (where the gateway's URL is written once it listens), and
-optionally batch_size (every SQS event source of the template takes batches of that size).
+optionally batch_size (every SQS event source of the template takes batches of that size)
+and pollers (per queue; the local platform's default otherwise).
 Logging is configured as `make dev` configures it; the caller sends stdout and stderr to
 files. Stops on SIGTERM.
 """
@@ -73,6 +74,7 @@ def main() -> None:
         redis_url=spec["redis_url"],
         names={"Table": spec["table"]},
         parameters=spec.get("parameters", {}),
+        **({"pollers": int(spec["pollers"])} if spec.get("pollers") else {}),
     )
     http = spec["mode"] == "http"
     template = template_with_empty_function() if http else None

@@ -149,6 +149,7 @@ def serve(
     name: str = "platform",
     env: dict[str, str] | None = None,
     batch_size: int | None = None,
+    pollers: int | None = None,
 ) -> Platform:
     ready = logs / f"{name}-{uuid.uuid4().hex[:6]}.ready"
     spec = {
@@ -162,6 +163,7 @@ def serve(
         "parameters": parameters or {},
         "ready_file": str(ready),
         "batch_size": batch_size,
+        "pollers": pollers,
     }
     with (logs / f"{name}.out").open("ab") as out, (logs / f"{name}.err").open("ab") as err:
         proc = subprocess.Popen(

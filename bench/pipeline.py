@@ -1,15 +1,18 @@
 """Pipeline throughput: orders/s from OrderPlaced to PAID, funcmart against Celery at its best.
 
-funcmart: the local platform's queue poller hands ProcessOrder batches of OrderPlaced
-messages from SQS (moto's, in its own process), as Lambda's event source mapping would, and
-the batch's records run concurrently (BATCH_CONCURRENCY); ProcessOrder publishes OrderPaid to
-the order-paid queue. Celery: a worker on a Redis broker runs the same use case
-(`services.orders.process_order`) with the same adapters and publishes OrderPaid as a task on
-the `order-paid` queue (acks late, prefetch as Celery's docs advise: 1 when tasks wait on a
-slow gateway, a large multiplier for many short ones).
+funcmart: the local platform's queue pollers hand ProcessOrder batches of OrderPlaced
+messages from SQS (moto's, in its own process), as Lambda's event source mapping would:
+`pollers` batches of the queue at once (FUNCMART_POLLERS), the records of each batch
+concurrently (BATCH_CONCURRENCY); ProcessOrder publishes OrderPaid to the order-paid queue,
+one SendMessageBatch per batch, and the poller deletes each batch in one DeleteMessageBatch.
+Celery: a worker on a Redis broker runs the same use case (`services.orders.process_order`)
+with the same adapters and publishes OrderPaid as a task on the `order-paid` queue (acks
+late, prefetch as Celery's docs advise: 1 when tasks wait on a slow gateway, a large
+multiplier for many short ones).
 
-Both sides are swept over the same range of concurrency (Celery: prefork and threads pools,
-1 to 32; funcmart: batch size and batch concurrency, 1 to 32) and the best of each is then
+Both sides are swept over about the same range of concurrency (Celery: prefork and threads
+pools, 1 to 32; funcmart: batch size, batch concurrency and pollers, 1 to 80 orders in
+progress at once) and the best of each is then
 run again `repeats` times, alternating which side goes first; ratios are taken within a
 repeat. DynamoDB Local (a JVM) is warmed by an unmeasured run first.
 
@@ -45,19 +48,29 @@ SYSTEMS = ("funcmart", "celery")
 
 @dataclass(frozen=True)
 class Config:
-    """One side's setting: Celery's pool and concurrency, or funcmart's batch size and
-    batch concurrency (one poller, as one Lambda event source mapping's first poller)."""
+    """One side's setting: Celery's pool and concurrency, or funcmart's batch size, batch
+    concurrency (records of one batch at once) and pollers (batches of the queue at once,
+    FUNCMART_POLLERS)."""
 
     system: str
     pool: str  # prefork | threads (Celery), batch (funcmart)
     concurrency: int
     batch_size: int = 10
+    pollers: int = 1
 
     @property
     def label(self) -> str:
         if self.system == "celery":
             return f"{self.pool}, concurrency {self.concurrency}"
-        return f"batch {self.batch_size}, concurrency {self.concurrency}"
+        return f"batch {self.batch_size}, concurrency {self.concurrency}, pollers {self.pollers}"
+
+    @property
+    def units(self) -> int:
+        """Orders in progress at once, at most: Celery's concurrency; for funcmart each
+        poller's batch, its records `concurrency` at a time."""
+        if self.system == "celery":
+            return self.concurrency
+        return self.pollers * min(self.concurrency, self.batch_size)
 
 
 CELERY_SWEEP = tuple(
@@ -65,10 +78,11 @@ CELERY_SWEEP = tuple(
     for pool, c in (("prefork", 1), ("prefork", 4), ("threads", 8), ("threads", 32))
 )
 FUNCMART_SWEEP = tuple(
-    Config("funcmart", "batch", c, size) for size, c in ((10, 1), (10, 10), (32, 32))
+    Config("funcmart", "batch", c, size, pollers)
+    for size, c, pollers in ((10, 1, 1), (10, 1, 4), (10, 10, 4), (10, 10, 8), (32, 32, 2))
 )
 FULL_SWEEP = CELERY_SWEEP + FUNCMART_SWEEP
-SMOKE_SWEEP = (Config("celery", "threads", 4), Config("funcmart", "batch", 10, 10))
+SMOKE_SWEEP = (Config("celery", "threads", 4), Config("funcmart", "batch", 10, 10, 2))
 
 
 @dataclass(frozen=True)
@@ -230,7 +244,7 @@ def feed(
 
 def in_flight(config: Config) -> int:
     """Orders kept in flight: enough to keep every unit of concurrency busy."""
-    return max(IN_FLIGHT, 2 * config.concurrency, 2 * config.batch_size)
+    return max(IN_FLIGHT, 2 * config.units, 2 * config.batch_size * config.pollers)
 
 
 def run_funcmart(
@@ -243,7 +257,7 @@ def run_funcmart(
     config: Config = FUNCMART_SWEEP[1],
     final: bool = False,
 ) -> Run:
-    order_ids = _orders(backends, table, scenario, scenario.orders_for(config.concurrency))
+    order_ids = _orders(backends, table, scenario, scenario.orders_for(config.units))
     count = len(order_ids)
     stack = f"pipe-{uuid.uuid4().hex[:6]}"
     consumer = serve(
@@ -260,6 +274,7 @@ def run_funcmart(
             "BATCH_CONCURRENCY": str(config.concurrency),
         },
         batch_size=config.batch_size,
+        pollers=config.pollers,
     )
     sqs = backends.sqs_client()
     try:
@@ -321,7 +336,7 @@ def run_celery(
 
     from bench import celery_app
 
-    order_ids = _orders(backends, table, scenario, scenario.orders_for(config.concurrency))
+    order_ids = _orders(backends, table, scenario, scenario.orders_for(config.units))
     count = len(order_ids)
     broker = backends.redis_url.rsplit("/", 1)[0] + "/1"
     broker_client = redis.Redis.from_url(broker)

@@ -361,8 +361,9 @@ class Report:
         lines = [
             "## 4. Pipeline throughput (OrderPlaced to PAID), Celery at its best",
             "",
-            "funcmart: the local platform's queue poller hands ProcessOrder batches from SQS "
-            "(moto, its own process), the records of a batch running concurrently; Celery 5 "
+            "funcmart: the local platform's queue pollers hand ProcessOrder batches from SQS "
+            "(moto, its own process), several batches at once (pollers) and the records of a "
+            "batch concurrently (batch concurrency); Celery 5 "
             "(acks late, Redis broker, prefetch multiplier 1 when the gateway is slow and 16 "
             "when it answers at once, as Celery's guide to optimizing advises) runs the same "
             "`services.orders.process_order` over the same adapters, DynamoDB Local and Redis. "
@@ -604,16 +605,19 @@ class Report:
             return
         for s in p.scenarios:
             for x, pool in (("celery", "prefork"), ("celery", "threads"), ("funcmart", "batch")):
-                runs = [r for r in p.curve(s.name, x) if r.config.pool == pool]
+                runs = sorted(
+                    (r for r in p.curve(s.name, x) if r.config.pool == pool),
+                    key=lambda r: r.config.units,
+                )
                 if runs:
                     ax.plot(
-                        [r.config.concurrency for r in runs],
+                        [r.config.units for r in runs],
                         [r.rate for r in runs],
                         marker="o",
                         label=f"{x} {pool}, {s.name}",
                     )
         ax.set_xscale("log", base=2)
-        ax.set_xlabel("concurrency")
+        ax.set_xlabel("orders in progress at once (Celery: concurrency)")
         ax.set_ylabel("orders/s")
         ax.legend(fontsize=7)
 

@@ -216,6 +216,7 @@ def test_a_consumer_killed_mid_batch_loses_nothing_and_charges_once(
             "REDIS_URL": redis_url,
             "FUNCMART_STACK_NAME": stack.stack_name,
             "PAYMENT_SLOW_SECONDS": "3",
+            "FUNCMART_POLLERS": "4",  # several batches in flight when the kill comes
         }
         table = ["--resource-name", f"Table={stack.names['Table']}"]
         log = tmp_path / "consumer.log"

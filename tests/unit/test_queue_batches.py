@@ -47,8 +47,9 @@ class FakeSqs:
         return {"QueueUrl": "https://queue"}
 
 
-def function(on_message: Any, **overrides: Any) -> QueueFunction:
-    deps = build(Settings.load({}, table_name="t"), metrics=FakeMetrics(), **overrides)
+def function(on_message: Any, batch_concurrency: int = 10, **overrides: Any) -> QueueFunction:
+    settings = Settings.load({}, table_name="t", batch_concurrency=batch_concurrency)
+    deps = build(settings, metrics=FakeMetrics(), **overrides)
     return QueueFunction(deps, on_message)
 
 
@@ -64,6 +65,30 @@ def test_the_records_of_a_batch_run_at_the_same_time():
     # THEN all ten succeed in about the time of one
     assert answer == {"batchItemFailures": []}
     assert time.monotonic() - started < 1.5
+
+
+def test_batches_handled_at_once_each_have_batch_concurrency_threads():
+    # GIVEN a consumer with BATCH_CONCURRENCY 5 whose records each wait for nine others
+    together = threading.Barrier(10, timeout=5)
+
+    def waits_for_the_others(_message: QueueMessage) -> str:
+        together.wait()  # BrokenBarrierError unless all ten records run at once
+        return "done"
+
+    consumer = function(waits_for_the_others, sqs_client=FakeSqs(), batch_concurrency=5)
+    answers: list[dict[str, Any]] = []
+    # WHEN a host hands it two batches of five at once (two pollers, or Knative's threads)
+    threads = [
+        threading.Thread(target=lambda: answers.append(consumer.handler(batch(5), None)))
+        for _ in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # THEN both batches' records ran at once: five threads for each batch, not five in all
+    assert answers == [{"batchItemFailures": []}] * 2
+    assert not together.broken
 
 
 def test_records_of_a_fifo_queue_run_one_at_a_time_in_order():

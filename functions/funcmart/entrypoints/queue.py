@@ -20,8 +20,11 @@ answer never carries that key.
 The records of one batch are independent, so they run concurrently (BATCH_CONCURRENCY
 threads, 10 by default; one for FIFO queues, whose order matters): each spends most of its
 time waiting on DynamoDB, and a batch then takes about as long as its slowest record, not
-the sum of them. Events the records publish are sent when the batch is done, ten to a
-request, where the publisher can batch (SQS).
+the sum of them. Each batch in progress has threads of its own: a host that runs several
+batches of one function at once in one process (the local platform's pollers, Knative) gets
+BATCH_CONCURRENCY per batch, as Lambda's instances each have theirs. Events the records
+publish are sent when the batch is done, ten to a request, where the publisher can batch
+(SQS).
 
 Any record shape gets an answer Lambda accepts: every field of a record is read defensively,
 a malformed record fails alone (reported by its messageId), and a record without a usable
@@ -37,6 +40,7 @@ import binascii
 import contextlib
 import contextvars
 import json
+import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -176,26 +180,51 @@ class ConcurrentBatchProcessor(BatchProcessor):
         )
 
 
+class RecordPools:
+    """Thread pools for the records of the batches in progress, one pool per batch, kept
+    while warm: a pool is lent to one batch and comes back when the batch is done. On Lambda
+    (one batch at a time per instance) there is only ever one."""
+
+    def __init__(self, threads: int) -> None:
+        self._threads = threads
+        self._free: list[ThreadPoolExecutor] = []
+        self._lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def lend(self) -> Iterator[ThreadPoolExecutor]:
+        with self._lock:
+            pool = self._free.pop() if self._free else None
+        if pool is None:  # its threads start with its first records
+            pool = ThreadPoolExecutor(self._threads, thread_name_prefix="record")
+        try:
+            yield pool
+        finally:
+            with self._lock:
+                self._free.append(pool)
+
+
 class QueueFunction:
     def __init__(self, deps: Container, on_message: Callable[[QueueMessage], object]) -> None:
         self._deps = deps
         self._on_message = on_message
         self._concurrency = max(1, deps.settings.batch_concurrency)
-        # Built at cold start; its threads start with the first batch and live while warm.
-        self._pool = ThreadPoolExecutor(self._concurrency, thread_name_prefix="record")
+        self._pools = RecordPools(self._concurrency)
         self._queue_urls: dict[str, str] = {}
         self._observed = Observer("queue").wrap(self._handle)
 
-    def _processor(self, fifo: bool) -> BatchProcessor | SqsFifoPartialProcessor:
+    @contextlib.contextmanager
+    def _processor(self, fifo: bool) -> Iterator[BatchProcessor | SqsFifoPartialProcessor]:
         """A processor for one batch: it keeps the batch's bookkeeping, so concurrent
         invocations (on Knative or the local platform) each get their own."""
         if fifo:  # one at a time, and the first failure fails the rest, so order holds
             fifo_processor = SqsFifoPartialProcessor()
             fifo_processor.raise_on_entire_batch_failure = False
-            return fifo_processor
-        if self._concurrency > 1:
-            return ConcurrentBatchProcessor(self._pool)
-        return BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
+            yield fifo_processor
+        elif self._concurrency > 1:
+            with self._pools.lend() as pool:
+                yield ConcurrentBatchProcessor(pool)
+        else:
+            yield BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
     def _record(self, record: SQSRecord, keys: dict[str, Any], permanent: dict[str, str]) -> object:
         """Run one record under the invocation's log keys (it may be on another thread).
@@ -257,11 +286,11 @@ class QueueFunction:
         keys = logger.thread_safe_get_current_keys()
         permanent: dict[str, str] = {}  # messageId -> why; written by the records' threads
         try:
-            with self._batched_publishing():
+            with self._batched_publishing(), self._processor(fifo) as processor:
                 result = process_partial_response(
                     event=event,
                     record_handler=lambda record: self._record(record, keys, permanent),
-                    processor=self._processor(fifo),
+                    processor=processor,
                     context=context,
                 )
             failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}

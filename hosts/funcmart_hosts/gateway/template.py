@@ -75,6 +75,8 @@ class QueueSource:
     batch_size: int
     batch_window_seconds: int
     report_batch_item_failures: bool
+    # ScalingConfig.MaximumConcurrency: the most invocations the mapping runs at once
+    maximum_concurrency: int | None = None
 
 
 @dataclass(frozen=True)
@@ -257,6 +259,8 @@ def _queues(events: dict[str, Any]) -> tuple[QueueSource, ...]:
         if ev.get("Type") != "SQS":
             continue
         p = ev.get("Properties", {})
+        scaling = p.get("ScalingConfig") or {}
+        cap = scaling.get("MaximumConcurrency")
         out.append(
             QueueSource(
                 queue=_ref_target(p["Queue"]),
@@ -264,6 +268,7 @@ def _queues(events: dict[str, Any]) -> tuple[QueueSource, ...]:
                 batch_window_seconds=int(p.get("MaximumBatchingWindowInSeconds", 0)),
                 report_batch_item_failures="ReportBatchItemFailures"
                 in (p.get("FunctionResponseTypes") or []),
+                maximum_concurrency=int(cap) if cap is not None else None,
             )
         )
     return tuple(out)

@@ -22,6 +22,8 @@ DEFAULT_DEV_JWT_SECRET = "funcmart-local-dev-secret-do-not-use-in-any-deployment
 # API Gateway HTTP APIs reject request payloads over 10 MB.
 API_GATEWAY_BODY_LIMIT = 10 * 1024 * 1024
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+# Pollers per queue at most: each is a thread and a long poll, on one machine.
+MAX_POLLERS = 64
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,9 @@ class LocalSettings:
     names: dict[str, str] = field(default_factory=dict)
     # Long-poll wait of the queue pollers; short so that a stop takes effect quickly.
     poll_wait_seconds: int = 1
+    # Pollers per queue: batches of one queue handed to its function at once, as Lambda's
+    # event source mapping runs several (at most the mapping's ScalingConfig.MaximumConcurrency).
+    pollers: int = 2
     # Fire every schedule at this interval instead of its rate(...) (demos and tests).
     schedule_every: float | None = None
     max_body_bytes: int = API_GATEWAY_BODY_LIMIT
@@ -61,6 +66,7 @@ class LocalSettings:
         "sqs_endpoint": ("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL"),
         "redis_url": ("REDIS_URL",),
         "poll_wait_seconds": ("FUNCMART_POLL_WAIT_SECONDS",),
+        "pollers": ("FUNCMART_POLLERS",),
         "schedule_every": ("FUNCMART_SCHEDULE_EVERY",),
     }
 
@@ -100,6 +106,8 @@ class LocalSettings:
             )
         if self.poll_wait_seconds < 0 or self.poll_wait_seconds > 20:
             raise SettingsError("poll wait must be 0-20 seconds (SQS's long-poll range)")
+        if not 1 <= self.pollers <= MAX_POLLERS:
+            raise SettingsError(f"pollers per queue must be 1-{MAX_POLLERS}, got {self.pollers}")
         if self.schedule_every is not None and self.schedule_every <= 0:
             raise SettingsError("schedule interval must be positive")
 

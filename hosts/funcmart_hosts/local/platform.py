@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import boto3
+from botocore.config import Config
 
 from funcmart_hosts.gateway.auth import TokenVerifier
 from funcmart_hosts.gateway.events import ApiContext, HttpRequest
@@ -31,7 +32,7 @@ from funcmart_hosts.local import provision, services
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.config import LocalSettings
 from funcmart_hosts.local.gateway import Gateway
-from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer
+from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
 from funcmart_hosts.local.resources import TABLE, Deployment
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
 
@@ -241,8 +242,15 @@ class LocalPlatform:
         log.info("%d functions warm in %.1fs", ok, took)
         self.warmed.set()
 
-    def _sqs(self, endpoint: str | None) -> Any:
-        return boto3.client("sqs", endpoint_url=endpoint, region_name=self.settings.region)
+    def _sqs(self, endpoint: str | None, connections: int = 1) -> Any:
+        """An SQS client; `connections`: the threads that use it at once (its pool keeps
+        botocore's default of 10 connections at least)."""
+        return boto3.client(
+            "sqs",
+            endpoint_url=endpoint,
+            region_name=self.settings.region,
+            config=Config(max_pool_connections=max(10, connections)),
+        )
 
     def _gateway(self, deployment: Deployment, invoker: Invoker) -> Gateway:
         s = self.settings
@@ -264,15 +272,17 @@ class LocalPlatform:
         for lid in self.function_ids:
             for source in self.tpl.functions[lid].queues:
                 queue = deployment.queues[source.queue]
+                pollers = pollers_for(source, self.settings.pollers)
                 poller = QueuePoller(
                     invoker,
                     lid,
                     source,
                     queue,
-                    self._sqs(deployment.sqs_endpoint),
+                    self._sqs(deployment.sqs_endpoint, connections=pollers),
                     region=self.settings.region,
                     wait_seconds=self.settings.poll_wait_seconds,
                     stop=self.stop_event,
+                    pollers=pollers,
                 )
                 self.pollers.append(poller)
         for poller in self.pollers:
@@ -354,7 +364,7 @@ class LocalPlatform:
                 auth = "public" if r.spec.public else f"jwt ({r.spec.authorizer})"
                 lines.append(f"  {r.method:<7} {r.path:<32} {r.function:<20} {auth}")
         for p in self.pollers:
-            batch = f"batch {p.source.batch_size}"
+            batch = f"batch {p.source.batch_size}, {p.pollers} poller{'s' if p.pollers > 1 else ''}"
             if p.source.report_batch_item_failures:
                 batch += ", partial failures"
             lines.append(f"  SQS     {p.queue.name:<32} {p.function:<20} {batch}")

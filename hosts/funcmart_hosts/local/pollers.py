@@ -6,6 +6,13 @@ everything when the handler returns, only the records not named in `batchItemFai
 the mapping has ReportBatchItemFailures, nothing when the handler raises. What is not deleted
 comes back after the queue's visibility timeout, and the queue's own RedrivePolicy moves it to
 the dead-letter queue after maxReceiveCount receives: redrive is the queue's job, not ours.
+
+Like Lambda's event source mapping, which runs several pollers, a queue has `pollers` of them
+(FUNCMART_POLLERS, at most the mapping's ScalingConfig.MaximumConcurrency): each takes its own
+batch and hands it over, so that up to that many batches of one queue are in the function at
+once, and one batch waiting on a slow dependency does not hold up the queue. A batch is
+deleted only by the poller that received it, after its own invocation, so a consumer killed
+mid-batch loses nothing, whichever poller held the batch: what it had not deleted comes back.
 """
 
 from __future__ import annotations
@@ -26,6 +33,11 @@ log = logging.getLogger("local-platform")
 SQS_MAX_RECEIVE = 10
 
 
+def pollers_for(source: QueueSource, wanted: int) -> int:
+    """Pollers for one queue: as many as wanted, at most the mapping's MaximumConcurrency."""
+    return max(1, min(wanted, source.maximum_concurrency or wanted))
+
+
 class QueuePoller(threading.Thread):
     def __init__(
         self,
@@ -38,6 +50,7 @@ class QueuePoller(threading.Thread):
         region: str,
         wait_seconds: int,
         stop: threading.Event,
+        pollers: int = 1,
     ) -> None:
         super().__init__(name=f"poll-{function}-{queue.logical_id}", daemon=True)
         self.invoker = invoker
@@ -48,9 +61,23 @@ class QueuePoller(threading.Thread):
         self.region = region
         self.wait_seconds = wait_seconds
         self.stop_event = stop
+        self.pollers = max(1, pollers)
         self.batches = 0  # handler invocations so far (for tests and the status line)
+        self._count = threading.Lock()
 
     def run(self) -> None:
+        """This thread is the first poller; the others run beside it until the stop."""
+        others = [
+            threading.Thread(target=self._poll, name=f"{self.name}-{n}", daemon=True)
+            for n in range(1, self.pollers)
+        ]
+        for poller in others:
+            poller.start()
+        self._poll()
+        for poller in others:
+            poller.join()
+
+    def _poll(self) -> None:
         while not self.stop_event.is_set():
             try:
                 messages = self.receive()
@@ -93,7 +120,8 @@ class QueuePoller(threading.Thread):
     def process(self, messages: list[dict[str, Any]]) -> None:
         event = sqs_event(messages, self.queue.arn, self.region)
         ids = {m["MessageId"] for m in messages}
-        self.batches += 1
+        with self._count:
+            self.batches += 1
         try:
             result = self.invoker.invoke(self.function, event)
         except Exception:

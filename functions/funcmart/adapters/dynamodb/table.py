@@ -28,6 +28,11 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
 MAX_RETRY_ATTEMPTS = 2
+# Connections kept open to the table: one for each thread that calls it at once (a batch's
+# BATCH_CONCURRENCY records, several batches where a host runs them at once, request
+# threads). Past the pool's size, every call opens a connection and throws it away after.
+# Only connections in use are ever opened, so a larger pool costs nothing where fewer run.
+MAX_POOL_CONNECTIONS = 128
 
 
 class _Gsi1(GlobalSecondaryIndex["_Item"]):
@@ -219,6 +224,7 @@ def bind(table_name: str, region: str, host: str | None, session: Session | None
         connect_timeout_seconds=CONNECT_TIMEOUT_SECONDS,
         read_timeout_seconds=READ_TIMEOUT_SECONDS,
         max_retry_attempts=MAX_RETRY_ATTEMPTS,
+        max_pool_connections=MAX_POOL_CONNECTIONS,
     )
 
     def model(base: type[_Item]) -> Any:
