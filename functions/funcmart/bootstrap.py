@@ -5,6 +5,10 @@ clients are built at cold start (on Lambda, in the init phase, before the first 
 timed) and reused while warm. Nothing else is built, so a function pays only for the clients
 it touches. Tests call `build(...)` with fakes or with clients pointed at DynamoDB Local and a
 real Redis.
+
+On Lambda with SnapStart the container also registers the runtime hooks (`build`): before the
+snapshot it lets go of its connections and settles the heap; after each restore it drops
+whatever pooled connection the snapshot holds and reseeds `random` (adapters/snapstart.py).
 """
 
 from __future__ import annotations
@@ -65,6 +69,42 @@ class Container:
             raise TypeError(f"unknown dependency {name!r}")
         return self.__dict__.get(name)
 
+    def before_snapshot(self) -> None:
+        """SnapStart, once per published version: no open connection in the snapshot, and the
+        heap collected once, then frozen (nothing built at cold start is walked again)."""
+        import gc
+
+        self._drop_connections()
+        gc.collect()
+        gc.freeze()
+
+    def after_restore(self) -> None:
+        """SnapStart, in every restored environment: pooled connections dropped (their sockets
+        belong to the snapshotted process), `random` reseeded, the Redis breaker closed."""
+        from funcmart.adapters import snapstart
+
+        self._drop_connections()
+        snapstart.reseed_random()
+        guard = self.built("redis")
+        if guard is not None:
+            guard.breaker.reset()
+
+    def _drop_connections(self) -> None:
+        from funcmart.adapters import snapstart
+
+        redis_client = self.built("redis_client")
+        if redis_client is not None:
+            snapstart.drop_redis_connections(redis_client)
+        tables = self.built("tables")
+        clients = [
+            self.built("sqs_client"),
+            getattr(self.built("table_probe"), "client", None),
+            getattr(getattr(tables, "connection", None), "_client", None),
+        ]
+        for client in clients:
+            if client is not None:
+                snapstart.drop_botocore_connections(client)
+
     def flush_metrics(self) -> None:
         """Write what this invocation counted, if the function counts anything at all."""
         metrics = self.built("metrics")
@@ -74,9 +114,13 @@ class Container:
     @cached_property
     def aws_session(self) -> Session:
         """One botocore session for every AWS client: its loaders read botocore's service
-        descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)"""
+        descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)
+        Patched for tracing first, where traces are written."""
         import botocore.session
 
+        from funcmart.observability import trace_aws_sdk
+
+        trace_aws_sdk()
         return botocore.session.get_session()
 
     @cached_property
@@ -127,7 +171,13 @@ class Container:
         from funcmart.adapters.dynamodb.health import TableProbe
 
         s = self.settings
-        return TableProbe(s.table_name, s.aws_region, s.dynamodb_endpoint, s.health_timeout_seconds)
+        return TableProbe(
+            s.table_name,
+            s.aws_region,
+            s.dynamodb_endpoint,
+            s.health_timeout_seconds,
+            session=self.aws_session,
+        )
 
     @cached_property
     def redis_probe(self) -> HealthProbe:
@@ -289,5 +339,10 @@ _OVERRIDABLE = {
 
 
 def build(settings: Settings | None = None, **overrides: Any) -> Container:
-    """The container for this process: settings from the environment unless given."""
-    return Container(settings or Settings.load(), **overrides)
+    """The container for this process: settings from the environment unless given. In the
+    Lambda runtime its SnapStart hooks are registered (they run only where SnapStart is on)."""
+    from funcmart.adapters import snapstart
+
+    container = Container(settings or Settings.load(), **overrides)
+    snapstart.register(container.before_snapshot, container.after_restore)
+    return container

@@ -4,16 +4,24 @@
   the platform modules), the function's name, the request id and whether this invocation was
   a cold start. The standard-library loggers of funcmart's own modules (services, adapters)
   write through the same JSON formatter.
-- Traces: Powertools Tracer (X-Ray) on Lambda only. Elsewhere no tracer is built at all, so
-  no X-Ray call is ever attempted locally or on Knative.
+- Traces: Powertools Tracer (X-Ray) on Lambda only, unless POWERTOOLS_TRACE_DISABLED says
+  otherwise. Elsewhere no tracer is built at all (nor the X-Ray SDK imported), so no X-Ray call
+  is ever attempted locally or on Knative. botocore is patched for tracing when the function
+  builds its first AWS client (`trace_aws_sdk`), so a function that never calls AWS (the cart
+  functions) never imports botocore.
+- Garbage collection: what a Lambda function builds at cold start lives as long as the
+  process, so at its first invocation (and before a SnapStart snapshot) it is moved out of the
+  collector's reach (`gc.freeze`): later full collections walk only what requests allocate.
 - Metrics: `funcmart.adapters.metrics` (EMF on Lambda, Prometheus text elsewhere).
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from aws_lambda_powertools import Logger
@@ -24,6 +32,9 @@ from funcmart.settings import on_lambda
 SERVICE = "funcmart"
 TRACED_MODULES = ("botocore",)
 logger = Logger(service=SERVICE)
+_tracer: Any = None  # the process's Tracer, built by the first to need it
+_patched: set[str] = set()
+_tracer_lock = threading.Lock()
 
 R = TypeVar("R")
 Handler = Callable[[dict[str, Any], Any], R]
@@ -37,6 +48,50 @@ def _share_json_formatting() -> None:
     }
     if names:
         copy_config_to_registered_loggers(source_logger=logger, include=names)
+
+
+def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether X-Ray traces are written: on Lambda, unless POWERTOOLS_TRACE_DISABLED is true."""
+    env = os.environ if environ is None else environ
+    disabled = env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower()
+    return on_lambda(env) and disabled not in ("1", "true", "yes", "on")
+
+
+def tracer() -> Any:
+    """The process's Powertools Tracer where traces are written, else None (and then neither
+    the Tracer nor the X-Ray SDK is imported)."""
+    global _tracer
+    if _tracer is None and tracing_enabled():
+        with _tracer_lock:
+            if _tracer is None:
+                from aws_lambda_powertools import Tracer
+
+                # No module is patched here: patching all that X-Ray supports imports each
+                # of those libraries; botocore is patched by trace_aws_sdk.
+                _tracer = Tracer(service=SERVICE, auto_patch=False)
+    return _tracer
+
+
+def trace_aws_sdk() -> None:
+    """Patch botocore for X-Ray (once per process) where traces are written: the composition
+    root calls it before it builds an AWS client, so only functions that call AWS import
+    botocore at cold start."""
+    traced = tracer()
+    if traced is None:
+        return
+    with _tracer_lock:
+        missing = [m for m in TRACED_MODULES if m not in _patched]
+        if missing:
+            traced.patch(modules=missing)
+            _patched.update(missing)
+
+
+def freeze_init_objects() -> None:
+    """Move everything allocated so far to the collector's permanent generation (Lambda only):
+    modules, classes and clients built at cold start are never garbage, so no later full
+    collection needs to walk them. O(1); what requests allocate is collected as usual."""
+    if on_lambda():
+        gc.freeze()
 
 
 def correlate(correlation_id: str | None) -> None:
@@ -54,13 +109,7 @@ class Observer:
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._cold = True
-        self._tracer: Any = None
-        if on_lambda():
-            from aws_lambda_powertools import Tracer
-
-            # botocore only: every DynamoDB and SQS call goes through it, and patching all
-            # that X-Ray supports imports each of those libraries at cold start.
-            self._tracer = Tracer(service=SERVICE, patch_modules=TRACED_MODULES)
+        self._tracer: Any = tracer()
         _share_json_formatting()
 
     def wrap(self, handler: Handler[R]) -> Handler[R]:
@@ -77,7 +126,9 @@ class Observer:
                 function_request_id=getattr(context, "aws_request_id", None),
                 trigger=self.kind,
             )
-            self._cold = False
+            if self._cold:
+                self._cold = False
+                freeze_init_objects()
             return traced(event, context)
 
         observed.__doc__ = handler.__doc__

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,10 +17,18 @@ class TableProbe:
     """True when the table answers a GetItem (found or not) within the timeout."""
 
     def __init__(
-        self, table_name: str, region: str, endpoint: str | None, timeout: float, client: Any = None
+        self,
+        table_name: str,
+        region: str,
+        endpoint: str | None,
+        timeout: float,
+        client: Any = None,
+        session: botocore.session.Session | None = None,
     ) -> None:
+        """`session`: the process's botocore session (a new one if not given); boto3 is not
+        needed for one client."""
         self._table = table_name
-        self._client = client or boto3.client(
+        self.client: Any = client or (session or botocore.session.get_session()).create_client(
             "dynamodb",
             region_name=region,
             endpoint_url=endpoint,
@@ -33,7 +41,7 @@ class TableProbe:
 
     def __call__(self) -> bool:
         try:
-            self._client.get_item(TableName=self._table, Key=_PROBE_KEY, ProjectionExpression="pk")
+            self.client.get_item(TableName=self._table, Key=_PROBE_KEY, ProjectionExpression="pk")
         except (BotoCoreError, ClientError) as exc:
             log.warning("health: table %s unreachable: %s", self._table, exc)
             return False
