@@ -17,9 +17,20 @@ so Tracer and EMF metrics are on, as on Lambda) and credentials. The timer runs 
 the handler module's import until the clients the function uses exist: handler modules
 build them at module scope; whatever a module did not build is built by the probe, so that
 lazily built clients are counted too. The wall time is the parent's, from starting the
-process to its exit: interpreter start-up included, on both sides. Processes are run
+process to its exit: interpreter start-up included, on both sides. It is split where the
+function is ready: *to ready* (start-up, import and clients: what Lambda's Init Duration
+covers) and *exit* (the interpreter's finalisation: atexit handlers, then the collector
+walking and freeing every object the imports made, which a Lambda execution environment never
+runs: it is frozen between invocations and killed, not exited). CPU is the process's user
+plus system time, which background load disturbs far less than wall time. Processes are run
 round-robin in a shuffled order, so background load falls on every target alike; each figure
 is the median over the rounds.
+
+`image_run` does the same for the container image's layout (Dockerfile): the dependencies
+pip-installed into an environment of their own (pip compiles them, as in the image), /app as
+the COPY lines fill it, compiled with compileall as the image's RUN line does, and the
+image's command started for one Service with its manifest's environment, timed until its
+first answer on its port (GET /healthz).
 """
 
 from __future__ import annotations
@@ -27,7 +38,10 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
+import resource
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -77,6 +91,7 @@ class Result:
     samples: dict[str, list[dict[str, float]]] = field(default_factory=dict)
     package: Package | None = None
     before: str | None = None  # the commit whose code the "before" targets ran
+    image: ImageRun | None = None  # the container image's layout, heaviest Service
 
     def median(self, target: str, key: str = "wall_ms") -> float:
         return median([s[key] for s in self.samples[target]])
@@ -104,11 +119,13 @@ RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "
 
 
 def _bytecode(root: Path) -> tuple[int, int]:
-    """(modules, modules with a .pyc beside them in __pycache__) under root."""
+    """(modules, modules with bytecode) under root: a source with a .pyc beside it in
+    __pycache__, or a .pyc in place of its source (the layers ship those)."""
     sources = [p for p in root.rglob("*.py") if "__pycache__" not in p.parts]
+    sourceless = [p for p in root.rglob("*.pyc") if "__pycache__" not in p.parts]
     tag = sys.implementation.cache_tag
     compiled = [p for p in sources if (p.parent / "__pycache__" / f"{p.stem}.{tag}.pyc").exists()]
-    return len(sources), len(compiled)
+    return len(sources) + len(sourceless), len(compiled) + len(sourceless)
 
 
 def build_artifact(dest: Path, *, layer_from_site_packages: bool = False) -> Package:
@@ -233,6 +250,8 @@ def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> 
         "uses": list(uses),
         "models": list(models),
     }
+    cpu_before = _children_cpu()
+    spawned = time.time()
     started = time.perf_counter()
     out = subprocess.run(
         [sys.executable, "-S", "-B", str(CHILD), json.dumps(spec)],
@@ -247,7 +266,15 @@ def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> 
         raise RuntimeError(f"cold start of {target} failed:\n{out.stderr[-2000:]}")
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     result["wall_ms"] = wall
+    result["ready_ms"] = min(wall, max(0.0, (result.pop("ready_at") - spawned) * 1000))
+    result["exit_ms"] = wall - result["ready_ms"]
+    result["cpu_ms"] = _children_cpu() - cpu_before  # one child at a time: this one's
     return result
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return (usage.ru_utime + usage.ru_stime) * 1000
 
 
 def run(
@@ -297,4 +324,190 @@ def run(
         for target in order:
             paths, module, env = plan[target]
             result.samples.setdefault(target, []).append(sample(paths, target, module, env))
+    layout = image_layout(tmp / "image", from_site_packages=smoke)
+    result.image = image_run(layout, result.heaviest(), rounds)
     return result
+
+
+# ----------------------------------------------------------------- the container image
+@dataclass
+class ImageLayout:
+    app: Path  # /app: the function package and the Knative host, as the COPY lines put them
+    python: Path  # the interpreter whose site-packages hold the dependencies
+    how: str
+    bytecode: str = ""
+
+
+@dataclass
+class ImageRun:
+    service: str  # the Knative Service (the heaviest function's)
+    layout: ImageLayout
+    first_answer_ms: list[float] = field(default_factory=list)
+    cpu_ms: list[float] = field(default_factory=list)
+
+    def median(self, key: str = "first_answer_ms") -> float:
+        return median(list(getattr(self, key)))
+
+
+def _dockerfile() -> str:
+    return (ROOT / "Dockerfile").read_text()
+
+
+def _image_requirements() -> list[str]:
+    """The arguments of the Dockerfile's `pip install` (requirement files and specifiers)."""
+    text = _dockerfile().replace("\\\n", " ")
+    (line,) = re.findall(r"^RUN pip install (.*?)(?:&&|$)", text, re.M)
+    out: list[str] = []
+    for arg in (a.strip('"') for a in re.findall(r'"[^"]+"|\S+', line)):
+        out.append(str(FUNCTIONS / Path(arg).name) if arg.startswith("/tmp/") else arg)
+    return out
+
+
+def image_layout(dest: Path, *, from_site_packages: bool = False) -> ImageLayout:
+    """The image's files without a container engine: a virtual environment standing for the
+    base image's Python, the Dockerfile's `pip install` into it (pip compiles what it
+    installs), /app as the COPY lines fill it, then the RUN line's compileall. With
+    `from_site_packages` (the smoke run) this environment stands in for the installed one."""
+    app = dest / "app"
+    app.mkdir(parents=True, exist_ok=True)
+    for src, target in re.findall(r"^COPY\s+(\S+)\s+(\S+)\s*$", _dockerfile(), re.M):
+        if not target.startswith("/app"):
+            continue
+        goal = app / target.removeprefix("/app").lstrip("/")
+        for found in sorted(ROOT.glob(src.rstrip("/"))):
+            if found.is_dir():
+                ignore = shutil.ignore_patterns("__pycache__")
+                shutil.copytree(found, goal, dirs_exist_ok=True, ignore=ignore)
+            else:
+                to = goal / found.name if target.endswith("/") else goal
+                to.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(found, to)
+    if from_site_packages:
+        python, how = Path(sys.executable), "this environment's site-packages for the dependencies"
+    else:
+        env = dest / "venv"
+        subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(env)], check=True)
+        python = env / "bin" / "python"
+        subprocess.run(
+            [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet",
+             "--disable-pip-version-check", *_image_requirements()],
+            check=True, capture_output=True, timeout=900,
+        )  # fmt: skip
+        how = (
+            "the Dockerfile's `pip install` into a fresh environment (pip compiles what it "
+            "installs), /app from its COPY lines"
+        )
+    compile_line = re.search(r"python -m compileall ([^&\n]*?) /app", _dockerfile())
+    flags = compile_line.group(1).split() if compile_line else []
+    subprocess.run(
+        [str(python), "-m", "compileall", *flags, str(app)],
+        check=True, capture_output=True, timeout=600,
+    )  # fmt: skip
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    app_n, app_c = _bytecode(app)
+    dep_n, dep_c = _bytecode(Path(site))
+    layout = ImageLayout(app, python, how)
+    layout.bytecode = (
+        f"/app: {app_c} of {app_n} modules compiled at build time; dependencies: {dep_c} of "
+        f"{dep_n} modules with bytecode"
+    )
+    return layout
+
+
+def _service_env(function: str) -> tuple[str, dict[str, str]]:
+    """The Knative Service of `function` and its container's environment from infra/: its
+    own variables, the shared ConfigMap, and stand-ins for the Secret's keys."""
+    import yaml
+
+    for path in sorted((ROOT / "infra" / "functions").glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if not doc or doc.get("kind") != "Service":
+                continue
+            (container,) = doc["spec"]["template"]["spec"]["containers"]
+            env = {v["name"]: str(v["value"]) for v in container.get("env", []) if "value" in v}
+            if env.get("FUNCMART_FUNCTION") != function:
+                continue
+            config = next(
+                d for d in yaml.safe_load_all((ROOT / "infra" / "config.yaml").read_text())
+                if d and d.get("kind") == "ConfigMap"
+            )  # fmt: skip
+            name = doc["metadata"]["name"]
+            return name, {
+                **{k: str(v) for k, v in (config.get("data") or {}).items()},
+                **env,
+                "REDIS_URL": "redis://127.0.0.1:1/0",  # the Secret's keys (never reached)
+                "FUNCMART_JWT_SECRET": "image-benchmark-secret-of-at-least-32-bytes",
+                "STRIPE_API_KEY": "sk_test_image_benchmark",
+                "K_SERVICE": name,
+                "K_REVISION": f"{name}-00001",
+            }
+    raise LookupError(f"no Knative Service runs {function}")
+
+
+def image_run(layout: ImageLayout, function: str, rounds: int) -> ImageRun:
+    """The image's command for `function`'s Service, `rounds` times: milliseconds from
+    starting the process to its first answer on its port."""
+    service, env = _service_env(function)
+    (cmd,) = re.findall(r"^CMD\s+(\[.*\])\s*$", _dockerfile(), re.M)
+    argv = [str(layout.python) if a in ("python", "python3") else a for a in json.loads(cmd)]
+    run = ImageRun(service, layout)
+    for _ in range(rounds):
+        port, metrics = _free_port(), _free_port()
+        full = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(layout.app.parent),
+            "PYTHONDONTWRITEBYTECODE": "1",  # the image's ENV
+            "PYTHONUNBUFFERED": "1",
+            "PYTHONPATH": str(layout.app),
+            **env,
+            "HOST": "127.0.0.1",
+            "PORT": str(port),
+            "METRICS_PORT": str(metrics),
+            "METRICS_HOST": "127.0.0.1",
+            "LOG_LEVEL": "WARNING",
+        }
+        cpu_before = _children_cpu()
+        started = time.perf_counter()
+        proc = subprocess.Popen(
+            argv, env=full, cwd=layout.app, stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+        try:
+            run.first_answer_ms.append(_first_answer(port, proc, started))
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(10)
+        run.cpu_ms.append(_children_cpu() - cpu_before)
+    return run
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _first_answer(port: int, proc: subprocess.Popen[bytes], started: float) -> float:
+    """Milliseconds from `started` to the first HTTP answer on 127.0.0.1:port (30 s at most)."""
+    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    deadline = started + 30
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            err = proc.stderr.read().decode(errors="replace") if proc.stderr else ""
+            raise RuntimeError(f"the image's command exited with {proc.returncode}:\n{err[-2000:]}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as conn:
+                conn.sendall(request)
+                if conn.recv(12).startswith(b"HTTP/1.1 200"):
+                    return (time.perf_counter() - started) * 1000
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"no answer on port {port} within 30 s")
