@@ -173,3 +173,35 @@ def test_a_consumer_dead_letters_to_its_own_queues_dlq_and_may_send_there(fn: st
     assert getattr(value, "name", None) == "Ref", value
     assert _target(value) == dlq, value
     assert dlq in _send_message_resources(fn), f"{fn}: its policy must allow sending to {dlq}"
+
+
+# ------------------------------------------------------------------------- SnapStart
+
+
+def _setting(logical_id: str, name: str) -> Any:
+    """A function's property, or the Globals' when the function does not set it."""
+    props = TPL.resource(logical_id)["Properties"]
+    return props.get(name, TPL.raw["Globals"]["Function"].get(name))
+
+
+def test_snapstart_is_on_by_default_and_can_be_turned_off() -> None:
+    param = TPL.raw["Parameters"]["SnapStart"]
+    assert param["Default"] == "PublishedVersions"
+    assert set(param["AllowedValues"]) == {"PublishedVersions", "None"}
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_snapstart_applies_to_the_versions_the_events_invoke(logical_id: str) -> None:
+    snapstart = _setting(logical_id, "SnapStart")
+    assert getattr(snapstart["ApplyOn"], "value", None) == "SnapStart"  # !Ref SnapStart
+    # SnapStart snapshots published versions only: every deployment publishes one, behind
+    # an alias that SAM points the function's events at.
+    assert _setting(logical_id, "AutoPublishAlias")
+    runtime = _setting(logical_id, "Runtime")
+    assert re.fullmatch(r"python3\.(\d+)", runtime)
+    assert int(runtime.split(".")[1]) >= 12  # SnapStart: Python 3.12 and later
+    # Not compatible with SnapStart: provisioned concurrency, EFS, more than 512 MB of /tmp.
+    props = TPL.resource(logical_id)["Properties"]
+    assert "ProvisionedConcurrencyConfig" not in props
+    assert "FileSystemConfigs" not in props
+    assert (_setting(logical_id, "EphemeralStorage") or {}).get("Size", 512) <= 512
