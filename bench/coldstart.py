@@ -40,6 +40,7 @@ import os
 import random
 import re
 import resource
+import secrets
 import shutil
 import socket
 import subprocess
@@ -439,7 +440,8 @@ def _service_env(function: str) -> tuple[str, dict[str, str]]:
                 **{k: str(v) for k, v in (config.get("data") or {}).items()},
                 **env,
                 "REDIS_URL": "redis://127.0.0.1:1/0",  # the Secret's keys (never reached)
-                "FUNCMART_JWT_SECRET": "image-benchmark-secret-of-at-least-32-bytes",
+                "FUNCMART_JWT_SECRET": secrets.token_hex(32),
+                "FUNCMART_EVENT_KEY": secrets.token_hex(32),
                 "STRIPE_API_KEY": "sk_test_image_benchmark",
                 "K_SERVICE": name,
                 "K_REVISION": f"{name}-00001",
