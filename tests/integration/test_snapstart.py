@@ -98,8 +98,17 @@ def test_after_restore_closes_the_botocore_pools_and_reseeds(
         "sqs", region_name="us-east-1", endpoint_url="http://127.0.0.1:1"
     )
     monkeypatch.setattr(sqs._endpoint.http_session, "close", lambda: closed.append("sqs"))
-    deps = build(_settings("redis://127.0.0.1:1/0"), sqs_client=sqs)
-    deps.ready("redis")
+    settings = Settings.load(
+        {},
+        table_name="t",
+        redis_url="redis://127.0.0.1:1/0",
+        dynamodb_endpoint="http://127.0.0.1:1",
+    )
+    deps = build(settings, sqs_client=sqs).ready("redis", "tables")
+    table_client: Any = deps.tables.connection.client
+    monkeypatch.setattr(
+        table_client._endpoint.http_session, "close", lambda: closed.append("dynamodb")
+    )
     deps.redis.breaker.trip()
     random.seed(7)
     drawn = random.random()
@@ -108,7 +117,7 @@ def test_after_restore_closes_the_botocore_pools_and_reseeds(
     for hook in runtime_hooks.after:
         hook()
 
-    assert closed == ["sqs"]
+    assert sorted(closed) == ["dynamodb", "sqs"]
     assert random.random() != drawn  # not the sequence the snapshot was taken with
     assert not deps.redis.breaker.open
 
