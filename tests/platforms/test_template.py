@@ -205,3 +205,16 @@ def test_snapstart_applies_to_the_versions_the_events_invoke(logical_id: str) ->
     assert "ProvisionedConcurrencyConfig" not in props
     assert "FileSystemConfigs" not in props
     assert (_setting(logical_id, "EphemeralStorage") or {}).get("Size", 512) <= 512
+
+
+@pytest.mark.parametrize("logical_id", FUNCTIONS)
+def test_every_layer_a_function_uses_is_built_for_its_runtime(logical_id: str) -> None:
+    runtime = _setting(logical_id, "Runtime")
+    # SAM appends a function's own layers to the Globals' ones.
+    layers = as_list(TPL.raw["Globals"]["Function"].get("Layers")) + as_list(
+        TPL.resource(logical_id)["Properties"].get("Layers")
+    )
+    names = {getattr(layer, "value", layer) for layer in layers if layer}  # !Ref Layer
+    assert names
+    for name in names:
+        assert runtime in TPL.resource(name)["Properties"]["CompatibleRuntimes"], name
