@@ -33,7 +33,7 @@ SERVICE = "funcmart"
 TRACED_MODULES = ("botocore",)
 logger = Logger(service=SERVICE)
 _tracer: Any = None  # the process's Tracer, built by the first to need it
-_patched: set[str] = set()
+_sdk_patched = False
 _tracer_lock = threading.Lock()
 
 R = TypeVar("R")
@@ -79,11 +79,11 @@ def trace_aws_sdk() -> None:
     traced = tracer()
     if traced is None:
         return
+    global _sdk_patched
     with _tracer_lock:
-        missing = [m for m in TRACED_MODULES if m not in _patched]
-        if missing:
-            traced.patch(modules=missing)
-            _patched.update(missing)
+        if not _sdk_patched:
+            traced.patch(modules=TRACED_MODULES)
+            _sdk_patched = True
 
 
 def freeze_init_objects() -> None:

@@ -106,6 +106,9 @@ def gateway_violations(docs: list[Mapping[str, Any]]) -> list[list[str]]:
     """What Gateway API's schemas refuse in each of `docs` (one Node.js process for all)."""
     node = shutil.which("node")
     assert node, "Node.js is missing (it runs DynamoDB Local's installer too)"
+    assert (ROOT / "node_modules" / "@kubernetes-models" / "gateway-api").is_dir(), (
+        "Gateway API's schemas are not installed: `make test` installs them (npm install)"
+    )
     out = subprocess.run(
         [node, str(GATEWAY_SCRIPT)],
         input=json.dumps(list(docs)),
