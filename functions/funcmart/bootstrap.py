@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from funcmart.domain.money import Money
     from funcmart.domain.orders import Charge
     from funcmart.ports import (
+        AsyncRateLimiter,
         CartStore,
         Clock,
         DeadLetterRedrive,
@@ -165,6 +166,16 @@ class Container:
         from funcmart.adapters.redis_store import RedisRateLimiter
 
         return RedisRateLimiter(self.redis)
+
+    @cached_property
+    def async_rate_limiter(self) -> AsyncRateLimiter:
+        """The rate limiter on redis.asyncio, for hosts that serve on an event loop (built
+        on first use there, never on Lambda)."""
+        from funcmart.adapters.redis_store import AsyncRedisRateLimiter
+
+        s = self.settings
+        breaker = self.redis.breaker
+        return AsyncRedisRateLimiter(s.redis_url, s.redis_socket_timeout_seconds, breaker)
 
     @cached_property
     def table_probe(self) -> HealthProbe:

@@ -245,6 +245,13 @@ class RateLimiter(Protocol):
         trip, and the cache answers from that read for the rest of the request."""
 
 
+class AsyncRateLimiter(Protocol):
+    async def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
+        """RateLimiter.hit for an event loop: the same count, the same read-ahead."""
+
+
 # ------------------------------------------------------------------------- health
 
 

@@ -7,6 +7,7 @@ handling an event must be allowed by that function's own policy in the template.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 from collections.abc import Callable
@@ -19,6 +20,7 @@ from funcmart.adapters.dynamodb.catalog import DynamoProductRepository, product_
 from funcmart.adapters.dynamodb.table import bind
 from funcmart.domain.catalog import ARCHIVED, Product
 from funcmart.domain.money import Money
+from funcmart.entrypoints.http import async_handler
 from funcmart_hosts.gateway.loader import Handler, load_handler
 from funcmart_hosts.gateway.template import Template
 from tests.functions.invoking import (
@@ -317,3 +319,99 @@ def test_an_id_too_long_to_be_a_key_is_not_found(
     # THEN the answer is a plain 404, not an internal error
     assert (status, body["title"]) == (404, "Not found")
     assert products.get(SEED.id) == SEED
+
+
+# ------------------------------------------------------------ the event loop's path
+
+
+def invoke_async(handler: Handler, event: dict[str, Any]) -> tuple[int, dict[str, str], Any]:
+    """One invocation through the function's async path, as the Knative host makes it."""
+    answer = asyncio.run(async_handler(handler)(event, None))
+    body = answer.get("body")
+    return answer["statusCode"], answer.get("headers") or {}, json.loads(body) if body else None
+
+
+def without_rate_limit(headers: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in headers.items() if not k.lower().startswith("ratelimit")}
+
+
+@pytest.mark.usefixtures("seeded")
+def test_the_async_path_answers_a_hit_exactly_as_the_handler_does(
+    handlers: dict[str, Handler], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    get = handlers["GetProduct"]
+    # GIVEN the product cached by a first read
+    assert invoke(get, load_event("get_product.json"))[1]["X-Cache"] == "MISS"
+    sync_status, sync_headers, sync_body = invoke(get, load_event("get_product.json"))
+    # AND the handler's blocking path out of reach: a hit must not need it
+    deps = get.__self__.deps  # type: ignore[attr-defined]
+
+    def blocking(*_args: Any, **_kw: Any) -> Any:
+        raise AssertionError("a hit on the event loop used the blocking Redis client")
+
+    monkeypatch.setattr(deps.rate_limiter, "hit", blocking)
+    monkeypatch.setattr(deps.cache, "get", blocking)
+    # WHEN the event loop's path serves the same request
+    status, headers, body = invoke_async(get, load_event("get_product.json"))
+    # THEN the same answer: status, headers (but the budget left), body
+    assert (status, headers["X-Cache"], body) == (sync_status, "HIT", sync_body)
+    assert without_rate_limit(headers) == without_rate_limit(sync_headers)
+    assert headers["RateLimit-Limit"] == sync_headers["RateLimit-Limit"]
+    # AND the answer is the cached entry's own bytes
+    answer = asyncio.run(async_handler(get)(load_event("get_product.json"), None))
+    assert answer["body"] == redis_client.get(f"product:{SEED.id}")
+
+
+@pytest.mark.usefixtures("seeded")
+def test_the_async_path_counts_a_miss_once_and_serves_it_from_dynamodb(
+    handlers: dict[str, Handler], redis_client: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    get = handlers["GetProduct"]
+    invoke(get, load_event("get_product.json"))
+    deps = get.__self__.deps  # type: ignore[attr-defined]
+    counted: list[str] = []
+    for name, limiter in (("sync", deps.rate_limiter), ("async", deps.async_rate_limiter)):
+        hit = limiter.hit
+
+        def counting(*args: Any, _hit: Any = hit, _name: str = name, **kw: Any) -> Any:
+            counted.append(_name)
+            return _hit(*args, **kw)
+
+        monkeypatch.setattr(limiter, "hit", counting)
+    redis_client.delete(f"product:{SEED.id}")
+    # WHEN a miss goes through the async path (the handler then runs on a thread)
+    status, headers, body = invoke_async(get, load_event("get_product.json"))
+    # THEN it is served from DynamoDB, and the request was counted once, not twice
+    assert (status, headers["X-Cache"], body["id"]) == (200, "MISS", SEED.id)
+    assert counted == ["async"]
+    assert "RateLimit-Remaining" in headers
+
+
+@pytest.mark.usefixtures("seeded")
+def test_an_entry_the_async_path_cannot_serve_as_it_is_gets_the_handlers_answer(
+    handlers: dict[str, Handler], redis_client: Any
+) -> None:
+    get = handlers["GetProduct"]
+    invoke(get, load_event("get_product.json"))
+    key = f"product:{SEED.id}"
+    entry = json.loads(redis_client.get(key))
+    # GIVEN entries whose bytes are not the answer: archived, another product's, with a field
+    # this release does not write, a tombstone, not JSON
+    for stored in (
+        json.dumps({**entry, "status": ARCHIVED}),
+        json.dumps({**entry, "id": "p-other"}),
+        json.dumps({**entry, "internal": "x"}),
+        "-",
+        "{not json",
+    ):
+        redis_client.set(key, stored, ex=60)
+        expected = invoke(get, load_event("get_product.json"))
+        redis_client.set(key, stored, ex=60)
+        # WHEN the async path serves the same request
+        status, headers, body = invoke_async(get, load_event("get_product.json"))
+        # THEN the handler's own answer, never the entry's bytes
+        assert (status, without_rate_limit(headers), body) == (
+            expected[0],
+            without_rate_limit(expected[1]),
+            expected[2],
+        ), stored

@@ -333,17 +333,96 @@ class RedisRateLimiter:
             keys=[f"ratelimit:{key}", *reads],
             args=[repr(policy.interval_ms), policy.period_seconds * 1000],
         )
-        ok = int(allowed) == 1
-        if ok and reads:
-            # An entry of another type is left to the cache's own read, which clears it.
-            ahead = {
-                k: v for k, v in zip(reads, values, strict=False) if v is None or isinstance(v, str)
-            }
-            _READ_AHEAD.set(ahead)
-        return RateDecision(
-            allowed=ok,
-            limit=policy.limit,
-            remaining=max(0, int(remaining)),
-            reset_seconds=math.ceil(float(reset_ms) / 1000),
-            retry_after_seconds=0 if ok else max(1, math.ceil(float(retry_ms) / 1000)),
-        )
+        return _decide(policy, reads, allowed, remaining, reset_ms, retry_ms, values)
+
+
+def _decide(
+    policy: RatePolicy,
+    reads: list[str],
+    allowed: Any,
+    remaining: Any,
+    reset_ms: Any,
+    retry_ms: Any,
+    values: list[Any],
+) -> RateDecision:
+    """The script's answer as a decision; the entries it read ahead kept for this request."""
+    ok = int(allowed) == 1
+    if ok and reads:
+        # An entry of another type is left to the cache's own read, which clears it.
+        ahead = {
+            k: v for k, v in zip(reads, values, strict=False) if v is None or isinstance(v, str)
+        }
+        _READ_AHEAD.set(ahead)
+    return RateDecision(
+        allowed=ok,
+        limit=policy.limit,
+        remaining=max(0, int(remaining)),
+        reset_seconds=math.ceil(float(reset_ms) / 1000),
+        retry_after_seconds=0 if ok else max(1, math.ceil(float(retry_ms) / 1000)),
+    )
+
+
+def read_ahead(product_id: str) -> str | None:
+    """The raw cache entry of `product_id` this request's rate-limit call read, if any (not
+    consumed: the cache's own `get` still finds it)."""
+    ahead = _READ_AHEAD.get()
+    return ahead.get(RedisProductCache.key(product_id)) if ahead else None
+
+
+class AsyncRedisRateLimiter:
+    """AsyncRateLimiter: the same script and keys as RedisRateLimiter on redis.asyncio, so an
+    event loop never blocks on the round trip. It shares the synchronous client's breaker: an
+    outage seen by either fails both fast."""
+
+    def __init__(self, url: str, socket_timeout: float, breaker: Breaker) -> None:
+        self._url = url
+        self._timeout = socket_timeout
+        self._breaker = breaker
+        self._loop: Any = None
+        self._script: Any = None
+
+    def _script_for_this_loop(self) -> Any:
+        """The script on a client of the running loop: an asyncio client's connections
+        belong to the loop that opened them (a host has one; tests run several)."""
+        import asyncio
+
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        if self._loop is not loop:
+            client = aioredis.Redis.from_url(
+                self._url,
+                socket_timeout=self._timeout,
+                socket_connect_timeout=self._timeout,
+                health_check_interval=30,
+                decode_responses=True,
+            )
+            self._script, self._loop = client.register_script(_GCRA), loop
+        return self._script
+
+    async def hit(
+        self, key: str, policy: RatePolicy, cached_products: Sequence[str] = ()
+    ) -> RateDecision:
+        reads = [RedisProductCache.key(p) for p in cached_products]
+        _READ_AHEAD.set(None)
+        if self._breaker.open:
+            raise DependencyUnavailable(
+                "Redis is unavailable", retry_after=self._breaker.retry_after
+            )
+        try:
+            answer = await self._script_for_this_loop()(
+                keys=[f"ratelimit:{key}", *reads],
+                args=[repr(policy.interval_ms), policy.period_seconds * 1000],
+            )
+        except REDIS_ERRORS as exc:
+            self._breaker.trip()
+            log.warning("redis unavailable during rate limit: %s", exc)
+            raise DependencyUnavailable(
+                "Redis is unavailable", retry_after=self._breaker.retry_after
+            ) from exc
+        except redis.RedisError as exc:
+            log.warning("redis refused rate limit: %s", exc)
+            raise DependencyUnavailable("Redis refused rate limit") from exc
+        self._breaker.reset()
+        allowed, remaining, reset_ms, retry_ms, *values = answer
+        return _decide(policy, reads, allowed, remaining, reset_ms, retry_ms, values)

@@ -19,10 +19,11 @@ such a read never serves another request.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import contextvars
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -129,9 +130,33 @@ class _Invocation:
 # Powertools keeps the request being resolved on the class (`BaseRouter.current_event`,
 # `BaseRouter.lambda_context`) and on the resolver (`self.context`), which every thread shares.
 # HttpFunction keeps them in a context variable instead, so concurrent invocations of one
-# function (several gunicorn threads, the local platform's request threads) never see each
+# function (the Knative host's threads, the local platform's request threads) never see each
 # other's request, claims included.
 _invocation: ContextVar[_Invocation | None] = ContextVar("funcmart_http_invocation", default=None)
+# The rate-limit decision the async path already took for this request (a 1-tuple: the
+# decision, or None when the limiter failed open), so the synchronous path it falls back to
+# counts the request once.
+_decided: ContextVar[tuple[RateDecision | None] | None] = ContextVar(
+    "funcmart_rate_decided", default=None
+)
+Handler = Callable[[dict[str, Any], Any], Any]
+AsyncHandler = Callable[[dict[str, Any], Any], Awaitable[Any]]
+
+
+def async_handler(handler: Handler) -> AsyncHandler:
+    """How a host on an event loop calls a function: the function's own async path where it
+    has one (`HttpFunction.handler_async`), else the handler on a worker thread, so the loop
+    never waits on a blocking call. Lambda calls `handler` itself; this is the one place that
+    decides the rest."""
+    owner = getattr(handler, "__self__", None)
+    own = getattr(owner, "handler_async", None)
+    if own is not None and getattr(owner, "handler", None) == handler:
+        return own  # type: ignore[no-any-return]
+
+    async def threaded(event: dict[str, Any], context: Any) -> Any:
+        return await asyncio.to_thread(handler, event, context)
+
+    return threaded
 
 
 class HttpFunction(APIGatewayHttpResolver):
@@ -146,13 +171,19 @@ class HttpFunction(APIGatewayHttpResolver):
         also_answers: tuple[int, ...] = (),
         replays: Callable[[Principal, str], bool] | None = None,
         cached_product: str | None = None,
+        cached_answer: Callable[[str | None, str, Principal | None], bool] | None = None,
     ) -> None:
         """For the OpenAPI document: `problems`, the problem+json statuses the function's own
         rules answer with (403, 404, 409, ...; those every function can answer are added
         there); `also_answers`, statuses answered with the route's own response model.
 
         `replays(principal, idempotency_key)` tells whether a request would only replay a
-        stored answer: such a request passes a spent rate limit, as it creates nothing."""
+        stored answer: such a request passes a spent rate limit, as it creates nothing.
+
+        `cached_product` names the path parameter of a product whose cache entry the rate
+        limiter reads in its own round trip; with `cached_answer(text, product_id, principal)`
+        saying when that entry's text is the answer as it is, `handler_async` serves such a hit
+        without a thread (a host on an event loop)."""
         super().__init__(enable_validation=True, response_validation_error_http_code=500)
         self.deps = deps
         self._replays = replays
@@ -160,6 +191,7 @@ class HttpFunction(APIGatewayHttpResolver):
         self.model_statuses = tuple(sorted(set(also_answers)))
         self.max_body_bytes = deps.settings.max_body_bytes
         self._cached_product = cached_product
+        self._cached_answer = cached_answer
         self._rate_policies = _rate_policies(
             deps.settings.rate_limit_class, deps.settings.rate_limit
         )
@@ -288,13 +320,64 @@ class HttpFunction(APIGatewayHttpResolver):
 
     def _limited(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         route_class, policy = self._rate_policy(event)
-        decision = self._count_request(route_class, policy, event)
+        decided = _decided.get()
+        if decided is not None:  # counted by handler_async already
+            decision = decided[0]
+        else:
+            decision = self._count_request(route_class, policy, event)
         if decision is not None and not decision.allowed and not self._replay(event):
             return self._too_many(route_class, policy, decision, event)
         response: dict[str, Any] = self.resolve(event, context)
         if decision is not None and policy is not None:
             response.setdefault("headers", {}).update(decision.headers(policy))
         return response
+
+    # -- the event loop's path ----------------------------------------------------------
+    async def handler_async(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """`handler` for a host on an event loop, with the same answers. A cached product's
+        hit is one awaited Redis call (rate limit and cache read together) answered with the
+        entry's own bytes; anything else runs `handler` on a worker thread, the request
+        counted once."""
+        if self._cached_answer is not None:
+            answer = await self._cache_hit(event)
+            if answer is not None:
+                return answer
+        result: dict[str, Any] = await asyncio.to_thread(self.handler, event, context)
+        return result
+
+    async def _cache_hit(self, event: dict[str, Any]) -> dict[str, Any] | None:
+        """The answer to a cache hit, or None for the synchronous path (which then finds this
+        request's decision and read-ahead in its context)."""
+        answers, param = self._cached_answer, self._cached_product
+        if answers is None or param is None:
+            return None
+        if event.get("body") or http_event_problem(event) is not None:
+            return None
+        product_id = (event.get("pathParameters") or {}).get(param)
+        route_class, policy = self._rate_policy(event)
+        if not product_id or policy is None:
+            return None
+        try:
+            decision = await self.deps.async_rate_limiter.hit(
+                f"{route_class}:{_caller(event)}", policy, (product_id,)
+            )
+        except errors.DependencyUnavailable as exc:
+            self._fail_open(route_class, exc)
+            _decided.set((None,))
+            return None
+        _decided.set((decision,))
+        if not decision.allowed:
+            return None  # 429, or a replay: the synchronous path decides
+        from funcmart.adapters.redis_store import read_ahead
+
+        text = read_ahead(product_id)
+        principal = principal_from_claims(_claims(event))
+        if not answers(text, product_id, principal):
+            return None
+        self.deps.metrics.incr("CacheHits")
+        headers = {"Content-Type": "application/json", "X-Cache": "HIT"}
+        headers.update(decision.headers(policy))
+        return {"statusCode": 200, "headers": headers, "body": text, "isBase64Encoded": False}
 
     # -- rate limiting ------------------------------------------------------------------
     def _rate_policy(self, event: dict[str, Any]) -> tuple[str, RatePolicy | None]:
@@ -317,12 +400,15 @@ class HttpFunction(APIGatewayHttpResolver):
         try:
             return self.deps.rate_limiter.hit(f"{route_class}:{_caller(event)}", policy, reads)
         except errors.DependencyUnavailable as exc:
-            self.deps.metrics.incr("RateLimiterFailOpen")
-            logger.warning(
-                "rate limiter unavailable, request let through (fail open)",
-                extra={"detail": exc.detail, "routeClass": route_class},
-            )
+            self._fail_open(route_class, exc)
             return None
+
+    def _fail_open(self, route_class: str, exc: errors.DependencyUnavailable) -> None:
+        self.deps.metrics.incr("RateLimiterFailOpen")
+        logger.warning(
+            "rate limiter unavailable, request let through (fail open)",
+            extra={"detail": exc.detail, "routeClass": route_class},
+        )
 
     def _replay(self, event: dict[str, Any]) -> bool:
         """Whether a refused request only replays a stored answer (it is let through).
@@ -529,6 +615,12 @@ def _rate_policies(route_class: str | None, spec: str | None) -> dict[str, RateP
         return {c: parse_policy(spec if spec is not None else DEFAULT_LIMITS[c]) for c in classes}
     except ValueError as exc:
         raise SettingsError(f"RATE_LIMIT: {exc}") from exc
+
+
+def _claims(event: dict[str, Any]) -> dict[str, Any] | None:
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    claims = (authorizer.get("jwt") or {}).get("claims")
+    return claims if isinstance(claims, dict) else None
 
 
 def _caller(event: dict[str, Any]) -> str:

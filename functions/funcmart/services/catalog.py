@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from funcmart.domain import catalog
@@ -52,6 +53,23 @@ def get_product(
     if not product.active and not (principal and principal.is_admin):
         raise NotFound(f"product {product_id} does not exist")
     return product, hit
+
+
+def cached_answer(text: str | None, product_id: str, principal: Principal | None = None) -> bool:
+    """Whether a product's cache entry, as read, may be GetProduct's answer as it is (served
+    from its bytes, never decoded and encoded again): a product we can read, with this id,
+    active unless the caller is an admin. Anything else takes `get_product`'s path."""
+    if not text or text[0] != "{":
+        return False
+    try:
+        entry = json.loads(text)
+    except ValueError:
+        return False
+    product = _from_cache(entry if isinstance(entry, dict) else None)
+    # Exactly what get_product would answer: no field another release left in the entry.
+    if product is None or product.id != product_id or product.to_dict() != entry:
+        return False
+    return product.active or bool(principal and principal.is_admin)
 
 
 def _from_cache(entry: dict[str, Any] | None) -> Product | None:
