@@ -27,11 +27,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 # Runtime dependencies only: the function package's requirements (the Stripe SDK included)
-# plus what the Knative host needs (functions-framework, CloudEvents, JWT verification, the
+# plus what the Knative host needs (uvicorn with httptools and uvloop, JWT verification, the
 # Prometheus client).
 COPY functions/requirements.txt functions/requirements-stripe.txt /tmp/
 RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
-        "functions-framework>=3.8,<4" "cloudevents>=1.11" "pyjwt[crypto]>=2.8,<3" \
+        "uvicorn>=0.30,<1" "httptools>=0.6" "uvloop>=0.19" "pyjwt[crypto]>=2.8,<3" \
         "prometheus-client>=0.20,<1" \
     && rm /tmp/requirements.txt /tmp/requirements-stripe.txt
 
@@ -40,6 +40,7 @@ RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
 COPY functions/*.py /app/
 COPY functions/funcmart/ /app/funcmart/
 COPY hosts/funcmart_hosts/__init__.py /app/funcmart_hosts/__init__.py
+COPY hosts/funcmart_hosts/serving.py /app/funcmart_hosts/serving.py
 COPY hosts/funcmart_hosts/gateway/ /app/funcmart_hosts/gateway/
 COPY hosts/funcmart_hosts/knative/ /app/funcmart_hosts/knative/
 

@@ -7,7 +7,7 @@ timers into the events Lambda would deliver and hand them to the unchanged handl
 - `gateway`: API Gateway and event-source emulation shared by every host: payload v2 events
   and responses, SQS batches, scheduled events, routes read from template.yaml, the JWT
   authorizer, and the `Edge` that puts them together for one request;
-- `knative`: functions-framework serving one function per Knative Service;
+- `knative`: the ASGI host (uvicorn) serving one function per Knative Service;
 - `local`: the local platform behind `make dev`, `make consume` and `make invoke`;
 - `openapi`: the OpenAPI document written from the functions' own routes and models.
 """

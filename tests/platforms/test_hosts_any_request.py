@@ -32,6 +32,7 @@ from funcmart_hosts.knative import host as knative
 from funcmart_hosts.local.gateway import Gateway
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction
 from tests.support import report
+from tests.support.asgi import AsgiClient
 from tests.support.echo_function import handler as echo
 
 SECRET = "host-test-secret-of-at-least-32-bytes!"
@@ -229,7 +230,7 @@ def test_the_local_gateway_answers_any_request_with_problem_json(
 def test_what_http_server_refuses_is_problem_json_too(gateway: Gateway, raw: bytes) -> None:
     status, headers, body = send_raw(gateway.port, raw, "GET")
     assert 400 <= status < 500 or status == 505
-    assert dict(headers)["Content-Type"] == "application/problem+json"
+    assert {k.lower(): v for k, v in headers}["content-type"] == "application/problem+json"
     assert json.loads(body)["status"] == status
 
 
@@ -240,7 +241,7 @@ def test_a_negative_chunk_size_is_a_400_not_a_read_to_the_end(gateway: Gateway) 
         response = http.client.HTTPResponse(sock, method="POST")
         response.begin()
         assert response.status == 400
-        assert b"not hex" in response.read()
+        assert b"chunk size" in response.read()
 
 
 def test_a_method_no_route_takes_is_405_with_allow(gateway: Gateway) -> None:
@@ -248,7 +249,7 @@ def test_a_method_no_route_takes_is_405_with_allow(gateway: Gateway) -> None:
         gateway.port, request_bytes("PUT", "/closed/7", [], b""), "PUT"
     )
     assert status == 405
-    assert dict(headers)["Allow"] == "DELETE, POST"
+    assert {k.lower(): v for k, v in headers}["allow"] == "DELETE, POST"
     assert json.loads(body)["title"] == "Method not allowed"
 
 
@@ -257,8 +258,9 @@ def test_a_jwt_alg_with_cr_lf_does_not_reach_www_authenticate(gateway: Gateway) 
     raw = request_bytes("POST", "/closed/1", [("Authorization", f"Bearer {token}")], b"")
     status, headers, _ = send_raw(gateway.port, raw, "POST")
     assert status == 401
-    assert "X-Injected" not in dict(headers)
-    assert "\r" not in dict(headers)["WWW-Authenticate"]
+    named = {k.lower(): v for k, v in headers}
+    assert "x-injected" not in named
+    assert "\r" not in named["www-authenticate"]
 
 
 # ------------------------------------------------------------------------ Knative host
@@ -278,7 +280,7 @@ def knative_client() -> Iterator[Any]:
     os.environ.update(env)
     knative.runtime.cache_clear()
     try:
-        yield knative.create_app().test_client()
+        yield AsgiClient(knative.create_app())
     finally:
         knative.runtime.cache_clear()
         for k, v in saved.items():

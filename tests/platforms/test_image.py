@@ -46,6 +46,7 @@ def test_the_image_holds_the_function_package_and_the_knative_host_only(tmp_path
     assert {"funcmart", "funcmart_hosts", "place_order.py"} <= top
     assert {p.name for p in (app / "funcmart_hosts").iterdir()} == {
         "__init__.py",
+        "serving.py",
         "gateway",
         "knative",
     }

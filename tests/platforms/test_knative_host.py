@@ -25,6 +25,7 @@ from funcmart_hosts.knative.host import (
     Runtime,
     cloudevent_to_sqs_record,
 )
+from tests.support.asgi import AsgiClient
 
 SECRET = "unit-test-secret-of-at-least-32-bytes!"
 EVENT_KEY = "unit-test-event-key-of-at-least-32-bytes"
@@ -327,11 +328,11 @@ def test_a_schedule_takes_its_ping_source_unsigned_but_nothing_else() -> None:
 
 @pytest.fixture
 def app_of(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """functions-framework's app for a runtime, as the image serves it."""
+    """The host's ASGI app for a runtime, as the image serves it."""
 
     def build(runtime: Runtime) -> Any:
         monkeypatch.setattr(host, "runtime", lambda: runtime)
-        return host.create_app().test_client()
+        return AsgiClient(host.create_app())
 
     return build
 

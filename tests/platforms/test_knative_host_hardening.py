@@ -74,7 +74,8 @@ TRUSTED = settings(TRUSTED_PROXY_CIDRS="10.0.0.0/8,127.0.0.0/8")
         ("6.6.6.6, 203.0.113.7, 10.0.0.5, 10.0.0.9", "203.0.113.7"),
         ("not-an-ip, 203.0.113.7, 10.0.0.5", "203.0.113.7"),
         ("10.0.0.5, 10.0.0.6", "10.0.0.5"),  # a caller inside the cluster
-        ("203.0.113.7, garbage", "garbage"),  # an untrusted entry is the client's word
+        # an entry that is not an address: the hop that received it (the peer) stands for it
+        ("203.0.113.7, garbage", "127.0.0.1"),
     ],
 )
 def test_the_caller_is_the_right_most_untrusted_forwarded_entry(
@@ -96,7 +97,23 @@ def test_without_trusted_proxies_the_forwarded_header_is_ignored() -> None:
     assert client_address("192.0.2.1", "6.6.6.6", plain) == "192.0.2.1"
 
 
-def test_metrics_on_their_port_need_one_process_per_pod() -> None:
+def test_the_host_is_one_process_per_pod_with_threads_for_blocking_work() -> None:
     assert settings(METRICS_PORT="9464", WORKERS="1").metrics_port == 9464
-    with pytest.raises(SettingsError, match="WORKERS=1"):
-        settings(METRICS_PORT="9464", WORKERS="2")
+    assert settings(THREADS="3").threads == 3
+    with pytest.raises(SettingsError, match="one process per pod"):
+        settings(WORKERS="2")
+    with pytest.raises(SettingsError, match="THREADS"):
+        settings(THREADS="0")
+
+
+def test_an_entry_that_is_not_an_address_never_becomes_the_identity() -> None:
+    # GIVEN the deployed trust (private ranges) and a client that writes garbage or a huge
+    # value as its own X-Forwarded-For entry
+    deployed = settings(TRUSTED_PROXY_CIDRS="10.0.0.0/8,127.0.0.0/8")
+    for written in ("not-an-ip", "x" * 1000, "198.51.100.7:443", "unknown"):
+        # THEN the identity is the hop that received it: an address, the same for all of them
+        assert client_address("127.0.0.1", f"{written}, 10.0.1.5", deployed) == "10.0.1.5"
+    hops = settings(TRUSTED_PROXY_HOPS="2")
+    assert client_address("127.0.0.1", "evil, 10.0.1.5", hops) == "10.0.1.5"
+    # AND a real address still is the identity
+    assert client_address("127.0.0.1", "203.0.113.9, 10.0.1.5", deployed) == "203.0.113.9"

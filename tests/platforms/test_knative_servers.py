@@ -189,7 +189,7 @@ def test_a_method_the_route_does_not_take_is_405_with_allow(create_product: Serv
 
 @pytest.mark.parametrize("size", [b"-5", b"zz"])
 def test_a_chunk_size_that_is_not_hex_is_a_400_problem(create_product: Server, size: bytes) -> None:
-    # GIVEN a chunked body whose chunk size gunicorn's parser refuses while the host reads it
+    # GIVEN a chunked body whose chunk size the HTTP parser refuses while the host reads it
     port = int(create_product.url.rsplit(":", 1)[1])
     head = b"POST /products HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
@@ -216,7 +216,7 @@ def test_a_chunk_size_that_is_not_hex_is_a_400_problem(create_product: Server, s
 def test_what_the_server_refuses_before_the_app_is_a_problem_too(
     create_product: Server, request_head: bytes
 ) -> None:
-    # GIVEN a request gunicorn refuses itself, before the function's app could see it
+    # GIVEN a request the HTTP parser refuses itself, before the function's app could see it
     port = int(create_product.url.rsplit(":", 1)[1])
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(request_head)
@@ -224,7 +224,7 @@ def test_what_the_server_refuses_before_the_app_is_a_problem_too(
         response = http.client.HTTPResponse(sock, method="POST")
         response.begin()
         body = response.read()
-    # THEN a 4xx or 5xx answered as problem+json, not gunicorn's HTML page
+    # THEN a 4xx or 5xx answered as problem+json, not the server's own text page
     assert 400 <= response.status < 600, create_product.output()
     assert response.getheader("Content-Type") == "application/problem+json"
     problem = json.loads(body)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -34,8 +34,18 @@ class Outcome:
     route_key: str | None = None
 
 
+@dataclass
+class Call:
+    """A routed, authorized request: the function's route and the event it gets."""
+
+    route: Route
+    event: dict[str, Any]
+    request_id: str
+
+
 # invoke(route, event, request id) -> the function's result
 Invoke = Callable[["Route", dict[str, Any], str], Any]
+AsyncInvoke = Callable[["Route", dict[str, Any], str], Awaitable[Any]]
 
 
 class Edge:
@@ -62,7 +72,28 @@ class Edge:
         """Answer one request. `claims` skips token verification (in-process callers that
         act as a known principal, e.g. seeding demo data)."""
         started = time.perf_counter()
-        outcome = self._handle(request, invoke, claims)
+        call = self.prepare(request, claims)
+        if isinstance(call, Outcome):
+            return self._count(call, started)
+        try:
+            result = invoke(call.route, call.event, call.request_id)
+        except Exception:
+            return self._count(self.failed(call), started)
+        return self._count(self.finish(call, result), started)
+
+    async def handle_async(self, request: HttpRequest, invoke: AsyncInvoke) -> Outcome:
+        """`handle` for an event loop: the same steps, the function awaited."""
+        started = time.perf_counter()
+        call = self.prepare(request, None)
+        if isinstance(call, Outcome):
+            return self._count(call, started)
+        try:
+            result = await invoke(call.route, call.event, call.request_id)
+        except Exception:
+            return self._count(self.failed(call), started)
+        return self._count(self.finish(call, result), started)
+
+    def _count(self, outcome: Outcome, started: float) -> Outcome:
         if self.metrics is not None:
             key = outcome.route_key or "unmatched"
             elapsed_ms = (time.perf_counter() - started) * 1000
@@ -71,9 +102,9 @@ class Edge:
             self.metrics.observe_ms("HttpLatency", elapsed_ms, labels={"route": key})
         return outcome
 
-    def _handle(
-        self, request: HttpRequest, invoke: Invoke, claims: Mapping[str, Any] | None
-    ) -> Outcome:
+    def prepare(self, request: HttpRequest, claims: Mapping[str, Any] | None) -> Call | Outcome:
+        """Route and authorize `request` and build its event: the call to make, or the
+        answer the edge gives by itself (404, 405, 401, 403)."""
         rid = request_id()
         found = self.routes.match(request.method, request.raw_path)
         if found is None:
@@ -95,7 +126,32 @@ class Edge:
             scopes=verified.scopes if verified else None,
             req_id=rid,
         )
-        response = self._invoke(invoke, route, event, rid)
+        return Call(route, event, rid)
+
+    @staticmethod
+    def failed(call: Call) -> Outcome:
+        """The answer when the function raised: 500, the traceback logged."""
+        route, rid = call.route, call.request_id
+        log.exception("%s raised on %s (request %s)", route.function, route.route_key, rid)
+        response = problem_response(
+            500, "Internal error", f"the function {route.function} failed; see its log", rid
+        )
+        return Outcome(response, rid, route.function, route.route_key)
+
+    @staticmethod
+    def finish(call: Call, result: Any) -> Outcome:
+        """The function's result as the HTTP response (502 when it is not a valid one)."""
+        route, rid = call.route, call.request_id
+        try:
+            response = http_response(result)
+        except MalformedResponse as exc:
+            log.error("%s returned a malformed response (request %s): %s", route.function, rid, exc)
+            response = problem_response(
+                502,
+                "Bad gateway",
+                f"the function {route.function} returned a malformed response",
+                rid,
+            )
         return Outcome(response, rid, route.function, route.route_key)
 
     def _no_route(self, request: HttpRequest, rid: str) -> HttpResponse:
@@ -123,23 +179,3 @@ class Edge:
             )
         token = token_from(request.header(config.header))
         return self.verifier.verify(token, config, route.spec.scopes)
-
-    @staticmethod
-    def _invoke(invoke: Invoke, route: Route, event: dict[str, Any], rid: str) -> HttpResponse:
-        try:
-            result = invoke(route, event, rid)
-        except Exception:
-            log.exception("%s raised on %s (request %s)", route.function, route.route_key, rid)
-            return problem_response(
-                500, "Internal error", f"the function {route.function} failed; see its log", rid
-            )
-        try:
-            return http_response(result)
-        except MalformedResponse as exc:
-            log.error("%s returned a malformed response (request %s): %s", route.function, rid, exc)
-            return problem_response(
-                502,
-                "Bad gateway",
-                f"the function {route.function} returned a malformed response",
-                rid,
-            )

@@ -1,1 +1,1 @@
-"""The Knative host: functions-framework serving one funcmart function per Knative Service."""
+"""The Knative host: one ASGI server (uvicorn) serving one funcmart function per Knative Service."""

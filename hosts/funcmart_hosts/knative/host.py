@@ -1,4 +1,4 @@
-"""Knative: any function, served by functions-framework, chosen by the environment.
+"""Knative: any function, served by one ASGI server (uvicorn), chosen by the environment.
 
 One container image holds every function; each Knative Service sets which one it runs:
 
@@ -13,13 +13,15 @@ the four variables into every Service in infra/ from the same template.
 
 What each trigger gets, always in the shape Lambda would deliver:
 
-- http: functions-framework's HTTP signature. The request becomes an API Gateway HTTP API
-  payload 2.0 event, bearer tokens are verified as the HTTP API's JWT authorizer does
-  (FUNCMART_JWT_ISSUER, FUNCMART_JWT_AUDIENCE, and FUNCMART_JWT_SECRET for HS256 or
-  FUNCMART_JWKS_URL), and the result maps back to the HTTP response (`funcmart_hosts.gateway`).
-- queue: the CloudEvent signature (binary and structured modes). Each CloudEvent from the
-  broker becomes a one-record SQS batch; a record the function reports as failed answers 500,
-  so the Trigger's delivery policy retries it and finally sends it to its dead-letter sink.
+- http: the request becomes an API Gateway HTTP API payload 2.0 event, bearer tokens are
+  verified as the HTTP API's JWT authorizer does (FUNCMART_JWT_ISSUER, FUNCMART_JWT_AUDIENCE,
+  and FUNCMART_JWT_SECRET for HS256 or FUNCMART_JWKS_URL), and the result maps back to the
+  HTTP response (`funcmart_hosts.gateway`). The function is called through its async path
+  (`funcmart.entrypoints.http.async_handler`): a GetProduct cache hit awaits Redis on the
+  event loop; everything else runs the same synchronous handler Lambda runs, on a thread.
+- queue: CloudEvents (binary and structured content modes). Each one from the broker
+  becomes a one-record SQS batch; a record the function reports as failed answers 500, so
+  the Trigger's delivery policy retries it and finally sends it to its dead-letter sink.
 - schedule: a PingSource CloudEvent becomes an EventBridge scheduled event.
 
 Every CloudEvent must carry our publishers' signature (`funcmart.adapters.event_signing`,
@@ -40,56 +42,73 @@ limits count) is the right-most X-Forwarded-For entry that is not a trusted prox
 TRUSTED_PROXY_CIDRS, or TRUSTED_PROXY_HOPS entries from the right. Never the left-most,
 which any client can write.
 
-Whatever reaches the app gets problem+json: a method no route takes (405 with Allow), a body
-over the limit (413), a body whose chunked framing the server's parser refuses while it is
-read (400). What gunicorn refuses before the app sees the request (Content-Length headers
-that disagree, a transfer coding it does not know, a method that is not an upper-case
-token) it answers itself, with its status, and the worker (`funcmart_hosts.knative.worker`)
-writes that answer as problem+json too.
+Whatever reaches the server gets problem+json: a method no route takes (405 with Allow), a
+body over the limit (413), a request the HTTP parser refuses (400: bad framing, a bare CR,
+Content-Length beside Transfer-Encoding, HTTP/0.9), headers over the limit (431): see
+`funcmart_hosts.serving`, the HTTP stack every host shares.
 
-Run it with `python -m funcmart_hosts.knative` (the image's command); functions-framework's
-gunicorn server takes WORKERS and THREADS. Functions keep no request state on modules or
-classes, so THREADS > 1 serves concurrent requests in one process.
+Run it with `python -m funcmart_hosts.knative` (the image's command): one process per pod
+(scale out with Knative, not with workers), one event loop, THREADS threads for the blocking
+work (a cache miss's DynamoDB read, a queue consumer). SIGTERM stops accepting and lets
+requests in flight finish within the function's timeout. Each request writes one JSON
+access line to stdout (LOG_LEVEL=WARNING turns them off); `funcmart_host_startup_seconds`
+on the metrics port says how long the pod took from its process's start to ready.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import base64
 import functools
 import importlib
 import ipaddress
 import json
 import logging
 import os
+import socket
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http import HTTPStatus
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import unquote
 
-import flask
-import functions_framework
 from prometheus_client import CollectorRegistry, ProcessCollector, start_http_server
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
-from werkzeug.exceptions import HTTPException
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 
 from funcmart.adapters.event_signing import BadSignature, EventKeys
 from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
-from funcmart.problems import PROBLEM_JSON, problem_body
+from funcmart.entrypoints.http import MAX_JSON_DEPTH, async_handler, nests_deeper_than
 from funcmart.settings import Settings, SettingsError
 from funcmart_hosts.gateway.auth import JwtConfig, TokenVerifier
 from funcmart_hosts.gateway.context import LambdaContext
-from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge
+from funcmart_hosts.gateway.edge import API_GATEWAY_BODY_LIMIT, Edge, Outcome
 from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id, scheduled_event
-from funcmart_hosts.gateway.responses import HttpResponse, problem_response, safe_headers
+from funcmart_hosts.gateway.responses import HttpResponse, problem_response
 from funcmart_hosts.gateway.routes import HttpRoute, Route, RouteTable
+from funcmart_hosts.serving import (
+    BodyTooLarge,
+    Receive,
+    Scope,
+    Send,
+    header,
+    loop_factory,
+    read_body,
+    send_response,
+    server,
+    target_of,
+)
 
 log = logging.getLogger(__name__)
 TRIGGERS = ("http", "queue", "schedule")
-# functions-framework loads its targets from a source file: this one re-exports ours.
-ENTRY = Path(__file__).resolve().parent / "main.py"
 PING_TYPE = "dev.knative.sources.ping"
 # The one JWT authorizer a Knative function has (FUNCMART_JWT_*), named as in template.yaml.
 AUTHORIZER = "Jwt"
@@ -144,7 +163,7 @@ class KnativeSettings:
     trusted_networks: tuple[Network, ...] = ()
     trusted_hops: int = 0
     metrics_port: int | None = None
-    workers: int = 1
+    threads: int = 8
     # The keys CloudEvents are signed with (never shown in a repr), and whether this function
     # publishes to a broker (PUBLISHER=cloudevents with K_SINK or BROKER_URL).
     event_key: str | None = field(default=None, repr=False)
@@ -181,7 +200,7 @@ class KnativeSettings:
             trusted_networks=_networks(env.get("TRUSTED_PROXY_CIDRS", "")),
             trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
             metrics_port=_int(env, "METRICS_PORT", 0) or None,
-            workers=_int(env, "WORKERS", 1),
+            threads=_workers_and_threads(env),
             event_key=env.get(EVENT_KEY) or None,
             event_previous_key=env.get(EVENT_PREVIOUS_KEY) or None,
             publishes=_publishes(env),
@@ -207,9 +226,8 @@ class KnativeSettings:
         self._check_event_keys()
         if self.trusted_hops < 0:
             raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
-        if self.metrics_port and self.workers != 1:
-            # Each worker would count apart, and only one could bind the port.
-            raise SettingsError("METRICS_PORT serves one process's metrics: set WORKERS=1")
+        if self.threads < 1:
+            raise SettingsError("THREADS must be 1 or more")
 
     def _check_event_keys(self) -> None:
         if not self.event_key and (self.trigger == "queue" or self.publishes):
@@ -230,6 +248,16 @@ class KnativeSettings:
 def _publishes(env: Mapping[str, str]) -> bool:
     broker = any(env.get(n) for n in Settings.env_names("broker_url"))
     return env.get(Settings.env_names("publisher")[0]) == "cloudevents" and broker
+
+
+def _workers_and_threads(env: Mapping[str, str]) -> int:
+    """THREADS; WORKERS other than 1 is refused: one process per pod, Knative scales pods."""
+    if _int(env, "WORKERS", 1) != 1:
+        raise SettingsError(
+            "WORKERS: the host serves with one process per pod; scale with Knative "
+            "(autoscaling annotations), not with workers"
+        )
+    return _int(env, "THREADS", 8)
 
 
 def _int(env: Mapping[str, str], name: str, default: int) -> int:
@@ -259,16 +287,29 @@ def _service_account_namespace() -> str:
 def client_address(peer: str, forwarded_for: str | None, settings: KnativeSettings) -> str:
     """The caller's address: the right-most X-Forwarded-For entry that a trusted proxy did
     not write. With TRUSTED_PROXY_HOPS, that many entries from the right (the peer counts as
-    the first hop); else the first entry from the right outside TRUSTED_PROXY_CIDRS."""
+    the first hop); else the first entry from the right outside TRUSTED_PROXY_CIDRS. An entry
+    that is not an IP address is never an identity (any client can write one, of any size):
+    the hop that received it, which is an address, stands for it."""
     chain = [e.strip() for e in (forwarded_for or "").split(",") if e.strip()] + [peer]
     if settings.trusted_hops:
-        return chain[max(0, len(chain) - 1 - settings.trusted_hops)]
+        index = max(0, len(chain) - 1 - settings.trusted_hops)
+        return _address_at(chain, index)
     if not settings.trusted_networks:
         return peer
-    for entry in reversed(chain):
-        if not _trusted(entry, settings.trusted_networks):
-            return entry
-    return chain[0]
+    for index in range(len(chain) - 1, -1, -1):
+        if not _trusted(chain[index], settings.trusted_networks):
+            return _address_at(chain, index)
+    return _address_at(chain, 0)
+
+
+def _address_at(chain: list[str], index: int) -> str:
+    """chain[index] if it is an IP address, else the nearest address to its right."""
+    for entry in chain[index:]:
+        try:
+            return str(ipaddress.ip_address(entry))
+        except ValueError:
+            continue
+    return chain[-1]
 
 
 def _trusted(entry: str, networks: tuple[Network, ...]) -> bool:
@@ -354,6 +395,7 @@ class Runtime:
     def __init__(self, settings: KnativeSettings, handler: Handler | None = None) -> None:
         self.settings = settings
         self.handler = handler or load_handler(settings.handler)
+        self.handler_async = async_handler(self.handler)
         verifier = None
         authorizers: dict[str, JwtConfig] = {}
         if settings.jwt_issuer and (settings.jwt_secret or settings.jwks_url):
@@ -363,33 +405,32 @@ class Runtime:
         api = ApiContext(api_id=settings.namespace, port=int(os.environ.get("PORT", "8080")))
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.event_keys = settings.event_keys()
+        s = settings
+        self._arn = f"arn:knative:serving:{s.region}:{s.namespace}:function:{s.function}"
 
-    def context(self) -> LambdaContext:
+    def context(self, request_id: str | None = None) -> LambdaContext:
+        """The context the handler gets: its request id is the host's (no other random id)."""
         s = self.settings
-        arn = f"arn:knative:serving:{s.region}:{s.namespace}:function:{s.function}"
-        return LambdaContext(s.function, s.memory_mb, s.timeout_seconds, arn)
+        return LambdaContext(s.function, s.memory_mb, s.timeout_seconds, self._arn, request_id)
 
     def invoke(self, event: dict[str, Any]) -> Any:
         return self.handler(event, self.context())
 
+    async def invoke_async(self, event: dict[str, Any], rid: str | None = None) -> Any:
+        return await self.handler_async(event, self.context(rid))
+
     # -- HTTP -------------------------------------------------------------------------
-    def serve_http(self, request: flask.Request) -> flask.Response:
-        try:
-            http_request = to_http_request(request)
-        except HTTPException:
-            raise  # Werkzeug's own (413 over the limit): answered by http_error
-        except Exception as exc:  # the server's body parser: a chunk size that is not hex...
-            rid = request_id()
-            log.warning("malformed request body (request %s): %r", rid, exc)
-            detail = "the request body's framing is not valid HTTP/1.1"
-            problem = problem_response(400, "Malformed request", detail, rid)
-            return to_flask(problem, streamed=True)  # never read again (see to_flask)
-        outcome = self.edge.handle(http_request, lambda _r, event, _id: self.invoke(event))
-        response = to_flask(outcome.response)
-        response.headers["Apigw-Requestid"] = outcome.request_id
-        return response
+    async def serve_http(self, request: HttpRequest) -> Outcome:
+        """One request through the edge (route, authorize, event) to the function."""
+        return await self.edge.handle_async(
+            request, lambda _route, event, rid: self.invoke_async(event, rid)
+        )
 
     # -- CloudEvents ------------------------------------------------------------------
+    async def serve_cloudevent_async(self, event: ReceivedEvent) -> None:
+        """`serve_cloudevent` with the function on a worker thread."""
+        await asyncio.to_thread(self.serve_cloudevent, event)
+
     def serve_cloudevent(self, event: Any) -> None:
         self.authenticate(event)
         if self.settings.trigger == "schedule":
@@ -451,59 +492,80 @@ def load_handler(spec: str) -> Handler:
     return handler
 
 
-def to_http_request(request: flask.Request) -> HttpRequest:
-    environ = request.environ
-    target = environ.get("RAW_URI") or environ.get("REQUEST_URI")
-    if not target:
-        query = request.query_string.decode("latin-1")
-        target = quote(request.path) + (f"?{query}" if query else "")
-    return HttpRequest(
-        method=request.method,
-        target=str(target),
-        headers=list(request.headers.items()),
-        body=request.get_data(),
-        source_ip=client_address(
-            request.remote_addr or "127.0.0.1",
-            request.headers.get("X-Forwarded-For"),
-            runtime().settings,
-        ),
-        protocol=str(environ.get("SERVER_PROTOCOL", "HTTP/1.1")),
-    )
+# ------------------------------------------------------------------------ CloudEvents in
 
 
-def to_flask(response: HttpResponse, *, streamed: bool = False) -> flask.Response:
-    """The Flask response; `streamed` keeps functions-framework from reading the request
-    body after it (its after_request hook does, and over the limit that raises again)."""
-    body = iter([response.body]) if streamed else response.body
-    out = flask.Response(body, status=response.status)
-    out.headers.clear()
-    for name, value in safe_headers(response.headers):
-        out.headers.add(name, value)
-    return out
+class MalformedEvent(ValueError):
+    """A request that is not a CloudEvent this host can read (answered 400)."""
 
 
-def http_error(error: HTTPException) -> flask.Response:
-    """What Flask, Werkzeug or functions-framework answer on their own (a method no route
-    takes, a body over the limit, a malformed request) as problem+json, never an HTML page.
-    A 405 names the methods the URL takes (the function's own routes answer 405 at the
-    edge, as the local gateway does)."""
-    status = error.code or 500
+# Attributes every CloudEvent carries (CloudEvents 1.0, "Required Attributes").
+_REQUIRED = ("id", "source", "specversion", "type")
+
+
+@dataclass
+class ReceivedEvent:
+    """A CloudEvent as received over HTTP (binary or structured content mode): its attributes
+    and its data (bytes in binary mode; the JSON value in structured mode)."""
+
+    attributes: dict[str, Any]
+    data: Any
+
+    def get_attributes(self) -> dict[str, Any]:
+        return self.attributes
+
+    def __getitem__(self, name: str) -> Any:
+        return self.attributes[name]
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return self.attributes.get(name, default)
+
+
+def parse_cloudevent(headers: list[tuple[bytes, bytes]], body: bytes) -> ReceivedEvent:
+    """The CloudEvent in a request (HTTP protocol binding 1.0); MalformedEvent if none."""
+    content_type = ""
+    attributes: dict[str, Any] = {}
+    for raw_name, raw_value in headers:
+        name = raw_name.decode("latin-1").lower()
+        if name == "content-type":
+            content_type = raw_value.decode("latin-1")
+        elif name.startswith("ce-") and len(name) > 3:
+            attributes[name[3:]] = unquote(raw_value.decode("latin-1"))
+    mime = content_type.split(";", 1)[0].strip().lower()
+    if mime.startswith("application/cloudevents") and not attributes:
+        return _structured(body)
+    if content_type:
+        attributes["datacontenttype"] = content_type
+    _require(attributes)
+    return ReceivedEvent(attributes, body if body else None)
+
+
+def _structured(body: bytes) -> ReceivedEvent:
+    if nests_deeper_than(body.decode("utf-8", "replace"), MAX_JSON_DEPTH):
+        raise MalformedEvent("the event nests deeper than any CloudEvent this host takes")
     try:
-        title = HTTPStatus(status).phrase
-    except ValueError:
-        title = "Error"
-    headers: list[tuple[str, str]] = []
-    allowed = getattr(error, "valid_methods", None)
-    if status == 405 and allowed:
-        headers.append(("Allow", ", ".join(sorted(allowed))))
-    rid = request_id()
-    detail = {
-        405: "this URL does not take this method",
-        413: f"the request body is over API Gateway's limit of {API_GATEWAY_BODY_LIMIT} bytes",
-    }.get(status, title)
-    response = to_flask(problem_response(status, title, detail, rid, headers), streamed=True)
-    response.headers["Apigw-Requestid"] = rid
-    return response
+        envelope = json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise MalformedEvent("a structured-mode event whose body is not JSON") from exc
+    if not isinstance(envelope, dict):
+        raise MalformedEvent("a structured-mode event is a JSON object")
+    data = envelope.pop("data", None)
+    encoded = envelope.pop("data_base64", None)
+    if encoded is not None:
+        try:
+            data = base64.b64decode(str(encoded), validate=True)
+        except ValueError as exc:
+            raise MalformedEvent("data_base64 is not base64") from exc
+    _require(envelope)
+    return ReceivedEvent(envelope, data)
+
+
+def _require(attributes: Mapping[str, Any]) -> None:
+    missing = [a for a in _REQUIRED if not isinstance(attributes.get(a), str) or not attributes[a]]
+    if missing:
+        raise MalformedEvent(f"not a CloudEvent: no {', '.join(missing)} attribute")
+    if attributes["specversion"] != "1.0":
+        raise MalformedEvent("this host takes CloudEvents 1.0")
 
 
 def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
@@ -561,29 +623,112 @@ def runtime() -> Runtime:
     return Runtime(KnativeSettings.load())
 
 
-# -- functions-framework targets (re-exported by functions/main.py) ----------------------
+# ------------------------------------------------------------------------ the ASGI app
 
 
-@functions_framework.http
-def http(request: flask.Request) -> flask.Response:
-    return runtime().serve_http(request)
+class KnativeApp:
+    """The ASGI app of one function's container: GET /healthz, then the function (HTTP
+    through the edge, CloudEvents through the signature check), every answer problem+json
+    when it is an error, one access log line per request."""
+
+    def __init__(self, rt: Runtime, started: float | None = None) -> None:
+        self.rt = rt
+        self.settings = rt.settings
+        self.http = rt.settings.trigger == "http"
+        self.started = started
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return  # no lifespan, no websockets
+        t0 = time.perf_counter()
+        try:
+            outcome = await self._answer(scope, receive)
+        except Exception:  # a host fault: answered and logged, never a dropped socket
+            rid = request_id()
+            log.exception("the host failed on %s (request %s)", scope.get("method"), rid)
+            detail = "the function's host failed; see its log"
+            outcome = Outcome(problem_response(500, "Internal error", detail, rid), rid)
+        await send_response(send, outcome.response, [("Apigw-Requestid", outcome.request_id)])
+        access(scope, outcome, t0, self.settings.function)
+
+    async def _answer(self, scope: Scope, receive: Receive) -> Outcome:
+        method = scope["method"]
+        if scope["path"] == "/healthz" and method in ("GET", "HEAD"):
+            body = b"ok\n"
+            return Outcome(HttpResponse(200, [("Content-Type", "text/plain")], body), "-")
+        if scope.get("http_version") not in ("1.0", "1.1"):
+            rid = request_id()
+            detail = "the request is not HTTP/1.0 or HTTP/1.1"
+            return Outcome(problem_response(400, "Malformed request", detail, rid, CLOSE), rid)
+        try:
+            body = await read_body(scope, receive, API_GATEWAY_BODY_LIMIT)
+        except BodyTooLarge:
+            rid = request_id()
+            limit = API_GATEWAY_BODY_LIMIT
+            detail = f"the request body is over API Gateway's limit of {limit} bytes"
+            response = problem_response(413, "Payload too large", detail, rid, CLOSE)
+            return Outcome(response, rid)
+        if self.http:
+            return await self.rt.serve_http(self._request(scope, body))
+        return await self._deliver(scope, body)
+
+    def _request(self, scope: Scope, body: bytes) -> HttpRequest:
+        client = scope.get("client")
+        peer = client[0] if client else "127.0.0.1"
+        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+        return HttpRequest(
+            method=scope["method"],
+            target=target_of(scope),
+            headers=headers,
+            body=body,
+            source_ip=client_address(peer, header(scope, b"x-forwarded-for"), self.settings),
+            protocol=f"HTTP/{scope.get('http_version', '1.1')}",
+        )
+
+    async def _deliver(self, scope: Scope, body: bytes) -> Outcome:
+        rid = request_id()
+        if scope["method"] != "POST":
+            detail = "this Service takes CloudEvents: POST them"
+            response = problem_response(405, "Method not allowed", detail, rid, [("Allow", "POST")])
+            return Outcome(response, rid)
+        try:
+            event = parse_cloudevent(list(scope["headers"]), body)
+        except MalformedEvent as exc:
+            return Outcome(problem_response(400, "Malformed event", str(exc), rid), rid)
+        try:
+            await self.rt.serve_cloudevent_async(event)
+        except DeliveryFailed as failed:
+            # Answered, not crashed: the function (or the host) has logged why; the broker
+            # retries a 500 and dead-letters a 422 (DeliveryRefused) or a 403 at once.
+            response = problem_response(failed.status, failed.title, str(failed), rid)
+            return Outcome(response, rid)
+        return Outcome(HttpResponse(200, [], b""), rid, self.settings.function)
 
 
-@functions_framework.cloud_event
-def cloudevent(event: Any) -> None:
-    try:
-        runtime().serve_cloudevent(event)
-    except DeliveryFailed as failed:
-        # Answered, not crashed: the function (or the host) has logged why; the broker retries
-        # a 500 and dead-letters a 422 (DeliveryRefused) or a 403 (DeliveryForbidden) at once.
-        body = problem_body(failed.status, failed.title, str(failed), request_id())
-        flask.abort(flask.Response(body, status=failed.status, content_type=PROBLEM_JSON))
+CLOSE = [("Connection", "close")]  # the rest of the body is never read
+access_log = logging.getLogger("funcmart.access")
 
 
-def healthz() -> flask.Response:
-    """Liveness and readiness: the function loaded at cold start and the process answers."""
-    runtime()
-    return flask.Response("ok\n", content_type="text/plain")
+def access(scope: Scope, outcome: Outcome, t0: float, function: str) -> None:
+    """One structured line per request: method, route, status, duration, request id,
+    function (JSON, like the functions' own lines)."""
+    if not access_log.isEnabledFor(logging.INFO):
+        return
+    line = {
+        "level": "INFO",
+        "message": "request",
+        "method": scope["method"],
+        "path": scope["path"][:200],
+        "route": outcome.route_key,
+        "status": outcome.response.status,
+        "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
+        "request_id": outcome.request_id,
+        "function": function,
+    }
+    access_log.info(json.dumps(line, separators=(",", ":")))
+
+
+# ------------------------------------------------------------------------ metrics
 
 
 class InProcessCollector:
@@ -609,31 +754,80 @@ class InProcessCollector:
             yield family
 
 
+class StartupCollector:
+    """funcmart_host_startup_seconds: from the process's start to the host's readiness (the
+    function loaded, the port bound): what a cold start costs this Service's pods."""
+
+    def __init__(self) -> None:
+        self.seconds: float | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        if self.seconds is not None:
+            yield GaugeMetricFamily(
+                "funcmart_host_startup_seconds",
+                "Seconds from the process's start to ready (function loaded, port bound)",
+                value=self.seconds,
+            )
+
+
+STARTUP = StartupCollector()
+
+
 def metrics_registry(metrics: InProcessMetrics = REGISTRY) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(InProcessCollector(metrics))
+    registry.register(STARTUP)
     ProcessCollector(registry=registry)
     return registry
 
 
 def start_metrics_server(port: int) -> None:
-    """GET /metrics on `port`, in the process that serves invocations (a gunicorn worker:
-    one per pod, so a scrape sees every invocation of the pod)."""
+    """GET /metrics on `port`, from the process that serves invocations (one per pod)."""
     start_http_server(
         port, addr=os.environ.get("METRICS_HOST", "0.0.0.0"), registry=metrics_registry()
     )
     log.info("metrics on port %s", port)
 
 
-def create_app() -> flask.Flask:
-    """functions-framework's app for the configured function, plus GET /healthz."""
-    settings = runtime().settings
-    target = "http" if settings.trigger == "http" else "cloudevent"
-    app: flask.Flask = functions_framework.create_app(target=target, source=str(ENTRY))
-    app.config["MAX_CONTENT_LENGTH"] = API_GATEWAY_BODY_LIMIT
-    app.register_error_handler(HTTPException, http_error)
-    app.add_url_rule("/healthz", "funcmart-healthz", healthz, methods=["GET"])
-    return app
+def process_start_time() -> float:
+    """The wall-clock time this process started (Linux: from /proc; else import time)."""
+    try:
+        stat = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(stat[19]) / ticks
+    except (OSError, ValueError, IndexError, StopIteration):
+        return _IMPORTED
+
+
+_IMPORTED = time.time()
+
+
+def create_app() -> KnativeApp:
+    """The ASGI app for the configured function (built at cold start)."""
+    return KnativeApp(runtime())
+
+
+def configure_logging() -> None:
+    """Access lines (JSON) to stdout, the host's own warnings too; LOG_LEVEL=WARNING turns
+    access lines off."""
+    level = os.environ.get("LOG_LEVEL", "INFO").upper()
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    access_log.addHandler(handler)
+    access_log.propagate = False
+    access_log.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    for name in ("funcmart_hosts", "uvicorn.error"):
+        own = logging.getLogger(name)
+        if not own.handlers:
+            errors = logging.StreamHandler(sys.stderr)
+            errors.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+            own.addHandler(errors)
+            own.setLevel(logging.WARNING)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -642,18 +836,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--check", action="store_true", help="load the function, then exit")
     args = parser.parse_args(argv)
+    configure_logging()
     app = create_app()
-    s = runtime().settings
+    s = app.settings
     if args.check:
         print(f"{s.function}: {s.handler} ({s.trigger}) loads")
         return 0
-    from functions_framework._http import create_server
-
-    # gunicorn's threaded worker, answering what gunicorn refuses by itself as problem+json.
-    options: dict[str, Any] = {"worker_class": "funcmart_hosts.knative.worker.ProblemThreadWorker"}
     if s.metrics_port:
-        port = s.metrics_port
-        # After the fork: the worker, not the master, keeps the counters.
-        options["post_worker_init"] = lambda _worker: start_metrics_server(port)
-    create_server(app, False, **options).run(args.host, args.port)
+        start_metrics_server(s.metrics_port)
+    sock = socket.create_server((args.host, args.port), backlog=2048, reuse_port=False)
+    srv = server(app, host=args.host, port=args.port, graceful_seconds=s.timeout_seconds)
+    STARTUP.seconds = time.time() - process_start_time()
+
+    def with_executor() -> asyncio.AbstractEventLoop:
+        loop = loop_factory()()
+        # Blocking work (botocore, a cache miss, a queue consumer) runs on these threads.
+        loop.set_default_executor(
+            ThreadPoolExecutor(max_workers=s.threads, thread_name_prefix="function")
+        )
+        return loop
+
+    with asyncio.Runner(loop_factory=with_executor) as runner:
+        runner.run(srv.serve(sockets=[sock]))
     return 0
