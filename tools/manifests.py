@@ -53,16 +53,19 @@ PORT = 8080
 # Prometheus scrapes here, a port no route exposes. Knative allows one declared port per
 # Service (the serving port) and reserves 8008, 8012, 8013, 8022, 9090 and 9091.
 METRICS_PORT = 9464
-# One process per pod: the pod's counters are the process's (no multiprocess aggregation).
-# Functions keep no request state on modules or classes, so one process serves several
-# invocations at once on threads: measured (docs/benchmarks.md, GetProduct cache hits at
-# concurrency 8) one worker with 4 threads serves about 4x what one thread does, for one
-# process's memory. Knative sends a pod at most CONTAINER_CONCURRENCY requests; the extra
-# thread answers probes while they run.
-WORKERS = 1
-CONTAINER_CONCURRENCY = 4
-THREADS = CONTAINER_CONCURRENCY + 1
+# One process per pod (the host refuses more): the pod's counters are the process's. The host
+# serves on one event loop, so requests in flight cost no thread; THREADS threads run the
+# blocking work (a cache miss's DynamoDB read, a queue consumer's batch). Knative sends a pod
+# at most CONTAINER_CONCURRENCY requests at once and the autoscaler aims at TARGET in flight
+# per pod: chosen from docs/benchmarks.md's sweep (GetProduct at concurrency 1, 8 and 32 on
+# one pod: req/s flattens past 8 while p99 keeps growing).
+CONTAINER_CONCURRENCY = 32
+TARGET = 16
+THREADS = 8
 MAX_SCALE = 10
+# Every Service scales to zero by default; the `warm` component (infra/components/warm)
+# keeps WARM_PODS pods of each HTTP function for operators who trade memory for no cold start.
+WARM_PODS = 1
 BROKER = "default"
 CONFIG = "funcmart-config"
 # Created out of band (docs/deploy.md): nothing in the repository holds a secret value.
@@ -127,8 +130,7 @@ KNATIVE_ONLY_ENV = {
     "METRICS_PORT": "the port /metrics is served on, apart from the routed port",
     "POD_NAMESPACE": "the namespace (infra/kustomization.yaml's), for the context's ARN",
     "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
-    "WORKERS": "functions-framework (gunicorn) worker processes: 1, one process per pod",
-    "THREADS": "threads per worker: one per request Knative sends at once, one for probes",
+    "THREADS": "threads for blocking work (cache misses, queue batches); requests need none",
     "STRIPE_API_KEY": "the Stripe secret key, from the Secret funcmart-stripe (key api-key)",
 }
 
@@ -253,7 +255,6 @@ def config_map(tpl: Template) -> dict[str, Any]:
             # in the path) each append to X-Forwarded-For: the client is the right-most entry
             # outside the cluster's private networks.
             "TRUSTED_PROXY_CIDRS": ",".join(TRUSTED_NETWORKS),
-            "WORKERS": str(WORKERS),
             "THREADS": str(THREADS),
         }
     )
@@ -361,14 +362,14 @@ def _container(tpl: Template, fn: Function) -> dict[str, Any]:
 def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
     trigger = trigger_of(fn)
     name = kebab(fn.logical_id)
-    consumer = trigger != "http"
     annotations = {
-        "autoscaling.knative.dev/target": str(CONTAINER_CONCURRENCY),
-        "autoscaling.knative.dev/min-scale": "0" if consumer else "1",
+        "autoscaling.knative.dev/target": str(TARGET),
+        "autoscaling.knative.dev/min-scale": "0",
         "autoscaling.knative.dev/max-scale": str(MAX_SCALE),
+        # A pod that served stays a minute after its last request: a burst's stragglers
+        # do not pay a cold start, an idle cluster runs nothing.
+        "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "1m",
     }
-    if consumer:
-        annotations["autoscaling.knative.dev/scale-to-zero-pod-retention-period"] = "1m"
     labels = {
         "app.kubernetes.io/part-of": STACK,
         "funcmart.dev/function": fn.logical_id,
@@ -968,7 +969,35 @@ def generated(tpl: Template | None = None) -> dict[Path, str]:
     ready = LOCALSTACK / "init" / "ready.d"
     files[ready / "table.json"] = json.dumps(table_json(tpl), indent=2) + "\n"
     files[ready / "10-funcmart.sh"] = localstack_hook(tpl)
+    files[INFRA / "components" / "warm" / "kustomization.yaml"] = warm_component()
     return files
+
+
+def warm_component() -> str:
+    """A kustomize Component that keeps WARM_PODS pods of every HTTP function (no cold start,
+    at the memory of those pods): `components: [components/warm]` in an overlay."""
+    patch = [
+        {
+            "op": "replace",
+            "path": "/spec/template/metadata/annotations/autoscaling.knative.dev~1min-scale",
+            "value": str(WARM_PODS),
+        }
+    ]
+    doc = {
+        "apiVersion": "kustomize.config.k8s.io/v1alpha1",
+        "kind": "Component",
+        "patches": [
+            {
+                "target": {
+                    "group": "serving.knative.dev",
+                    "kind": "Service",
+                    "labelSelector": "funcmart.dev/trigger=http",
+                },
+                "patch": yaml.safe_dump(patch, sort_keys=False),
+            }
+        ],
+    }
+    return _yaml([doc])
 
 
 def stale(files: dict[Path, str]) -> list[Path]:

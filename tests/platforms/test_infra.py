@@ -112,9 +112,7 @@ def test_the_knative_only_variables_are_ones_the_code_reads() -> None:
         p.read_text() for folder in ("functions", "hosts") for p in (ROOT / folder).rglob("*.py")
     )
     for name in manifests.KNATIVE_ONLY_ENV:
-        read_by_code = f'"{name}"' in code
-        read_by_server = name in ("WORKERS", "THREADS")  # functions-framework's gunicorn
-        assert read_by_code or read_by_server, name
+        assert f'"{name}"' in code, name
 
 
 # ----------------------------------------------------------------------- eventing
@@ -156,11 +154,10 @@ def test_every_schedule_has_a_ping_source() -> None:
     assert all(re.fullmatch(r"\S+ \S+ \S+ \S+ \S+", p["spec"]["schedule"]) for p in pings.values())
 
 
-def test_consumers_scale_to_zero_and_nothing_is_exposed_by_knative_itself() -> None:
+def test_every_function_scales_to_zero_and_nothing_is_exposed_by_knative_itself() -> None:
     for ksvc in KSVCS.values():
         annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
-        consumer = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] != "http"
-        assert annotations["autoscaling.knative.dev/min-scale"] == ("0" if consumer else "1")
+        assert annotations["autoscaling.knative.dev/min-scale"] == "0"
         assert int(annotations["autoscaling.knative.dev/max-scale"]) >= 1
         assert int(annotations["autoscaling.knative.dev/target"]) >= 1
         # The public API is the Gateway's HTTPRoutes only.
@@ -680,3 +677,27 @@ def test_each_service_account_has_its_functions_own_policy_from_the_template() -
     conditions = trust["Statement"][0]["Condition"]["StringEquals"]
     subjects = [v for k, v in conditions.items() if k.endswith(":sub")]
     assert subjects == [f"system:serviceaccount:{manifests.NAMESPACE}:${{SERVICE_ACCOUNT}}"]
+
+
+def test_the_warm_component_keeps_one_pod_of_each_http_function_and_nothing_else(
+    tmp_path: Path,
+) -> None:
+    from tests.platforms.kustomize import render
+
+    # GIVEN an overlay of infra/ with the warm component, as docs/deploy.md shows it
+    overlay = tmp_path / "overlay"
+    overlay.mkdir()
+    (tmp_path / "funcmart").symlink_to(INFRA.parent)
+    (overlay / "kustomization.yaml").write_text(
+        "resources: [../funcmart/infra]\ncomponents: [../funcmart/infra/components/warm]\n"
+    )
+    # WHEN kubectl renders it
+    services = [
+        d for d in render(overlay) if d["kind"] == "Service" and "serving" in d["apiVersion"]
+    ]
+    # THEN HTTP functions keep one pod, consumers and schedules still scale to zero
+    assert len(services) == len(KSVCS)
+    for ksvc in services:
+        http = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] == "http"
+        annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
+        assert annotations["autoscaling.knative.dev/min-scale"] == ("1" if http else "0")
