@@ -57,11 +57,13 @@ class Container:
             self.__dict__[name] = value
 
     def ready(self, *names: str) -> Container:
-        """Build the named dependencies (and what they need) now; returns the container."""
+        """Build the named dependencies (and what they need) now, unless the settings leave
+        clients to their first use (`clients_at_cold_start`); returns the container."""
         for name in names:
             if name not in _OVERRIDABLE:
                 raise TypeError(f"unknown dependency {name!r}")
-            getattr(self, name)
+            if self.settings.clients_at_cold_start:
+                getattr(self, name)
         return self
 
     def built(self, name: str) -> Any | None:

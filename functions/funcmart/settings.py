@@ -38,6 +38,10 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, validate_by_name=True, validate_by_alias=False)
 
     table_name: str = _env("TABLE_NAME", default=..., min_length=1)
+    # Whether `Container.ready` builds clients at cold start (Lambda: its init phase, which
+    # SnapStart snapshots) or leaves them to their first use (the Knative host: a pod that
+    # only serves cache hits never loads botocore).
+    clients_at_cold_start: bool = _env("FUNCMART_CLIENTS_AT_COLD_START", default=True)
     redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
     aws_region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
     dynamodb_endpoint: str | None = _env("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")

@@ -66,3 +66,19 @@ def test_on_lambda_means_the_runtime_itself_not_an_emulator():
     assert not on_lambda({"AWS_LAMBDA_FUNCTION_NAME": "GetProduct", "AWS_SAM_LOCAL": "true"})
     assert not on_lambda({})
     assert Settings.load({**BASE, "AWS_LAMBDA_FUNCTION_NAME": "f"}).metrics_backend == "emf"
+
+
+def test_clients_are_built_at_cold_start_unless_left_to_their_first_use() -> None:
+    from funcmart.bootstrap import Container
+
+    # GIVEN the default (Lambda: its init phase builds what a function names)
+    eager = Container(Settings.load({"TABLE_NAME": "t"}))
+    eager.ready("clock")
+    assert eager.built("clock") is not None
+    # WHEN the host leaves clients to their first use (the Knative host does)
+    lazy = Container(Settings.load({"TABLE_NAME": "t", "FUNCMART_CLIENTS_AT_COLD_START": "false"}))
+    lazy.ready("clock")
+    # THEN nothing is built until it is used, and then it is
+    assert lazy.built("clock") is None
+    assert lazy.clock is not None
+    assert lazy.built("clock") is not None

@@ -483,6 +483,12 @@ class Runtime:
         return scheduled_event(rule, s.namespace, s.region, event_id=str(event["id"]))
 
 
+# The function's clients are built at their first use, not when its module loads: a pod
+# that only serves cache hits never loads botocore, and readiness comes sooner. (Lambda
+# builds them in its init phase, which SnapStart snapshots.)
+CLIENTS_AT_COLD_START = Settings.env_names("clients_at_cold_start")[0]
+
+
 def load_handler(spec: str) -> Handler:
     """`get_product.handler` -> the callable, imported as the Lambda runtime would."""
     module, _, attribute = spec.rpartition(".")
@@ -837,6 +843,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="load the function, then exit")
     args = parser.parse_args(argv)
     configure_logging()
+    os.environ.setdefault(CLIENTS_AT_COLD_START, "false")
     app = create_app()
     s = app.settings
     if args.check:
