@@ -17,6 +17,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +32,22 @@ class ServiceError(RuntimeError):
     """A backing service could not be started; the message says what to install or set."""
 
 
+_HANDED_OUT: set[int] = set()
+_HANDED_LOCK = threading.Lock()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
+    """A port free on the loopback now, never one this process handed out before: callers
+    that start several servers (each binding later) would otherwise get one port twice."""
+    with _HANDED_LOCK:
+        for _ in range(100):
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                s.bind((LOOPBACK, 0))
+                port = int(s.getsockname()[1])
+            if port not in _HANDED_OUT:
+                _HANDED_OUT.add(port)
+                return port
+    raise ServiceError("no free port that was not handed out already")
 
 
 def listen_socket(host: str, port: int, backlog: int = 64) -> socket.socket:
