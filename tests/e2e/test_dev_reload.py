@@ -203,3 +203,26 @@ def test_a_taken_port_is_named_with_its_fix_before_anything_starts() -> None:
     assert "moto" not in err
     assert done.stdout == b""
     assert time.monotonic() - started < 30
+
+
+def test_ctrl_c_stops_dev_and_its_functions_cleanly(dev) -> None:  # type: ignore[no-untyped-def]
+    import signal
+
+    from tests.support import report
+
+    _root, _base, proc, logs = dev
+    children = subprocess.run(
+        ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True, check=False
+    ).stdout.split()
+    assert children, "dev runs its functions in a child process"
+    # WHEN Ctrl-C reaches dev and its functions (the terminal signals the whole group)
+    started = time.monotonic()
+    for pid in [proc.pid, *map(int, children)]:
+        os.kill(pid, signal.SIGINT)
+    # THEN both stop on their own, cleanly, and leave no process behind
+    assert proc.wait(30) == 0
+    report.add("dev stop", f"Ctrl-C to exit: {(time.monotonic() - started) * 1000:.0f} ms")
+    for pid in map(int, children):
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert "Traceback" not in (logs / "err.log").read_text()
