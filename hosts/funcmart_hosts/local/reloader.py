@@ -79,8 +79,9 @@ class Reloader:
 
     def _spawn(self) -> None:
         fd = self.sock.fileno()
+        again = ["--reloaded"] if self.restarts else []  # one line, not the whole banner
         self.child = subprocess.Popen(
-            [*self.command, "--listen-fd", str(fd)], pass_fds=(fd,), env=self.env
+            [*self.command, "--listen-fd", str(fd), *again], pass_fds=(fd,), env=self.env
         )
 
     def _stop_child(self) -> int | None:
