@@ -11,6 +11,19 @@ if TYPE_CHECKING:
     pass
 
 
+_STREAMS: dict[str, str] = {}
+
+
+def _log_stream(function_name: str) -> str:
+    """One log stream per function per process, as one Lambda execution environment has:
+    named once, not per invocation."""
+    stream = _STREAMS.get(function_name)
+    if stream is None:
+        day = datetime.now(UTC).strftime("%Y/%m/%d")
+        stream = _STREAMS.setdefault(function_name, f"{day}/[$LATEST]{uuid.uuid4().hex}")
+    return stream
+
+
 class LambdaContext:
     """The context object the Python runtime passes as the handler's second argument."""
 
@@ -28,8 +41,7 @@ class LambdaContext:
         self.memory_limit_in_mb = memory_mb
         self.aws_request_id = request_id or str(uuid.uuid4())
         self.log_group_name = f"/aws/lambda/{function_name}"
-        day = datetime.now(UTC).strftime("%Y/%m/%d")
-        self.log_stream_name = f"{day}/[$LATEST]{uuid.uuid4().hex}"
+        self.log_stream_name = _log_stream(function_name)
         self.identity = None
         self.client_context = None
         self._deadline = time.monotonic() + timeout_seconds

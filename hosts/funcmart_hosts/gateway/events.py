@@ -76,9 +76,20 @@ def request_id() -> str:
     return base64.b64encode(os.urandom(11)).decode()
 
 
+_LAST_TIME: tuple[int, str] = (-1, "")
+
+
 def _request_time(now: float) -> str:
-    t = datetime.fromtimestamp(now, UTC)
-    return f"{t.day:02d}/{_MONTHS[t.month - 1]}/{t.year}:{t:%H:%M:%S} +0000"
+    """API Gateway's requestContext.time for `now`, formatted once per second."""
+    global _LAST_TIME
+    second = int(now)
+    cached = _LAST_TIME
+    if cached[0] == second:
+        return cached[1]
+    t = datetime.fromtimestamp(second, UTC)
+    text = f"{t.day:02d}/{_MONTHS[t.month - 1]}/{t.year}:{t:%H:%M:%S} +0000"
+    _LAST_TIME = (second, text)
+    return text
 
 
 def _join_headers(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
@@ -139,7 +150,8 @@ def http_event(
     )
     headers.setdefault("x-forwarded-port", str(api.port))
     headers.setdefault("x-forwarded-proto", "http")
-    headers["x-amzn-trace-id"] = f"Root=1-{int(now):08x}-{os.urandom(12).hex()}"
+    # X-Ray's trace id from the request id: one random id per request, not two.
+    headers["x-amzn-trace-id"] = f"Root=1-{int(now):08x}-{req_id.encode().hex()[:24]:0<24}"
     host = headers.get("host", f"127.0.0.1:{api.port}").split(":", 1)[0]
 
     event: dict[str, Any] = {
