@@ -102,6 +102,7 @@ def _on_backends(
                 repeats=1 if smoke else 2,
                 seconds=1 if smoke else 10,
                 systems=peers.SMOKE_SYSTEMS if smoke else tuple(peers.LABELS),
+                profile_seconds=2 if smoke else 10,
             ),
         )
     if "http" in only:
@@ -135,6 +136,18 @@ def _on_backends(
                 sweep=pipeline.SMOKE_SWEEP if smoke else pipeline.FULL_SWEEP,
                 repeats=0 if smoke else 2,
                 warm_orders=0 if smoke else 300,
+            ),
+        )
+        from bench import knative_consumer
+
+        rep.knative_consumer = timed(
+            "knative-consumer",
+            lambda: knative_consumer.run(
+                b,
+                logs,
+                pipeline.worker_cpus(),
+                orders=10 if smoke else 300,
+                repeats=1 if smoke else 2,
             ),
         )
     if "cost" in only:

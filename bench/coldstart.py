@@ -93,6 +93,7 @@ class Result:
     package: Package | None = None
     before: str | None = None  # the commit whose code the "before" targets ran
     image: ImageRun | None = None  # the container image's layout, heaviest Service
+    peer_image: ImageRun | None = None  # FastAPI's peer app under uvicorn, the same rounds
 
     def median(self, target: str, key: str = "wall_ms") -> float:
         return median([s[key] for s in self.samples[target]])
@@ -326,8 +327,56 @@ def run(
             paths, module, env = plan[target]
             result.samples.setdefault(target, []).append(sample(paths, target, module, env))
     layout = image_layout(tmp / "image", from_site_packages=smoke)
-    result.image = image_run(layout, result.heaviest(), rounds)
+    result.image = ImageRun(_service_env(result.heaviest())[0], layout)
+    result.peer_image = ImageRun("fastapi", layout)
+    for _ in range(rounds):  # the two take turns, round by round
+        _merge(result.image, image_run(layout, result.heaviest(), 1))
+        _merge(result.peer_image, fastapi_run(1))
     return result
+
+
+def _merge(into: ImageRun, run: ImageRun) -> None:
+    into.first_answer_ms += run.first_answer_ms
+    into.cpu_ms += run.cpu_ms
+
+
+def fastapi_run(rounds: int) -> ImageRun:
+    """The FastAPI peer app's command (`uvicorn bench.peer_apps.fastapi_app:app`, this
+    environment) to its first answer (GET /docs: no Redis needed), `rounds` times."""
+    run = ImageRun("fastapi", ImageLayout(ROOT, Path(sys.executable), "this environment"))
+    for _ in range(rounds):
+        port = _free_port()
+        argv = [sys.executable, "-m", "uvicorn", "bench.peer_apps.fastapi_app:app"]
+        argv += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": os.pathsep.join([str(ROOT), str(FUNCTIONS)]),
+            "PYTHONUNBUFFERED": "1",
+            "REDIS_URL": "redis://127.0.0.1:1/0",  # never reached by /docs
+        }
+        _time_first_answer(run, argv, env, ROOT, port, "/docs")
+    return run
+
+
+def _time_first_answer(
+    run: ImageRun, argv: list[str], env: dict[str, str], cwd: Path, port: int, path: str
+) -> None:
+    cpu_before = _children_cpu()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        run.first_answer_ms.append(_first_answer(port, proc, started, path))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    run.cpu_ms.append(_children_cpu() - cpu_before)
 
 
 # ----------------------------------------------------------------- the container image
@@ -471,22 +520,7 @@ def image_run(layout: ImageLayout, function: str, rounds: int) -> ImageRun:
             "METRICS_HOST": "127.0.0.1",
             "LOG_LEVEL": "WARNING",
         }
-        cpu_before = _children_cpu()
-        started = time.perf_counter()
-        proc = subprocess.Popen(
-            argv, env=full, cwd=layout.app, stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
-        try:
-            run.first_answer_ms.append(_first_answer(port, proc, started))
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(10)
-        run.cpu_ms.append(_children_cpu() - cpu_before)
+        _time_first_answer(run, argv, full, layout.app, port, "/healthz")
     return run
 
 
@@ -496,9 +530,11 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _first_answer(port: int, proc: subprocess.Popen[bytes], started: float) -> float:
+def _first_answer(
+    port: int, proc: subprocess.Popen[bytes], started: float, path: str = "/healthz"
+) -> float:
     """Milliseconds from `started` to the first HTTP answer on 127.0.0.1:port (30 s at most)."""
-    request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode()
     deadline = started + 30
     while time.perf_counter() < deadline:
         if proc.poll() is not None:

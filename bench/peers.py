@@ -1,9 +1,10 @@
 """GetProduct cache hits, funcmart beside what a user would pick instead, in the same run:
 
 - funcmart's Knative serving path: the container's command (`python -m <Knative host>`) with
-  the environment the Service manifest and the ConfigMap give it (infra/), as deployed
-  (WORKERS and THREADS from the ConfigMap) and with one worker; the same at the commit before
-  the one-round-trip change, at concurrency 8 (`BEFORE`);
+  the environment the Service manifest and the ConfigMap give it (infra/), as deployed; the
+  same host's `Runtime` under functions-framework's async mode (bench/ff_aio.py); and the
+  host as it was before the ASGI host (`BEFORE`: functions-framework's gunicorn, WORKERS=1
+  THREADS=5 as then deployed);
 - funcmart's local gateway (`make dev`'s server) serving every route;
 - FastAPI under uvicorn, one worker, and Flask under gunicorn, one sync worker
   (bench/peer_apps/: the same Redis work, the same answer).
@@ -12,7 +13,9 @@ Every server talks to the same Redis (the benchmark's own redis-server), every c
 by the same load generator (bench/_loadgen.py, its own process) for `seconds` at a fixed
 concurrency, and every answer is checked (status 200, `X-Cache: HIT`, the product's id in the
 body): one wrong answer fails the cell. Each repeat runs every cell once, in a shuffled order,
-so background load falls on every system alike; ratios are taken within a repeat.
+so background load falls on every system alike; ratios are taken within a repeat. Each cell
+also counts the server's CPU time (its process tree, user + system) per answered request, and
+after the last cell each server's memory (PSS of its process tree: what a pod would hold).
 """
 
 from __future__ import annotations
@@ -32,21 +35,19 @@ from bench.common import ROOT, median
 from bench.latency import UNLIMITED, Run, load
 
 PRODUCTS = 50
-BEFORE = "0d06986"  # main before one Redis round trip per hit and no response validation
+BEFORE = "82be974"  # main before the ASGI host: functions-framework's gunicorn and Flask
 KNATIVE = "knative"
-# The Knative path under other WORKERS x THREADS (the host serves threads concurrently).
-VARIANTS = {"knative-2x4": (2, 4)}
+# The same host's Runtime served through functions-framework's async mode (Starlette).
+FF_AIO = "knative-ff-aio"
+VARIANTS = {FF_AIO: "funcmart, Knative host's Runtime on functions-framework's async mode"}
 KNATIVE_BEFORE = "knative-before"
 GATEWAY = "gateway"
 FASTAPI = "fastapi"
 FLASK = "flask"
 LABELS = {
     KNATIVE: "funcmart, Knative serving path (as deployed)",
-    **{
-        name: f"funcmart, Knative serving path, WORKERS={w} THREADS={t}"
-        for name, (w, t) in VARIANTS.items()
-    },
-    KNATIVE_BEFORE: f"funcmart, Knative serving path (as deployed) @ {BEFORE}",
+    **VARIANTS,
+    KNATIVE_BEFORE: f"funcmart, Knative serving path @ {BEFORE} (gunicorn, WORKERS=1 THREADS=5)",
     GATEWAY: "funcmart, local gateway",
     FASTAPI: "FastAPI + uvicorn, 1 worker",
     FLASK: "Flask + gunicorn, 1 sync worker",
@@ -69,6 +70,12 @@ class Result:
     runs: dict[Cell, list[Run]] = field(default_factory=dict)
     notes: dict[str, str] = field(default_factory=dict)  # system -> how it was run
     failures: dict[Cell, str] = field(default_factory=dict)  # the first wrong answer
+    cpu_ms: dict[Cell, list[float]] = field(default_factory=dict)  # server CPU per request
+    pss_mib: dict[str, float] = field(default_factory=dict)  # after the last cell
+    profile: Any = None  # bench.profile.Profile of the Knative host under load, when taken
+
+    def cpu(self, system: str, concurrency: int) -> float:
+        return median(self.cpu_ms.get(Cell(system, concurrency), [0.0]))
 
     def systems(self) -> list[str]:
         return [s for s in LABELS if any(c.system == s for c in self.runs)]
@@ -98,6 +105,7 @@ class Result:
 class Server:
     url: str
     stop: Callable[[], None]
+    pid: int | None = None
 
 
 def knative_module() -> str:
@@ -133,13 +141,32 @@ def _process(cmd: list[str], env: dict[str, str], port: int, log: Path, cwd: Pat
     except BaseException:
         _stop(proc)
         raise
-    return Server(f"http://127.0.0.1:{port}", lambda: _stop(proc))
+    return Server(f"http://127.0.0.1:{port}", lambda: _stop(proc), proc.pid)
 
 
 def _code_at(commit: str, dest: Path) -> Path:
-    from bench.coldstart import code_at
+    """functions/ and hosts/ as of `commit` (git archive) under `dest`."""
+    dest.mkdir(parents=True, exist_ok=True)
+    archive = subprocess.run(
+        ["git", "archive", commit, "functions", "hosts"], cwd=ROOT, capture_output=True, check=True
+    )
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
 
-    return code_at(commit, dest)
+
+def pss_mib(pid: int) -> float:
+    """Proportional set size of a process and its descendants (Linux), in MiB."""
+    from bench.common import _descendants
+
+    total_kib = 0
+    for p in _descendants(pid):
+        try:
+            for line in Path(f"/proc/{p}/smaps_rollup").read_text().splitlines():
+                if line.startswith("Pss:"):
+                    total_kib += int(line.split()[1])
+        except OSError:
+            continue
+    return total_kib / 1024
 
 
 def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
@@ -157,18 +184,19 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
             "PORT": str(port),
             "METRICS_PORT": str(services.free_port()),
         }
-        cwd = ROOT
-        if system in VARIANTS:
-            workers, threads = VARIANTS[system]
-            env["WORKERS"], env["THREADS"] = str(workers), str(threads)
-            if workers > 1:  # a metrics port shows one process: the host refuses more workers
-                env["METRICS_PORT"] = "0"
+        env["LOG_LEVEL"] = "INFO"  # access lines on, as deployed: measured with them
+        cwd = ROOT / "functions"
         module = knative_module()
+        if system == FF_AIO:
+            env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
+            module = "bench.ff_aio"
         if system == KNATIVE_BEFORE:
             old = _code_at(BEFORE, logs / "before-code")
-            env["PYTHONPATH"] = str(old)
-            cwd, module = old, "funcmart.platforms.knative"  # the host's home back then
-        return _process([python, "-m", module, "--host", "127.0.0.1"], env, port, log, cwd)
+            env["PYTHONPATH"] = os.pathsep.join([str(old / "functions"), str(old / "hosts")])
+            env["WORKERS"], env["THREADS"] = "1", "5"  # infra/config.yaml then
+            cwd = old / "functions"
+        cmd = [python, "-m", module, "--host", "127.0.0.1", "--port", str(port)]
+        return _process(cmd, env, port, log, cwd)
     if system == FASTAPI:
         cmd = [python, "-m", "uvicorn", "bench.peer_apps.fastapi_app:app", "--workers", "1"]
         cmd += ["--host", "127.0.0.1", "--port", str(port), "--no-access-log"]
@@ -187,6 +215,24 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
     raise ValueError(system)
 
 
+def _measure(
+    result: Result, cell: Cell, server: Server, reqs: list[list[Any]], seconds: float
+) -> Run:
+    """One cell: the load, every answer checked, and the server's CPU time per request."""
+    from bench.common import cpu_seconds
+
+    cpu_before = cpu_seconds(server.pid) if server.pid else 0.0
+    run_ = load(
+        server.url, cell.concurrency, reqs, cell.concurrency * 5, seconds, expect=EXPECT, cycle=True
+    )
+    if server.pid and run_.requests:
+        # The warm-up's requests fall in the window too: counted with them.
+        spent = cpu_seconds(server.pid) - cpu_before
+        total = run_.requests + cell.concurrency * 5
+        result.cpu_ms.setdefault(cell, []).append(spent * 1000 / total)
+    return run_
+
+
 def requests() -> list[list[Any]]:
     """One GET per cached product, each answer to name its product."""
     out: list[list[Any]] = []
@@ -197,11 +243,8 @@ def requests() -> list[list[Any]]:
 
 
 def plan(concurrencies: tuple[int, ...], systems: tuple[str, ...]) -> list[Cell]:
-    """Every system at every concurrency; the serving variants and the before code at 8 only."""
-    only_at = 8 if 8 in concurrencies else concurrencies[-1]
-    single = (KNATIVE_BEFORE, *VARIANTS)
-    cells = [Cell(s, c) for s in systems if s not in single for c in concurrencies]
-    return cells + [Cell(s, only_at) for s in single if s in systems]
+    """Every system at every concurrency."""
+    return [Cell(s, c) for s in systems for c in concurrencies]
 
 
 def run(
@@ -212,6 +255,7 @@ def run(
     repeats: int = 2,
     seconds: float = 10,
     systems: tuple[str, ...] = tuple(LABELS),
+    profile_seconds: float = 0,
 ) -> Result:
     import redis
 
@@ -236,28 +280,30 @@ def run(
                 load(servers[GATEWAY if GATEWAY in servers else KNATIVE].url, 4, warm, 0, 30)
                 for n in range(PRODUCTS):  # and none expires during the cell (TTL 300 s)
                     cache.expire(f"product:{data.product_id(n)}", 600)
-                run_ = load(
-                    servers[cell.system].url,
-                    cell.concurrency,
-                    reqs,
-                    cell.concurrency * 5,
-                    seconds,
-                    expect=EXPECT,
-                    cycle=True,
-                )
-                result.runs.setdefault(cell, []).append(run_)
+                run_ = _measure(result, cell, servers[cell.system], reqs, seconds)
                 if run_.failure and cell not in result.failures:
                     result.failures[cell] = run_.failure
+        for system, server in servers.items():
+            if server.pid:
+                result.pss_mib[system] = pss_mib(server.pid)
+        if profile_seconds and KNATIVE in servers:
+            from bench import profile
+
+            result.profile = profile.under_load(
+                servers[KNATIVE], reqs, 8, profile_seconds, logs, expect=EXPECT
+            )
     finally:
         for server in servers.values():
             server.stop()
         cache.close()
     env = manifest_env()
     result.notes = {
-        KNATIVE: f"`python -m {knative_module()}`, WORKERS={env.get('WORKERS', '1')}, "
-        f"THREADS={env.get('THREADS', 'functions-framework default')} (infra/config.yaml)",
-        **dict.fromkeys(VARIANTS, "the same, WORKERS and THREADS as named"),
-        KNATIVE_BEFORE: f"the same, with functions/ as of {BEFORE}",
+        KNATIVE: f"`python -m {knative_module()}` (uvicorn, httptools, uvloop; one process), "
+        f"THREADS={env.get('THREADS', '8')} (infra/config.yaml), access lines on",
+        FF_AIO: "`python -m bench.ff_aio`: `functions_framework.aio.create_asgi_app` (Starlette) "
+        "on uvicorn (httptools, uvloop), calling the same host `Runtime`",
+        KNATIVE_BEFORE: f"`python -m funcmart_hosts.knative` with functions/ and hosts/ as of "
+        f"{BEFORE}: functions-framework's gunicorn, WORKERS=1, THREADS=5",
         GATEWAY: "`python -m bench._serve` (the local platform's gateway, every route)",
         FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools)",
         FLASK: "`gunicorn --workers 1 --worker-class sync bench.peer_apps.flask_app:app`",

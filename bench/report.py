@@ -42,6 +42,7 @@ class Report:
     peers: Any = None
     http: Any = None
     pipeline: Any = None
+    knative_consumer: Any = None
     cost: Any = None
     scale: Any = None
     seconds: dict[str, float] = field(default_factory=dict)
@@ -122,49 +123,59 @@ class Report:
         ]
 
     def _p2(self) -> list[str]:
-        from bench.peers import FASTAPI, GATEWAY, KNATIVE, LABELS, VARIANTS
+        from bench.peers import FASTAPI, KNATIVE
 
         p = self.peers
-        if p is None or not (p.has(KNATIVE, 8) and p.has(FASTAPI, 8)):
+        if p is None or not any(p.has(KNATIVE, c) and p.has(FASTAPI, c) for c in p.concurrencies):
             return []
-        rps = p.ratio(KNATIVE, FASTAPI, 8)
-        k99, f99 = p.figure(KNATIVE, 8, "p99"), p.figure(FASTAPI, 8, "p99")
-        checked = p.ok(KNATIVE, 8) and p.ok(FASTAPI, 8)
-        met = rps >= 1 and k99 <= f99 and checked
-        gap = ""
-        if not met:
-            gap = f"req/s {rps:.2f}× FastAPI's, p99 {k99 / f99:.2f}× its p99"
-            variants = [v for v in VARIANTS if p.has(v, 8)]
-            if variants:
-                best = max(variants, key=lambda v: p.ratio(v, FASTAPI, 8))
-                gap += (
-                    f"; best serving setting measured: {LABELS[best].split(', ')[-1]} at "
-                    f"{p.ratio(best, FASTAPI, 8):.2f}× FastAPI's req/s, p99 "
-                    f"{p.figure(best, 8, 'p99'):.1f} ms"
-                )
-            if p.has(GATEWAY, 8):
-                knative_best = max(
-                    p.ratio(s, FASTAPI, 8) for s in (KNATIVE, *VARIANTS) if p.has(s, 8)
-                )
-                gateway = p.ratio(GATEWAY, FASTAPI, 8)
-                gap += (
-                    f"; the same function behind the local gateway: {gateway:.2f}× FastAPI's req/s"
-                )
-                gap += (
-                    ", so the Knative host's server (gunicorn, Flask, functions-framework) "
-                    "costs the difference"
-                    if gateway > knative_best
-                    else ", no faster than the Knative host, so the function's own work per hit "
-                    "(the same behind both) is what has to shrink"
-                )
-            if not checked:
-                gap += "; a cell had wrong answers"
-        return [
-            "| P2 Knative path GetProduct hits at concurrency 8: req/s ≥ FastAPI/uvicorn's and "
-            f"p99 ≤ its p99 | {p.figure(KNATIVE, 8, 'rps'):.0f} vs "
-            f"{p.figure(FASTAPI, 8, 'rps'):.0f} req/s ({rps:.2f}×), p99 {k99:.1f} vs "
-            f"{f99:.1f} ms | {_ok(met)} | {gap} |"
+        cells, misses = [], []
+        for c in p.concurrencies:
+            if not (p.has(KNATIVE, c) and p.has(FASTAPI, c)):
+                continue
+            rps = p.ratio(KNATIVE, FASTAPI, c)
+            k99, f99 = p.figure(KNATIVE, c, "p99"), p.figure(FASTAPI, c, "p99")
+            kcpu, fcpu = p.cpu(KNATIVE, c), p.cpu(FASTAPI, c)
+            cells.append(
+                f"c={c}: {rps:.2f}× req/s, p99 {k99:.1f} vs {f99:.1f} ms, CPU {kcpu:.2f} vs "
+                f"{fcpu:.2f} ms/hit"
+            )
+            if rps < 1:
+                misses.append(f"req/s {rps:.2f}× at c={c}")
+            if k99 > f99:
+                misses.append(f"p99 {k99 / f99:.2f}× at c={c}")
+            if kcpu > fcpu:
+                misses.append(f"CPU per hit {kcpu / fcpu:.2f}× at c={c}")
+            if not (p.ok(KNATIVE, c) and p.ok(FASTAPI, c)):
+                misses.append(f"wrong answers at c={c}")
+        rows = [
+            "| P2 Knative path GetProduct hits at concurrency 1, 8 and 32: req/s ≥ FastAPI/"
+            "uvicorn's, p99 ≤ its p99, CPU per hit ≤ its own | "
+            + "; ".join(cells)
+            + f" | {_ok(not misses)} | {'; '.join(misses)} |"
         ]
+        if KNATIVE in p.pss_mib and FASTAPI in p.pss_mib:
+            ratio = p.pss_mib[KNATIVE] / p.pss_mib[FASTAPI]
+            rows.append(
+                f"| P2 memory per pod: PSS ≤ 1.2× a FastAPI/uvicorn app's | "
+                f"{p.pss_mib[KNATIVE]:.0f} vs {p.pss_mib[FASTAPI]:.0f} MiB ({ratio:.2f}×) | "
+                f"{_ok(ratio <= 1.2)} | "
+                + (
+                    ""
+                    if ratio <= 1.2
+                    else f"{p.pss_mib[KNATIVE] - 1.2 * p.pss_mib[FASTAPI]:.0f} MiB over"
+                )
+                + " |"
+            )
+        image = getattr(self.coldstart, "image", None)
+        peer = getattr(self.coldstart, "peer_image", None)
+        if image is not None and peer is not None:
+            ratio = image.median() / peer.median()
+            rows.append(
+                "| P2 the image's command to first answer ≤ 1.2× a FastAPI/uvicorn app's | "
+                f"{_ms(image.median())} vs {_ms(peer.median())} ms ({ratio:.2f}×) | "
+                f"{_ok(ratio <= 1.2)} | |"
+            )
+        return rows
 
     def _p3(self) -> list[str]:
         p = self.pipeline
@@ -202,7 +213,28 @@ class Report:
                 f"{fm.get('worker', 0):.1f} vs {ce.get('worker', 0):.1f} ms/order = {cpu:.2f}× "
                 f"| {_ok(met)} | {'; '.join(gap)} |"
             )
+        rows += self._p3_knative()
         return rows
+
+    def _p3_knative(self) -> list[str]:
+        k, p = self.knative_consumer, self.pipeline
+        if k is None or p is None or not k.cpu_ms:
+            return []
+        instant = p.scenarios[0].name
+        celery = p.cpu_ms(instant, "celery").get("worker")
+        if not celery:
+            return []
+        ratio = k.cpu() / celery
+        met = ratio <= TARGET_PIPELINE_CPU and k.exactly_once
+        return [
+            f"| P3 consumer CPU per order on the Knative path (the broker's CloudEvent push into "
+            f"the Knative host, {instant}) ≤ {TARGET_PIPELINE_CPU}× Celery's worker CPU per "
+            f"order | {k.cpu():.2f} vs {celery:.2f} ms/order ({ratio:.2f}×), {k.orders} orders "
+            f"× {len(k.cpu_ms)} repeats at {k.concurrency} deliveries at once; exactly once: "
+            f"{'yes' if k.exactly_once else 'NO'} | {_ok(met)} | "
+            + ("" if met else f"{ratio / TARGET_PIPELINE_CPU:.2f}× the target; {k.detail}")
+            + " |"
+        ]
 
     def _p4(self) -> list[str]:
         c = self.cost
@@ -329,16 +361,26 @@ class Report:
         image = getattr(c, "image", None)
         if image is None:
             return []
-        return [
+        lines = [
             f"The container image (Knative), Service `{image.service}`: the image's command "
-            f"(`python -m funcmart_hosts.knative`: functions-framework's gunicorn, the host "
-            f"and the function) from its start to its first answer on its port "
+            f"(`python -m funcmart_hosts.knative`: one process, uvicorn, the host and the "
+            f"function) from its start to its first answer on its port "
             f"(GET /healthz), median over {len(image.first_answer_ms)} starts: "
-            f"**{_ms(image.median())} ms** (CPU until stopped, master and worker: "
+            f"**{_ms(image.median())} ms** (CPU until stopped: "
             f"{_ms(image.median('cpu_ms'))} ms). Layout: {image.layout.how}. Bytecode: "
             f"{image.layout.bytecode}.",
             "",
         ]
+        peer = getattr(c, "peer_image", None)
+        if peer is not None:
+            lines += [
+                "Beside it, in the same rounds, FastAPI's peer app "
+                "(`uvicorn bench.peer_apps.fastapi_app:app`, its first answer on a route that "
+                f"needs no Redis): **{_ms(peer.median())} ms** (CPU {_ms(peer.median('cpu_ms'))} "
+                "ms).",
+                "",
+            ]
+        return lines
 
     def _peers(self) -> list[str]:
         from bench.peers import FASTAPI, KNATIVE, KNATIVE_BEFORE, LABELS
@@ -364,8 +406,9 @@ class Report:
             + "; ".join(f"{LABELS[s]}: {p.notes.get(s, '')}" for s in p.systems())
             + ".",
             "",
-            "| server | concurrency | req/s | × FastAPI | p50 | p99 | samples | answers |",
-            "|---|---:|---:|---:|---:|---:|---:|---|",
+            "| server | concurrency | req/s | × FastAPI | p50 | p99 | CPU ms/hit | samples | "
+            "answers |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         ]
         for c in p.concurrencies:
             for s in p.systems():
@@ -375,6 +418,7 @@ class Report:
                 lines.append(
                     f"| {LABELS[s]} | {c} | {p.figure(s, c, 'rps'):.0f} | {vs} | "
                     f"{p.figure(s, c, 'p50'):.2f} | {p.figure(s, c, 'p99'):.2f} | "
+                    f"{p.cpu(s, c):.2f} | "
                     f"{p.samples(s, c):,} | {'all right' if p.ok(s, c) else 'WRONG'} |"
                 )
         failed = [f"{LABELS[c.system]} at {c.concurrency}: {w}" for c, w in p.failures.items()]
@@ -383,14 +427,41 @@ class Report:
         if p.has(KNATIVE_BEFORE, 8) and p.has(KNATIVE, 8):
             lines += [
                 "",
-                "Before and after one Redis round trip per hit and no response validation on "
-                f"GetProduct (the Knative path as deployed, concurrency 8, same repeats): "
+                "Before and after the ASGI host (concurrency 8, same repeats): "
                 f"{p.figure(KNATIVE_BEFORE, 8, 'rps'):.0f} → {p.figure(KNATIVE, 8, 'rps'):.0f} "
                 f"req/s ({p.ratio(KNATIVE, KNATIVE_BEFORE, 8):.2f}×), p99 "
-                f"{p.figure(KNATIVE_BEFORE, 8, 'p99'):.2f} → {p.figure(KNATIVE, 8, 'p99'):.2f} ms.",
+                f"{p.figure(KNATIVE_BEFORE, 8, 'p99'):.2f} → {p.figure(KNATIVE, 8, 'p99'):.2f} ms, "
+                f"CPU {p.cpu(KNATIVE_BEFORE, 8):.2f} → {p.cpu(KNATIVE, 8):.2f} ms per hit.",
             ]
+        if p.pss_mib:
+            lines += [
+                "",
+                "Memory after the last cell (PSS of each server's process tree, MiB: what a pod "
+                "holds): " + ", ".join(f"{LABELS[s]} {v:.0f}" for s, v in p.pss_mib.items()) + ".",
+            ]
+        lines += self._profile(p)
         lines.append("")
         return lines
+
+    @staticmethod
+    def _profile(p: Any) -> list[str]:
+        prof = getattr(p, "profile", None)
+        if prof is None:
+            return []
+        if prof.error:
+            return ["", f"Profile under load: not taken ({prof.error})."]
+        rows = [f"| {name} | {share * 100:.1f}% |" for name, share in prof.layers]
+        return [
+            "",
+            f"Where the Knative host's CPU goes at concurrency {prof.concurrency}: py-spy "
+            f"sampling the running server for {prof.seconds:.0f} s under the same load "
+            f"(`{prof.command}`), {prof.samples:,} samples, each charged to the layer of its "
+            "innermost frame (bench/profile.py):",
+            "",
+            "| layer | share of samples |",
+            "|---|---:|",
+            *rows,
+        ]
 
     def _http(self) -> list[str]:
         h = self.http
