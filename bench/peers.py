@@ -281,6 +281,7 @@ def run(
                 for n in range(PRODUCTS):  # and none expires during the cell (TTL 300 s)
                     cache.expire(f"product:{data.product_id(n)}", 600)
                 run_ = _measure(result, cell, servers[cell.system], reqs, seconds)
+                result.runs.setdefault(cell, []).append(run_)
                 if run_.failure and cell not in result.failures:
                     result.failures[cell] = run_.failure
         for system, server in servers.items():

@@ -5,7 +5,8 @@ of its innermost frame. Run by `bench.peers` on the Knative host at concurrency 
 Layers are read from the frame's file: the HTTP server and event loop (uvicorn, httptools,
 uvloop, asyncio), the host's ASGI app, the edge (routing, auth, the API Gateway event), the
 function's entry point, the Redis client, metrics, JSON, logging, Powertools, the function's
-own services and domain, the rest.
+own services and domain, the rest. A sample whose innermost frame is in no layer (the standard library, the
+interpreter) is charged to its nearest caller that is.
 """
 
 from __future__ import annotations
@@ -21,28 +22,30 @@ from typing import Any
 
 # (layer, patterns on the innermost frame's file), first match wins.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Knative host: ASGI app, access line", ("funcmart_hosts/knative/", "funcmart_hosts/serving")),
-    ("edge: routing, auth, API Gateway event", ("funcmart_hosts/gateway/",)),
-    ("function entry point (rate-limit decision, answer)", ("funcmart/entrypoints/",)),
-    ("GetProduct's services and domain", ("funcmart/services/", "funcmart/domain/")),
-    ("metrics", ("funcmart/adapters/metrics",)),
-    ("Redis adapter and client (redis.asyncio)", ("funcmart/adapters/redis", "/redis/")),
+    (
+        "Knative host: ASGI app, access line",
+        ("/funcmart_hosts/knative/", "/funcmart_hosts/serving"),
+    ),
+    ("edge: routing, auth, API Gateway event", ("/funcmart_hosts/gateway/",)),
+    ("function entry point (rate-limit decision, answer)", ("/funcmart/entrypoints/",)),
+    ("GetProduct's services and domain", ("/funcmart/services/", "/funcmart/domain/")),
+    ("metrics", ("/funcmart/adapters/metrics",)),
+    ("Redis adapter and client (redis.asyncio)", ("/funcmart/adapters/redis", "/redis/")),
+    ("JSON", ("/json/",)),
+    ("logging", ("/logging/",)),
+    ("Powertools", ("/aws_lambda_powertools/",)),
     (
         "HTTP server and event loop (uvicorn, httptools, uvloop, asyncio)",
         (
-            "uvicorn/",
-            "httptools",
-            "uvloop",
+            "/uvicorn/",
+            "/httptools/",
+            "/uvloop/",
             "/asyncio/",
-            "selectors",
-            "socket.py",
-            "ssl.py",
+            "/selectors.py",
+            "/socket.py",
         ),
     ),
-    ("JSON", ("/json/",)),
-    ("logging", ("/logging/",)),
-    ("Powertools", ("aws_lambda_powertools/",)),
-    ("contextvars, threads", ("threading.py", "concurrent/futures", "contextvars")),
+    ("contextvars, threads", ("/threading.py", "/concurrent/futures/", "/contextvars")),
 )
 OTHER = "other (standard library, interpreter)"
 _FILE = re.compile(r"\(([^():]+)(?::\d+)?\)\s*$")
@@ -60,15 +63,27 @@ class Profile:
 
 def layer_of(frame: str) -> str:
     match = _FILE.search(frame)
-    path = match.group(1) if match else frame
+    path = "/" + (match.group(1) if match else frame).lstrip("/")
     for name, patterns in LAYERS:
         if any(p in path for p in patterns):
             return name
     return OTHER
 
 
+def charged(frames: list[str]) -> str:
+    """The layer a sample is charged to: its innermost frame's, or where that frame is the
+    standard library or the interpreter (a dict copy, a socket send), its nearest caller's
+    that belongs to a layer."""
+    for frame in reversed(frames):
+        layer = layer_of(frame)
+        if layer != OTHER:
+            return layer
+    return OTHER
+
+
 def summarize(collapsed: str) -> tuple[int, list[tuple[str, float]]]:
-    """Samples per layer from py-spy's raw (collapsed) output: `f1;f2;...;fN count` lines."""
+    """Samples per layer from py-spy's raw (collapsed) output: `f1;f2;...;fN count` lines
+    (outermost frame first)."""
     counts: collections.Counter[str] = collections.Counter()
     for line in collapsed.splitlines():
         stack, _, n = line.rpartition(" ")
@@ -76,7 +91,7 @@ def summarize(collapsed: str) -> tuple[int, list[tuple[str, float]]]:
             continue
         frames = [f for f in stack.split(";") if f and not f.startswith(("process ", "thread "))]
         if frames:
-            counts[layer_of(frames[-1])] += int(n)
+            counts[charged(frames)] += int(n)
     total = sum(counts.values())
     if not total:
         return 0, []
@@ -107,7 +122,7 @@ def under_load(
         return profile
     out = logs / "profile-knative.txt"
     cmd = [tool, "record", "--pid", str(server.pid), "--duration", str(int(seconds))]
-    cmd += ["--rate", "200", "--format", "raw", "--nonblocking", "--output", str(out)]
+    cmd += ["--rate", "200", "--gil", "--format", "raw", "--nonblocking", "--output", str(out)]
     profile.command = " ".join(["py-spy", *cmd[1:3], "<pid>", *cmd[4:-1], "profile.txt"])
     spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     load(server.url, concurrency, requests, concurrency * 5, seconds, expect=expect, cycle=True)

@@ -376,7 +376,10 @@ class AsyncRedisRateLimiter:
 
     def __init__(self, url: str, socket_timeout: float, breaker: Breaker) -> None:
         self._url = url
-        self._timeout = socket_timeout
+        # On an event loop a command's timer also runs while the loop serves other requests:
+        # under a burst, an answer waiting in the socket would time out (and trip the breaker
+        # for every request) long before Redis is slow. So the loop waits longer than a thread.
+        self._timeout = max(1.0, 4 * socket_timeout)
         self._breaker = breaker
         self._loop: Any = None
         self._script: Any = None

@@ -60,6 +60,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import functools
 import importlib
 import ipaddress
@@ -712,26 +713,40 @@ class KnativeApp:
 
 
 CLOSE = [("Connection", "close")]  # the rest of the body is never read
-access_log = logging.getLogger("funcmart.access")
 
 
-def access(scope: Scope, outcome: Outcome, t0: float, function: str) -> None:
-    """One structured line per request: method, route, status, duration, request id,
-    function (JSON, like the functions' own lines)."""
-    if not access_log.isEnabledFor(logging.INFO):
-        return
-    line = {
-        "level": "INFO",
-        "message": "request",
-        "method": scope["method"],
-        "path": scope["path"][:200],
-        "route": outcome.route_key,
-        "status": outcome.response.status,
-        "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
-        "request_id": outcome.request_id,
-        "function": function,
-    }
-    access_log.info(json.dumps(line, separators=(",", ":")))
+class AccessLog:
+    """One JSON line per request on stdout: method, path, route, status, duration, request
+    id, function. Written straight to the stream (no logging record per request: it is on
+    the hot path); off with LOG_LEVEL=WARNING or above."""
+
+    def __init__(self, stream: Any = None, enabled: bool = True) -> None:
+        self.stream = stream
+        self.enabled = enabled
+
+    def __call__(self, scope: Scope, outcome: Outcome, t0: float, function: str) -> None:
+        if not self.enabled:
+            return
+        line = _ENCODE(
+            {
+                "level": "INFO",
+                "message": "request",
+                "method": scope["method"],
+                "path": scope["path"][:200],
+                "route": outcome.route_key,
+                "status": outcome.response.status,
+                "duration_ms": round((time.perf_counter() - t0) * 1000, 2),
+                "request_id": outcome.request_id,
+                "function": function,
+            }
+        )
+        # stdout closed: the request was served all the same
+        with contextlib.suppress(OSError, ValueError):
+            (self.stream or sys.stdout).write(line + "\n")
+
+
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=True).encode
+access = AccessLog(enabled=False)  # main() turns it on from LOG_LEVEL
 
 
 # ------------------------------------------------------------------------ metrics
@@ -819,14 +834,10 @@ def create_app() -> KnativeApp:
 
 
 def configure_logging() -> None:
-    """Access lines (JSON) to stdout, the host's own warnings too; LOG_LEVEL=WARNING turns
-    access lines off."""
+    """Access lines (JSON) to stdout unless LOG_LEVEL is WARNING or above; the host's own
+    warnings to stderr."""
     level = os.environ.get("LOG_LEVEL", "INFO").upper()
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    access_log.addHandler(handler)
-    access_log.propagate = False
-    access_log.setLevel(level if level in logging.getLevelNamesMapping() else "INFO")
+    access.enabled = logging.getLevelNamesMapping().get(level, logging.INFO) <= logging.INFO
     for name in ("funcmart_hosts", "uvicorn.error"):
         own = logging.getLogger(name)
         if not own.handlers:

@@ -42,6 +42,8 @@ def since_command() -> float:
         return max(0.0, time.time() - float(given))
     except ValueError:
         return time.monotonic() - STARTED
+
+
 log = logging.getLogger("local-platform")
 DEMO_PRODUCTS = 30
 
