@@ -178,6 +178,7 @@ function route() {
     else a.removeAttribute("aria-current");
   }
   clearInterval(summaryTimer);
+  say("");
   const parts = path.split("/").filter(Boolean);
   if (parts[0] === "orders" && parts[1]) return orderView(decodeURIComponent(parts[1]));
   if (parts[0] === "dead-letters") return deadLettersView();
@@ -226,7 +227,7 @@ async function refreshSummary(list) {
 async function ordersView(params) {
   const state = STATES.includes(params.get("state")) ? params.get("state") : "NEEDS_ATTENTION";
   const cursor = params.get("cursor");
-  const summary = h("ul", { class: "summary", "aria-busy": "true", "aria-label": "Orders per state" }, h("li", {}, "Counting…"));
+  const summary = h("ul", { class: "summary", "aria-busy": "true", "aria-label": "Orders in each state" }, h("li", {}, "Counting…"));
   const select = h("select", { id: "state-filter", name: "state" },
     STATES.map((s) => h("option", { value: s, selected: s === state }, s.replace("_", " "))));
   select.addEventListener("change", () => { location.hash = `#/orders?state=${select.value}`; });
@@ -234,7 +235,7 @@ async function ordersView(params) {
   show(
     h("h2", {}, "Summary"), summary, h("p", { class: "muted" }),
     h("h2", { id: "orders-title" }, "Orders waiting"),
-    h("div", { class: "row" }, h("div", {}, h("label", { for: "state-filter" }, "State"), select)),
+    h("div", { class: "row" }, h("div", {}, h("label", { for: "state-filter" }, "Filter by state"), select)),
     table,
   );
   refreshSummary(summary);
@@ -319,7 +320,7 @@ async function orderView(id) {
   const stock = await stockOf(order.lines);
   const result = h("div", { id: "action-result", "aria-live": "polite" });
   const note = h("textarea", { id: "note", name: "note", required: true, maxlength: "500", "aria-describedby": "note-help" });
-  const form = h("form", { id: "actions", "aria-labelledby": "actions-title" },
+  const form = h("form", { id: "actions", "aria-labelledby": "actions-title", novalidate: true },
     h("h3", { id: "actions-title" }, "Act on it"),
     h("label", { for: "note" }, "Note (required, recorded on the order with your name)"), note,
     h("p", { id: "note-help", class: "muted" }, "Only an order that needs attention can be retried, cancelled or resolved; the API answers 409 otherwise."),
@@ -353,7 +354,7 @@ async function orderView(id) {
       h("dt", {}, "Customer"), h("dd", {}, order.customer),
       h("dt", {}, "Placed"), h("dd", {}, when(order.createdAt)),
       h("dt", {}, "Last change"), h("dd", {}, when(order.updatedAt)),
-      order.failureReason ? [h("dt", {}, "Failure reason"), h("dd", {}, order.failureReason)] : null),
+      order.failureReason ? [h("dt", {}, order.status === "NEEDS_ATTENTION" ? "Failure reason" : "Reason recorded"), h("dd", {}, order.failureReason)] : null),
     h("h3", {}, "Lines"),
     h("table", { class: "cards", id: "lines" },
       h("thead", {}, h("tr", {}, ["Product", "Quantity", "Subtotal", "In stock now"].map((c) => h("th", { scope: "col" }, c)))),
