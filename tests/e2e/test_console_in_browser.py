@@ -113,7 +113,6 @@ def test_an_operator_finds_a_stuck_order_cancels_it_and_a_customer_is_refused(
         answer = page.goto(f"{platform.url}/console")
         assert answer is not None
         assert "script-src 'self'" in answer.headers["content-security-policy"]
-        screenshot(page, "sign-in")
         sign_in(page, platform.url, "admin", "console-admin")
         # WHEN the orders needing attention show, the stuck one is there with why and how much
         row = page.locator("tr", has=page.get_by_role("link", name=oid))

@@ -4,6 +4,7 @@ sign-in config it is given, and the dev sign-in only a loopback page of its own 
 from __future__ import annotations
 
 import json
+import re
 
 import jwt
 import pytest
@@ -187,3 +188,15 @@ def test_without_a_console_the_gateway_serves_none():
         call(gw, "POST", "/console/dev-token", [("Content-Type", "application/json")], b"{}").status
         == 404
     )
+
+
+def test_the_runbook_shows_pictures_that_exist_and_names_every_file_to_serve():
+    from funcmart_hosts.gateway.template import ROOT
+    from funcmart_hosts.local.console import CONSOLE_DIR
+
+    doc = (ROOT / "docs" / "operations.md").read_text()
+    pictures = set(re.findall(r"console-[a-z0-9-]+\.png", doc))
+    assert {"console-orders.png", "console-order.png", "console-dead-letters.png"} <= pictures
+    assert all((ROOT / "docs" / p).is_file() for p in pictures)
+    for served in CONSOLE_DIR.iterdir():
+        assert f"--from-file=console/{served.name}" in doc, served.name
