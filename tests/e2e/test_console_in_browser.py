@@ -11,6 +11,7 @@ Every wait is bounded in time.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import uuid
@@ -25,6 +26,7 @@ from funcmart_hosts.gateway.template import load
 from funcmart_hosts.local.platform import LocalPlatform
 from funcmart_hosts.local.resources import default_jwt_config
 from tests.support.browser import chromium, screenshot
+from tests.support.oidc import FakeIssuer
 from tests.support.platforms import local_settings
 
 
@@ -243,3 +245,54 @@ def test_an_operator_redrives_dead_letters_and_sees_each_queue_moved(
         )
         assert attrs["Attributes"]["ApproximateNumberOfMessages"] == "2"
         assert not problems, problems
+
+
+def test_where_the_gateway_trusts_an_identity_provider_the_console_signs_in_there_with_pkce(
+    make_table: Any, dynamodb_endpoint: str, moto_endpoint: str, redis_url: str
+) -> None:
+    with FakeIssuer(audience="funcmart", client_id="funcmart-console") as idp:
+        settings = dataclasses.replace(
+            local_settings(
+                "console-oidc",
+                make_table(),
+                dynamodb_endpoint,
+                moto_endpoint,
+                redis_url,
+                JwtIssuer=idp.issuer,
+            ),
+            jwks_url=f"{idp.issuer}/jwks",
+            console_client_id="funcmart-console",
+        )
+        with (
+            LocalPlatform(settings, poll_queues=False, run_schedules=False) as platform,
+            chromium() as browser,
+        ):
+            page = browser.new_page()
+            problems = watch(page)
+            page.goto(f"{platform.url}/console/")
+            # no dev sign-in here, and the platform gives no dev token
+            assert page.get_by_label("Role").count() == 0
+            refused = page.request.post(
+                f"{platform.url}/console/dev-token",
+                data=json.dumps({"role": "admin"}),
+                headers={"Content-Type": "application/json"},
+            )
+            assert refused.status == 404
+            # WHEN the operator signs in at the issuer
+            page.get_by_role("button", name="Sign in").click()
+            # THEN the code comes back, is exchanged with the PKCE verifier, and leaves the address
+            page.get_by_role("heading", name="Orders waiting").wait_for()
+            assert page.get_by_text("Signed in as").inner_text() == "Signed in as oidc-admin"
+            assert idp.exchanged == ["oidc-admin"]
+            assert "code=" not in page.url
+            assert "state=" not in page.url
+            stored = page.evaluate("JSON.stringify([localStorage.length, sessionStorage.length])")
+            assert stored == "[0,0]"
+            # AND someone outside the admin group, signed in there too, is refused
+            idp.subject, idp.groups = "oidc-customer", []
+            page.get_by_role("button", name="Sign out").click()
+            page.get_by_role("button", name="Sign in").click()
+            page.locator("#refusal").wait_for()
+            assert "oidc-customer is not an operator" in page.locator("#refusal").inner_text()
+            expected = ("status of 403",)
+            assert not [p for p in problems if not any(e in p for e in expected)], problems
