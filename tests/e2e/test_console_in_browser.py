@@ -231,9 +231,13 @@ def test_an_operator_redrives_dead_letters_and_sees_each_queue_moved(
         problems = watch(page)
         sign_in(page, platform.url, "admin", "console-admin")
         page.get_by_role("link", name="Dead letters").click()
-        # WHEN the operator redrives and confirms
-        page.get_by_role("button", name="Redrive dead letters").click()
-        page.get_by_role("dialog").get_by_role("button", name="Confirm").click()
+        # WHEN the operator redrives and confirms, with the keyboard
+        page.get_by_role("button", name="Redrive dead letters").focus()
+        page.keyboard.press("Enter")
+        confirm = page.get_by_role("dialog").get_by_role("button", name="Confirm")
+        confirm.wait_for()
+        assert confirm.evaluate("b => b === document.activeElement")
+        page.keyboard.press("Enter")
         # THEN each queue's count shows, and the messages are back in their source queue
         moved = page.locator("td[data-queue$='OrderPlacedDeadLetterQueue']")
         moved.wait_for()
