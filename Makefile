@@ -13,7 +13,7 @@ ROLE ?= customer
 SUB ?=
 
 .PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token redrive test \
-	test-fast test-pythons lint typecheck fmt openapi sam-build sam-env sam-events bench clean \
+	test-fast test-pythons lint typecheck fmt openapi screenshots sam-build sam-env sam-events bench clean \
 	image manifests
 IMAGE ?= funcmart:dev
 
@@ -27,6 +27,7 @@ help:
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
 	@echo "make redrive [API=https://... TOKEN=...]   dead letters back to their queues (default: make dev's API)"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
+	@echo "make screenshots    docs/console-*.png: the operator console's views, from its browser tests"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make sam-env        env-vars.json for sam local invoke/start-api --env-vars"
@@ -85,8 +86,10 @@ typecheck: venv-dev
 	$(VENV)/bin/mypy
 
 # The real consumers' checkers the tests run, from Debian: kubectl (renders infra/ with its
-# built-in kustomize) and promtool (alert rules and metrics). Installed only when missing.
-CHECKERS = $(if $(shell command -v kubectl),,kubernetes-client) $(if $(shell command -v promtool),,prometheus)
+# built-in kustomize), promtool (alert rules and metrics) and Chromium (the console's browser
+# tests, driven by Playwright). Installed only when missing.
+CHECKERS = $(if $(shell command -v kubectl),,kubernetes-client) $(if $(shell command -v promtool),,prometheus) \
+	$(if $(wildcard /usr/bin/chromium),,chromium)
 checkers:
 	@if [ -n "$(strip $(CHECKERS))" ]; then \
 		echo "installing $(strip $(CHECKERS)) (apt-get)"; \
@@ -114,6 +117,10 @@ test-pythons:
 		$(DX) step "import every module on Python $$v" .venv-$$v/bin/python -m tools.import_all || exit 1; \
 		$(DX) step "unit tier on Python $$v" .venv-$$v/bin/python -m pytest tests/unit -q -p no:cacheprovider || exit 1; \
 	done
+
+# docs/console-*.png: the operator console's main views, from its browser tests.
+screenshots: prereqs venv-dev node_modules/.installed checkers
+	FUNCMART_CONSOLE_SCREENSHOTS=$(CURDIR)/docs $(PY) -m pytest tests/e2e/test_console_in_browser.py -q
 
 openapi: venv-local
 	$(PY) -m funcmart_hosts.openapi --write

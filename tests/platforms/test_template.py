@@ -218,3 +218,48 @@ def test_every_layer_a_function_uses_is_built_for_its_runtime(logical_id: str) -
     assert names
     for name in names:
         assert runtime in TPL.resource(name)["Properties"]["CompatibleRuntimes"], name
+
+
+CONSOLE_RESOURCES = (
+    "ConsoleBucket",
+    "ConsoleOriginAccess",
+    "ConsoleHeaders",
+    "ConsoleDistribution",
+    "ConsoleIndex",
+    "ConsoleBucketPolicy",
+)
+
+
+def test_the_console_hosting_is_off_by_default_and_each_of_its_resources_waits_for_it() -> None:
+    param = TPL.raw["Parameters"]["ConsoleHosting"]
+    assert param["Default"] == "None"
+    assert set(param["AllowedValues"]) == {"None", "CloudFront"}
+    console = [lid for lid in TPL.raw["Resources"] if lid.startswith("Console")]
+    assert sorted(console) == sorted(CONSOLE_RESOURCES)
+    for lid in console:
+        assert TPL.resource(lid).get("Condition") == "HostConsole", lid
+    for name, output in TPL.raw["Outputs"].items():
+        if name.startswith("Console"):
+            assert output.get("Condition") == "HostConsole", name
+
+
+def test_the_console_bucket_is_private_and_read_by_its_distribution_only() -> None:
+    props = TPL.resource("ConsoleBucket")["Properties"]
+    assert all(props["PublicAccessBlockConfiguration"].values())
+    (statement,) = TPL.resource("ConsoleBucketPolicy")["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Principal"] == {"Service": "cloudfront.amazonaws.com"}
+    assert statement["Action"] == "s3:GetObject"
+    assert (
+        "distribution/${ConsoleDistribution}"
+        in statement["Condition"]["StringEquals"]["AWS:SourceArn"].value
+    )
+
+
+def test_cloudfront_sends_the_console_the_policy_the_local_platform_sends() -> None:
+    from funcmart_hosts.local.console import csp
+
+    headers = TPL.resource("ConsoleHeaders")["Properties"]["ResponseHeadersPolicyConfig"]
+    policy = headers["SecurityHeadersConfig"]["ContentSecurityPolicy"]["ContentSecurityPolicy"]
+    api = "https://${HttpApi}.execute-api.${AWS::Region}.amazonaws.com"
+    deployed = re.sub(r"\s+;", ";", " ".join(policy.value.split()))
+    assert deployed == csp((api, "${ConsoleConnectOrigins}"))

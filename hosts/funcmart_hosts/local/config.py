@@ -34,6 +34,9 @@ class LocalSettings:
     jwt_secret: str = DEFAULT_DEV_JWT_SECRET
     # When set, tokens are verified against this JWKS (RS256 etc.) instead of the dev secret.
     jwks_url: str | None = None
+    # The operator console's OIDC client id at the identity provider (with jwks_url only);
+    # the authorizer's first audience when unset.
+    console_client_id: str | None = None
     region: str = "us-east-1"
     account_id: str = "123456789012"
     # Prefix of the local physical names: "<stack>-<LogicalId>", as CloudFormation would.
@@ -60,6 +63,7 @@ class LocalSettings:
         "port": ("FUNCMART_LOCAL_PORT",),
         "jwt_secret": ("FUNCMART_DEV_JWT_SECRET",),
         "jwks_url": ("FUNCMART_JWKS_URL",),
+        "console_client_id": ("FUNCMART_CONSOLE_CLIENT_ID",),
         "region": ("AWS_REGION", "AWS_DEFAULT_REGION"),
         "stack_name": ("FUNCMART_STACK_NAME",),
         "dynamodb_endpoint": ("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL"),

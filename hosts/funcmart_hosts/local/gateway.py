@@ -18,7 +18,8 @@ valid response. No header value the gateway writes carries a control character.
 
 With the template's CorsConfiguration the gateway answers preflights and adds the
 Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
-/openapi.json and a Swagger UI at /docs, which no function route can shadow (see `apidocs`).
+/openapi.json and a Swagger UI at /docs, and with `console` the operator console at /console
+(see `console`); no function route can shadow either.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from funcmart_hosts.gateway.events import ApiContext, HttpRequest, request_id
 from funcmart_hosts.gateway.responses import HttpResponse, problem_response
 from funcmart_hosts.gateway.routes import Route, RouteTable
 from funcmart_hosts.local.apidocs import ApiDocs
+from funcmart_hosts.local.console import Console
 from funcmart_hosts.local.cors import CorsConfig
 from funcmart_hosts.local.runtime import Invoker
 from funcmart_hosts.serving import (
@@ -71,10 +73,12 @@ class Gateway:
         max_body_bytes: int = 10 * 1024 * 1024,
         cors: CorsConfig | None = None,
         docs: ApiDocs | None = None,
+        console: Console | None = None,
     ) -> None:
         self.invoker = invoker
         self.cors = cors
         self.docs = docs
+        self.console = console
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.max_body_bytes = max_body_bytes
         self._server: uvicorn.Server | None = None
@@ -107,6 +111,8 @@ class Gateway:
         if request.method == "GET" and request.raw_path == "/metrics":
             return metrics_outcome()
         page = self.docs.serve(request) if self.docs is not None else None
+        if page is None and self.console is not None:
+            page = self.console.serve(request)
         if page is not None:
             return Outcome(page, request_id())
         return self.edge.handle(request, self._call, claims=claims)

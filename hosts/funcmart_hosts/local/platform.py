@@ -25,15 +25,16 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from funcmart_hosts.gateway.auth import TokenVerifier
+from funcmart_hosts.gateway.auth import TokenVerifier, mint_token
 from funcmart_hosts.gateway.events import ApiContext, HttpRequest
 from funcmart_hosts.gateway.template import Template, load, route_table
 from funcmart_hosts.local import provision, services
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.config import LocalSettings
+from funcmart_hosts.local.console import Console, OidcConfig
 from funcmart_hosts.local.gateway import Gateway
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
-from funcmart_hosts.local.resources import TABLE, Deployment
+from funcmart_hosts.local.resources import TABLE, Deployment, default_jwt_config
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
 
 log = logging.getLogger("local-platform")
@@ -266,6 +267,7 @@ class LocalPlatform:
             max_body_bytes=s.max_body_bytes,
             cors=deployment.cors_config(),
             docs=ApiDocs(),
+            console=console_for(s, deployment),
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
@@ -379,6 +381,7 @@ class LocalPlatform:
             base = self.gateway.url
             lines.append("api docs:")
             lines.append(f"  {base}/docs            Swagger UI")
+            lines.append(f"  {base}/console/        operator console")
             lines.append(f"  {base}/openapi.json    the OpenAPI document")
             lines.append(f"  {base}/metrics         Prometheus metrics")
             lines.append(f"  {base}/health          DynamoDB and Redis reachable")
@@ -396,6 +399,21 @@ class LocalPlatform:
             bearer = '"Authorization: Bearer $(make -s token ROLE=admin)"'
             lines.append(f"  curl -H {bearer} {self.gateway.url}/products")
         return lines
+
+
+def console_for(settings: LocalSettings, deployment: Deployment) -> Console:
+    """The console signs in where the gateway's tokens come from: the identity provider
+    behind the JWKS URL, or dev tokens minted with the dev secret as `make token` does."""
+    config = default_jwt_config(deployment.tpl, settings)
+    if settings.jwks_url:
+        client = settings.console_client_id or (config.audiences or ("",))[0]
+        return Console(oidc=OidcConfig(config.issuer, client))
+    secret = settings.jwt_secret
+
+    def mint(subject: str, groups: list[str], ttl: int) -> str:
+        return mint_token(secret, config, subject, groups, ttl)
+
+    return Console(minter=mint)
 
 
 def _text_logs(stack_name: str) -> Callable[[], None]:
