@@ -5,8 +5,8 @@ of its innermost frame. Run by `bench.peers` on the Knative host at concurrency 
 Layers are read from the frame's file: the HTTP server and event loop (uvicorn, httptools,
 uvloop, asyncio), the host's ASGI app, the edge (routing, auth, the API Gateway event), the
 function's entry point, the Redis client, metrics, JSON, logging, Powertools, the function's
-own services and domain, the rest. A sample whose innermost frame is in no layer (the standard library, the
-interpreter) is charged to its nearest caller that is.
+own services and domain, the rest. A sample whose innermost frame is in no layer (the
+standard library, the interpreter) is charged to its nearest caller that is.
 """
 
 from __future__ import annotations

@@ -455,8 +455,8 @@ class Report:
             "",
             f"Where the Knative host's CPU goes at concurrency {prof.concurrency}: py-spy "
             f"sampling the running server for {prof.seconds:.0f} s under the same load "
-            f"(`{prof.command}`), {prof.samples:,} samples, GIL-holding samples only, each charged to the layer of its "
-            "innermost frame that belongs to one (bench/profile.py):",
+            f"(`{prof.command}`), {prof.samples:,} GIL-holding samples, each charged to the "
+            "layer of its innermost frame that belongs to one (bench/profile.py):",
             "",
             "| layer | share of samples |",
             "|---|---:|",
