@@ -68,7 +68,8 @@ def create_product(env: dict[str, str]) -> Iterator[Server]:
 
 @pytest.fixture(scope="module")
 def get_product(env: dict[str, str]) -> Iterator[Server]:
-    with knative_server("GetProduct", env) as server:
+    # Access lines on, as deployed (LOG_LEVEL=INFO in infra/config.yaml)
+    with knative_server("GetProduct", {**env, "LOG_LEVEL": "INFO"}) as server:
         yield server
 
 
@@ -474,3 +475,23 @@ def test_anonymous_rate_limits_count_the_right_most_untrusted_forwarded_address(
         assert get(f"1.2.3.{n}, {alice}, 10.1.2.3") == 429
         # Bob, whose client wrote Alice's address on the left, keeps his own bucket.
         assert get(f"{alice}, {bob}, 10.1.2.3") == 404
+
+
+def test_each_pod_exports_its_start_up_time_and_logs_one_line_per_request(
+    get_product: Server, deps
+) -> None:  # type: ignore[no-untyped-def]
+    pid = add_product(deps)
+    answer = httpx.get(f"{get_product.url}/products/{pid}")
+    # THEN the scrape says how long the pod took from its process's start to ready
+    lines = httpx.get(get_product.metrics_url).text.splitlines()
+    (startup,) = [line for line in lines if line.startswith("funcmart_host_startup_seconds ")]
+    assert 0 < float(startup.split()[1]) < 300
+    # AND the request's access line is in the pod's log, as JSON naming it
+    rid = answer.headers["apigw-requestid"]
+    deadline = time.monotonic() + 10
+    while rid not in get_product.log.read_text() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    line = next(x for x in get_product.log.read_text().splitlines() if rid in x and "route" in x)
+    access = json.loads(line)
+    assert access["route"] == "GET /products/{productId}"
+    assert (access["status"], access["function"], access["method"]) == (200, "GetProduct", "GET")
