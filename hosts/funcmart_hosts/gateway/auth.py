@@ -16,12 +16,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import jwt
-
 from funcmart_hosts.gateway.responses import header_safe
 
 if TYPE_CHECKING:
     pass
+
+
+def _jwt() -> Any:
+    """PyJWT (and the cryptography it loads), imported when a token is first verified or
+    minted: a function whose routes are all public never loads it."""
+    import jwt
+
+    return jwt
 
 
 HS_ALGORITHMS = ["HS256"]
@@ -88,11 +94,19 @@ class TokenVerifier:
         if not secret and not jwks_url:
             raise ValueError("a dev secret or a JWKS URL is needed to verify tokens")
         self._secret = secret
-        self._jwks = jwt.PyJWKClient(jwks_url, timeout=5) if jwks_url else None
+        self._jwks_url = jwks_url
+        self._jwks_client: Any = None
+
+    @property
+    def _jwks(self) -> Any:
+        if self._jwks_url and self._jwks_client is None:
+            self._jwks_client = _jwt().PyJWKClient(self._jwks_url, timeout=5)
+        return self._jwks_client
 
     def verify(
         self, token: str, config: JwtConfig, required_scopes: Sequence[str] = ()
     ) -> Verified:
+        jwt = _jwt()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
@@ -166,4 +180,5 @@ def mint_token(
     if groups:
         claims["groups"] = list(groups)
     claims.update(extra)
-    return jwt.encode(claims, secret, algorithm="HS256")
+    token: str = _jwt().encode(claims, secret, algorithm="HS256")
+    return token
