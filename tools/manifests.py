@@ -118,6 +118,7 @@ AWS_ONLY_ENV = {
         "Trigger's deadLetterSink"
     ),
     "STRIPE_SECRET_ID": "Secrets Manager; on Knative STRIPE_API_KEY from the Secret below",
+    "REDIS_URL_SECRET_ID": "Secrets Manager; on Knative REDIS_URL from the Secret funcmart-secrets",
 }
 # The Stripe secret key of the functions that pay or refund: a Kubernetes Secret the operator
 # creates (never in these manifests). Optional, so a simulator deployment needs none.
@@ -245,8 +246,8 @@ def config_map(tpl: Template) -> dict[str, Any]:
     params = {k: v.get("Default") for k, v in (tpl.raw.get("Parameters") or {}).items()}
     data: dict[str, str] = {}
     for name, value in _global_env(tpl).items():
-        if name in SECRET_KEYS:
-            continue  # from the Secret created out of band
+        if name in SECRET_KEYS or name in AWS_ONLY_ENV:
+            continue  # from the Secret created out of band, or not used on Knative
         literal = _literal(value)
         target = _ref_target(value)
         if literal is not None:
@@ -274,7 +275,7 @@ def config_map(tpl: Template) -> dict[str, Any]:
             "THREADS": str(THREADS),
         }
     )
-    missing = set(_global_env(tpl)) - set(data) - set(SECRET_KEYS)
+    missing = set(_global_env(tpl)) - set(data) - set(SECRET_KEYS) - set(AWS_ONLY_ENV)
     if missing:
         raise ValueError(f"no Knative value for the template's global variables {missing}")
     return {
