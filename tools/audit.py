@@ -100,6 +100,9 @@ def audit(lock: Path) -> Audit:
         if not skipped:
             break
         pending = skipped
+    for pin in _pins(lock) - result.audited - set(result.unaudited):
+        # pip-audit leaves out what this Python's environment markers exclude.
+        result.unaudited[pin] = "not reported (an environment marker this Python does not meet)"
     return result
 
 
