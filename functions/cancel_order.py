@@ -1,4 +1,5 @@
-"""POST /orders/{orderId}/cancel: cancel a PENDING or PAID order; stock back, money back."""
+"""POST /orders/{orderId}/cancel: cancel a PENDING, PAID or NEEDS_ATTENTION order; stock
+back, a captured charge refunded."""
 
 from aws_lambda_powertools.event_handler import Response
 

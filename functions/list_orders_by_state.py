@@ -1,5 +1,5 @@
 """GET /operations/orders: orders waiting in a state (admin), the longest waiting first;
-NEEDS_ATTENTION unless `state` says otherwise."""
+NEEDS_ATTENTION unless the state parameter names another."""
 
 from typing import Annotated, Literal
 

@@ -1,5 +1,5 @@
 """POST /orders: reserve stock and record a PENDING order, once per Idempotency-Key; the
-lines come from the body or (`"fromCart": true`) from the caller's cart."""
+lines come from the body, or from the caller's cart when the body says "fromCart": true."""
 
 from typing import Annotated
 

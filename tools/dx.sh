@@ -5,9 +5,13 @@
 #   tools/dx.sh python                       path of the newest supported Python found
 #   tools/dx.sh python-of 3.12               path of a Python 3.12, or why there is none
 #   tools/dx.sh step LABEL CMD...            "==> LABEL", CMD, then "    done in N.N s"
-#   tools/dx.sh venv PYTHON VENV EXTRAS      VENV on PYTHON's minor version with .[EXTRAS]
-#   tools/dx.sh prereqs PYTHON               what `make test` needs, or one line naming what
-#                                            is missing and the Debian package to install
+#   tools/dx.sh venv PYTHON VENV EXTRAS      VENV on PYTHON's minor version with .[EXTRAS], as
+#                                            pinned in requirements/<EXTRAS>.lock (make lock)
+#   tools/dx.sh prereqs PYTHON [checkers]    what `make test` needs, or one line naming what
+#                                            is missing and the Debian package to install;
+#                                            with `checkers`, kubectl and promtool too: the
+#                                            Debian packages `make test` will install for
+#                                            them are named before anything starts
 #
 # Progress lines go to stderr: stdout stays for results (`ADMIN=$(make -s token ...)`).
 set -euo pipefail
@@ -73,9 +77,10 @@ step() {
 }
 
 # Creates (or recreates, when its Python's minor version is not PYTHON's) VENV and installs
-# the project with EXTRAS; a stamp per extras set makes the next run a no-op.
+# the project with EXTRAS from its lock file (every package pinned, every file's hash checked;
+# `make lock` writes them); a stamp per extras set makes the next run a no-op.
 venv() {
-  local python="$1" dir="$2" extras="$3" want have stamp
+  local python="$1" dir="$2" extras="$3" want have stamp lock="requirements/${3//,/-}.lock"
   want="$(minor_of "$python")"
   if [ -x "$dir/bin/python" ]; then
     have="$(minor_of "$dir/bin/python" || true)"
@@ -88,13 +93,22 @@ venv() {
     # upgrade step.
     step "create $dir with $python (Python $want)" "$python" -m venv "$dir"
   fi
+  if [ ! -f "$lock" ]; then
+    echo "no lock file for .[$extras]: add \"$extras\" to VENV_SETS in tools/lock.sh, run make lock" >&2
+    return 1
+  fi
   stamp="$dir/.installed-${extras//,/-}"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] ||
-    [ functions/requirements.txt -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ "$lock" -nt "$stamp" ]; then
     # --no-compile: Python compiles what it imports on first use; compiling every module of
     # botocore and moto up front is most of an install's time.
-    step "install the runtime and .[$extras]" \
-      "$dir/bin/python" -m pip install --quiet --progress-bar off --no-compile -e ".[$extras]"
+    step "install .[$extras] as $lock pins it (hashes checked)" \
+      "$dir/bin/python" -m pip install --quiet --progress-bar off --no-compile \
+      --require-hashes --no-deps -r "$lock"
+    # The project itself, editable, with the setuptools the lock holds: nothing unpinned.
+    # (PYTHONWARNINGS: setuptools warns of folders named like the packages, which is the
+    # layout here: functions/funcmart, hosts/funcmart_hosts.)
+    step "install the project (editable)" env PYTHONWARNINGS=ignore "$dir/bin/python" -m pip \
+      install --quiet --progress-bar off --no-compile --no-deps --no-build-isolation -e .
     touch "$stamp"
     # `dev` includes `local`: a later `make dev` has nothing to install.
     case ",$extras," in *,dev,*) touch "$dir/.installed-local" ;; esac
@@ -126,8 +140,19 @@ redis_answers() {
   case "$reply" in +PONG* | -NOAUTH*) return 0 ;; *) return 1 ;; esac
 }
 
+# The real consumers' checkers `make test` runs (Makefile: checkers): command, Debian package.
+CHECKERS=("kubectl kubernetes-client" "promtool prometheus" "chromium chromium")
+
+# The Debian packages of the checkers missing here, one per line.
+missing_checkers() {
+  local c
+  for c in "${CHECKERS[@]}"; do
+    command -v "${c%% *}" >/dev/null 2>&1 || echo "${c#* }"
+  done
+}
+
 prereqs() {
-  local python="${1:-}" missing=() v major
+  local python="${1:-}" checkers="${2:-}" missing=() v major install=()
   if ! runs "$python"; then
     missing+=("Python 3.11-3.13 (apt-get install python3 python3-venv; Debian 13 has python3.13)")
   else
@@ -155,6 +180,13 @@ prereqs() {
   if ! redis_answers && ! command -v redis-server >/dev/null 2>&1; then
     missing+=("Redis: nothing answers at ${REDIS_URL:-redis://127.0.0.1:6379/0} and no redis-server (apt-get install redis-server)")
   fi
+  if [ "$checkers" = checkers ]; then
+    mapfile -t install < <(missing_checkers)
+    if [ "${#install[@]}" -gt 0 ] && { [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; }; then
+      missing+=("kubectl and promtool, which the tests run (apt-get install ${install[*]}, as root)")
+      install=()
+    fi
+  fi
   if [ "${#missing[@]}" -gt 0 ]; then
     local line="" m
     for m in "${missing[@]}"; do line+="${line:+; }$m"; done
@@ -162,6 +194,9 @@ prereqs() {
     return 1
   fi
   echo "==> prerequisites: Python $(minor_of "$python") ($python), Java $(java_major), npm, Redis" >&2
+  if [ "${#install[@]}" -gt 0 ]; then
+    echo "==> make test will install with apt-get (missing here): ${install[*]}" >&2
+  fi
 }
 
 cmd="${1:-}"

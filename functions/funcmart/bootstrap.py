@@ -137,7 +137,24 @@ class Container:
     def redis_client(self) -> redis.Redis:
         from funcmart.adapters.redis_store import connect
 
-        return connect(self.settings.redis_url, self.settings.redis_socket_timeout_seconds)
+        return connect(self.redis_url, self.settings.redis_socket_timeout_seconds)
+
+    @cached_property
+    def redis_url(self) -> str:
+        """REDIS_URL, or the URL read once from Secrets Manager (REDIS_URL_SECRET_ID): on
+        AWS the password never sits in the function's configuration."""
+        from funcmart.settings import check_redis_url
+
+        s = self.settings
+        if not s.redis_url_secret_id:
+            return s.redis_url
+        client: Any = self.aws_session.create_client("secretsmanager", region_name=s.aws_region)
+        secret: str = client.get_secret_value(SecretId=s.redis_url_secret_id)["SecretString"]
+        try:
+            return check_redis_url(secret.strip())
+        except ValueError as exc:
+            name = Settings.env_names("redis_url_secret_id")[0]
+            raise SettingsError(f"the secret {name} names: {exc}") from exc
 
     @cached_property
     def redis(self) -> RedisGuard:

@@ -29,6 +29,18 @@ def on_lambda(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
 
 
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def check_redis_url(url: str) -> str:
+    """A Redis URL redis-py connects with: redis://, rediss:// (TLS) or unix://. The error
+    never repeats the URL, which may hold a password."""
+    if not url.startswith(REDIS_SCHEMES):
+        scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
+        raise ValueError(f"a Redis URL starts with redis://, rediss:// or unix://, not {scheme!r}")
+    return url
+
+
 def _env(*names: str, default: Any = None, **constraints: Any) -> Any:
     """A field read from the first of `names` that is set in the environment."""
     return Field(default, validation_alias=AliasChoices(*names), **constraints)
@@ -43,6 +55,12 @@ class Settings(BaseModel):
     # only serves cache hits never loads botocore).
     clients_at_cold_start: bool = _env("FUNCMART_CLIENTS_AT_COLD_START", default=True)
     redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
+    # redis:// or, for a server that speaks TLS (ElastiCache with in-transit encryption),
+    # rediss:// (the server's certificate is verified); unix:// for a local socket.
+    redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0", repr=False)
+    # On AWS: the Secrets Manager secret whose string is the Redis URL (its password inside),
+    # read once at cold start in place of REDIS_URL.
+    redis_url_secret_id: str | None = _env("REDIS_URL_SECRET_ID")
     aws_region: str = _env("AWS_REGION", "AWS_DEFAULT_REGION", default="us-east-1")
     dynamodb_endpoint: str | None = _env("AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL")
     sqs_endpoint: str | None = _env("AWS_ENDPOINT_URL_SQS", "AWS_ENDPOINT_URL")
@@ -114,6 +132,11 @@ class Settings(BaseModel):
         "OrderPaid": "order_paid_queue_url",
     }
 
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: str) -> str:
+        return check_redis_url(value)
+
     @field_validator("rate_limit")
     @classmethod
     def _a_rate_limit(cls, value: str | None) -> str | None:
@@ -160,7 +183,9 @@ class Settings(BaseModel):
                 problems.append(f"{names[0]} is not set")
             else:
                 message = str(error["msg"]).removeprefix("Value error, ")
-                problems.append(f"{names[0]}={error['input']!r}: {message}")
+                secret = field in cls.model_fields and not cls.model_fields[field].repr
+                shown = "(not shown)" if secret else repr(error["input"])
+                problems.append(f"{names[0]}={shown}: {message}")
         return "; ".join(problems)
 
 

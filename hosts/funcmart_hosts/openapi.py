@@ -275,7 +275,13 @@ def build_document(tpl: Template | None = None) -> dict[str, Any]:
         {"name": "catalog", "description": "Products, prices and stock; reads are public."},
         {"name": "cart", "description": "The caller's cart, kept in Redis."},
         {"name": "orders", "description": "Placing, reading and cancelling orders."},
-        {"name": "operations", "description": "Health."},
+        {
+            "name": "operations",
+            "description": (
+                "For operators: the service's health, orders that need attention (list, "
+                "retry, cancel, resolve; admin) and the redrive of dead letters (admin)."
+            ),
+        },
     ]
     return doc
 

@@ -13,6 +13,9 @@ from files in this repository:
   (mountPropagation; csi, ephemeral and image volumes). A model validates types, required
   fields, enums and patterns; a field it drops or a value it converts is one the schema
   does not have (`_difference`).
+- cert-manager 1.17 (Certificate): cloudcoil's models generated from its CRDs, the newest
+  release published for Python before 3.14; the fields used here (secretName, dnsNames,
+  issuerRef, privateKey, usages) are unchanged in cert-manager's current v1 API.
 - Gateway API v1 (HTTPRoute, Gateway): `@kubernetes-models/gateway-api` from the npm
   registry, generated from Gateway API's Go types (which its CRDs are generated from):
   types, required fields, enums and patterns. Its validators allow unknown fields, so
@@ -42,6 +45,7 @@ def _models() -> dict[str, ModuleType]:
     with warnings.catch_warnings():
         # The generated models name fields after the attributes of their base class.
         warnings.simplefilter("ignore", UserWarning)
+        from cloudcoil.models.cert_manager import v1 as cert_manager
         from cloudcoil.models.knative_eventing.eventing import v1 as eventing
         from cloudcoil.models.knative_eventing.sources import v1 as sources
         from cloudcoil.models.knative_serving.serving import v1 as serving
@@ -51,6 +55,7 @@ def _models() -> dict[str, ModuleType]:
         "eventing.knative.dev/v1": eventing,
         "sources.knative.dev/v1": sources,
         "monitoring.coreos.com/v1": monitoring,
+        "cert-manager.io/v1": cert_manager,
     }
 
 
@@ -70,7 +75,7 @@ def covers(doc: Mapping[str, Any]) -> bool:
 
 
 def violations(doc: Mapping[str, Any]) -> list[str]:
-    """What the kind's CRD schema refuses in `doc` (Knative and monitoring kinds)."""
+    """What the kind's CRD schema refuses in `doc` (Knative, monitoring, cert-manager)."""
     model = getattr(MODELS[doc["apiVersion"]], doc["kind"])
     try:
         parsed = model.model_validate(doc)

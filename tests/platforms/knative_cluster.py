@@ -317,9 +317,13 @@ class Cluster:
         return replicas[i % len(replicas)].url
 
     def route(self, method: str, path: str) -> str:
-        """The Knative Service the rendered HTTPRoutes send `method path` to."""
+        """The Knative Service the rendered HTTPRoutes send `method path` to, as a client
+        reaches them: on the Gateway's HTTPS listener (plain HTTP only redirects)."""
         hits = []
         for route in by_kind(self.rendered, "HTTPRoute"):
+            sections = {p.get("sectionName", "https") for p in route["spec"]["parentRefs"]}
+            if "https" not in sections:
+                continue
             for rule in route["spec"]["rules"]:
                 for match in rule["matches"]:
                     p = match["path"]

@@ -7,10 +7,12 @@ Pod Security "restricted", and the rule that no secret value is in the repositor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
 import subprocess
+import textwrap
 from pathlib import Path
 from typing import Any
 
@@ -19,9 +21,10 @@ import pytest
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
-from funcmart.settings import Settings
+from funcmart.settings import Settings, SettingsError
 from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.template import ROOT
+from funcmart_hosts.knative.host import KnativeSettings
 from tests.platforms import crds
 from tests.platforms.admission import (
     hardened_violations,
@@ -29,7 +32,7 @@ from tests.platforms.admission import (
     restricted_violations,
 )
 from tests.platforms.kustomize import render
-from tools import manifests
+from tools import function_needs, manifests
 
 INFRA = ROOT / "infra"
 TPL = template.load()
@@ -97,7 +100,11 @@ def test_the_service_runs_the_template_handler(logical_id: str) -> None:
 def test_environment_variable_names_agree_but_for_documented_ones(logical_id: str) -> None:
     on_aws = set(TPL.functions[logical_id].environment)
     on_knative = env_names(by_function()[logical_id])
-    assert on_aws - on_knative <= set(manifests.AWS_ONLY_ENV), on_aws - on_knative
+    # A secret the function's code does not read stays out of its pod (the secrets tests).
+    unread = set(manifests.SECRET_KEYS) - set(
+        manifests.secret_keys_of(TPL, TPL.functions[logical_id])
+    )
+    assert on_aws - on_knative <= set(manifests.AWS_ONLY_ENV) | unread, on_aws - on_knative
     assert on_knative - on_aws <= set(manifests.KNATIVE_ONLY_ENV), on_knative - on_aws
 
 
@@ -301,6 +308,10 @@ def _edited(kind: str, path: tuple[str | int, ...], value: object) -> dict[str, 
         ("PodMonitor", ("spec", "podMetricsEndpoints", 0, "portt"), "x", "portt: unknown field"),
         ("PrometheusRule", ("spec", "groups", 0, "rules", 0, "for"), "five minutes", "for"),
         ("PingSource", ("spec", "sink"), "reconcile-orders", "sink"),
+        ("Certificate", ("spec", "issuerReff"), {}, "issuerReff: unknown field"),
+        ("Certificate", ("spec", "issuerRef"), GONE, "issuerRef: Field required"),
+        ("Certificate", ("spec", "dnsNames"), "api.funcmart.example", "dnsNames"),
+        ("Certificate", ("spec", "privateKey", "algorithm"), "DSA", "algorithm"),
     ],
 )
 def test_the_crd_schemas_refuse_what_an_api_server_refuses(
@@ -321,6 +332,8 @@ MATCH = ("spec", "rules", 0, "matches", 0)
         ("HTTPRoute", ("spec", "rules", 0, "backendRefs", 0, "port"), "http", "port"),
         ("HTTPRoute", ("spec", "rules"), [{}] * 17, "rules"),
         ("Gateway", ("spec", "gatewayClassName"), GONE, "gatewayClassName"),
+        ("Gateway", ("spec", "listeners", 1, "tls", "mode"), "Terminat", "tls/mode"),
+        ("Gateway", ("spec", "listeners", 1, "port"), 70000, "port"),
     ],
 )
 def test_the_gateway_api_schemas_refuse_what_an_api_server_refuses(
@@ -477,7 +490,8 @@ def test_no_secret_value_is_rendered_or_tracked() -> None:
         for key in manifests.SECRET_KEYS:
             assert not re.search(rf"{key}\s*[:=]\s*\S", text), f"{path} sets {key}"
         assert "stringData" not in text, path
-        assert "kind: Secret" not in text, path
+        # (A Gateway's certificateRefs name a Secret with `kind: Secret`, indented.)
+        assert not re.search(r"^kind: Secret$", text, re.M), path
 
 
 def test_infra_renders_from_the_tracked_files_alone(tmp_path: Path) -> None:
@@ -492,11 +506,39 @@ def test_infra_renders_from_the_tracked_files_alone(tmp_path: Path) -> None:
     assert len(render(tmp_path / "infra")) == len(RENDERED)
 
 
+def secret_refs(ksvc: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The pod's variables taken from a Secret: name -> its secretKeyRef."""
+    (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+    return {
+        e["name"]: e["valueFrom"]["secretKeyRef"]
+        for e in container.get("env", [])
+        if "secretKeyRef" in e.get("valueFrom", {})
+    }
+
+
+def holders(key: str, secret: str = manifests.SECRET) -> set[str]:
+    """The functions (logical ids) whose pods get `key` of `secret`."""
+    return {
+        lid
+        for lid, ksvc in by_function().items()
+        if any(r["name"] == secret and r["key"] == key for r in secret_refs(ksvc).values())
+    }
+
+
+HTTP_FUNCTIONS = {lid for lid, f in TPL.functions.items() if f.routes}
+CONSUMERS = set(TPL.functions) - HTTP_FUNCTIONS
+
+
+def test_no_pod_takes_a_whole_secret() -> None:
+    for d in RENDERED:
+        text = json.dumps(d)
+        assert '"secretRef"' not in text, d["metadata"]["name"]
+
+
 def test_pods_read_their_secrets_from_secrets_created_out_of_band() -> None:
     for ksvc in KSVCS.values():
-        (container,) = ksvc["spec"]["template"]["spec"]["containers"]
-        refs = [s["secretRef"]["name"] for s in container["envFrom"] if "secretRef" in s]
-        assert refs == [manifests.SECRET]
+        for ref in secret_refs(ksvc).values():
+            assert ref["name"] in (manifests.SECRET, manifests.STRIPE_SECRET["name"])
     assert "REDIS_URL" not in CONFIG["data"]
     redis = next(d for d in RENDERED if d["kind"] == "StatefulSet")
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -505,10 +547,74 @@ def test_pods_read_their_secrets_from_secrets_created_out_of_band() -> None:
     assert args[args.index("--appendonly") + 1] == "yes"
 
 
+def test_the_jwt_secret_only_where_tokens_are_verified_and_optional_for_jwks() -> None:
+    public = {"ListProducts", "GetProduct", "Health"}
+    assert {lid for lid in HTTP_FUNCTIONS if all(r.public for r in TPL.functions[lid].routes)} == (
+        public
+    )
+    assert holders("FUNCMART_JWT_SECRET") == HTTP_FUNCTIONS - public
+    for lid in HTTP_FUNCTIONS - public:
+        # With FUNCMART_JWKS_URL the Secret holds no HS256 secret, and the pods still start.
+        assert secret_refs(by_function()[lid])["FUNCMART_JWT_SECRET"]["optional"] is True
+
+
+def test_the_event_key_only_where_events_are_signed_or_verified() -> None:
+    # Every consumer verifies; of the HTTP functions, those that build a publisher (the order
+    # functions: placing publishes OrderPlaced, a retry re-publishes it) sign.
+    signers = {"PlaceOrder", "CancelOrder", "RetryOrder", "ResolveOrder", "CancelStuckOrder"}
+    assert holders("FUNCMART_EVENT_KEY") == CONSUMERS | signers
+    assert holders("FUNCMART_EVENT_KEY_PREVIOUS") == CONSUMERS
+    for lid in CONSUMERS:
+        refs = secret_refs(by_function()[lid])
+        assert refs["FUNCMART_EVENT_KEY_PREVIOUS"]["optional"] is True
+        assert refs["FUNCMART_EVENT_KEY"].get("optional") is not True
+
+
+def test_the_redis_url_only_for_the_functions_that_use_redis() -> None:
+    users = {lid for lid, f in TPL.functions.items() if function_needs.uses_redis(TPL, f)}
+    assert holders("REDIS_URL") == users
+    # Every function uses Redis with the template's defaults (the cache, carts, the health
+    # probe or the rate limiter); a function without them gets no Redis password.
+    assert users == set(TPL.functions)
+    unlimited = dataclasses.replace(
+        TPL.functions["ListProducts"],
+        environment={"RATE_LIMIT_CLASS": "reads", "RATE_LIMIT": "off"},
+    )
+    assert "REDIS_URL" not in manifests.secret_keys_of(TPL, unlimited)
+    assert "REDIS_URL" in manifests.secret_keys_of(TPL, TPL.functions["ListProducts"])
+
+
+def test_the_stripe_key_only_for_the_functions_that_pay_or_refund() -> None:
+    paying = {"ProcessOrder", "CancelOrder", "RetryOrder", "CancelStuckOrder", "ResolveOrder"}
+    assert holders(manifests.STRIPE_SECRET["key"], manifests.STRIPE_SECRET["name"]) == paying
+
+
+@pytest.mark.parametrize("logical_id", sorted(TPL.functions))
+def test_each_pod_starts_with_only_the_secrets_it_gets(logical_id: str) -> None:
+    """The Knative host's start-up checks pass on the pod's environment as rendered, with a
+    value for each Secret key it names and nothing else."""
+    ksvc = by_function()[logical_id]
+    (container,) = ksvc["spec"]["template"]["spec"]["containers"]
+    env = dict(CONFIG["data"])
+    if ksvc["metadata"]["labels"].get("funcmart.dev/publishes") == "true":  # the SinkBinding's
+        env["K_SINK"] = "http://broker-ingress.knative-eventing.svc.cluster.local/funcmart/default"
+    for e in container["env"]:
+        env[e["name"]] = e.get("value") or f"{e['name'].lower()}-{'x' * 40}"
+    KnativeSettings.load(env)
+    if logical_id in CONSUMERS:  # the key it gets is one it cannot start without
+        with pytest.raises(SettingsError, match="FUNCMART_EVENT_KEY"):
+            KnativeSettings.load({k: v for k, v in env.items() if k != "FUNCMART_EVENT_KEY"})
+
+
 # ------------------------------------------------------------------------- routing
 
 
-HTTP_ROUTES = {d["metadata"]["name"]: d for d in RENDERED if d["kind"] == "HTTPRoute"}
+# The API's routes (one per HTTP function), apart from the redirect of plain HTTP.
+HTTP_ROUTES = {
+    d["metadata"]["name"]: d
+    for d in RENDERED
+    if d["kind"] == "HTTPRoute" and "funcmart.dev/function" in d["metadata"]["labels"]
+}
 
 
 def route_target(method: str, path: str) -> str | None:
@@ -576,6 +682,84 @@ def test_routes_reach_only_http_functions_through_the_knative_ingress() -> None:
     assert grant["spec"]["to"] == [
         {"group": "", "kind": "Service", "name": manifests.INGRESS_SERVICE}
     ]
+
+
+# ---------------------------------------------------------------------------- TLS
+
+
+GATEWAY = next(d for d in RENDERED if d["kind"] == "Gateway")
+LISTENERS = {listener["name"]: listener for listener in GATEWAY["spec"]["listeners"]}
+CERTIFICATES = [d for d in RENDERED if d["kind"] == "Certificate"]
+
+
+def routes_on(section: str) -> list[dict[str, Any]]:
+    """The HTTPRoutes attached to one listener of the Gateway (or to all of them)."""
+    return [
+        d
+        for d in RENDERED
+        if d["kind"] == "HTTPRoute"
+        and any(
+            p["name"] == GATEWAY["metadata"]["name"] and p.get("sectionName") in (None, section)
+            for p in d["spec"]["parentRefs"]
+        )
+    ]
+
+
+def test_the_gateway_terminates_tls_with_the_certificate_cert_manager_keeps() -> None:
+    https = LISTENERS[manifests.HTTPS_LISTENER]
+    assert (https["protocol"], https["port"], https["tls"]["mode"]) == ("HTTPS", 443, "Terminate")
+    (ref,) = https["tls"]["certificateRefs"]
+    assert (ref.get("group", ""), ref.get("kind", "Secret")) == ("", "Secret")
+    (certificate,) = CERTIFICATES
+    assert certificate["spec"]["secretName"] == ref["name"]
+    assert certificate["metadata"]["namespace"] == GATEWAY["metadata"]["namespace"]
+    assert certificate["spec"]["issuerRef"] == manifests.CERT_ISSUER
+    assert certificate["spec"]["dnsNames"] == [manifests.API_HOST]
+
+
+def test_every_api_route_is_served_over_https_only() -> None:
+    assert HTTP_ROUTES
+    for route in HTTP_ROUTES.values():
+        assert route["spec"]["parentRefs"] == [
+            {"name": GATEWAY["metadata"]["name"], "sectionName": manifests.HTTPS_LISTENER}
+        ]
+    assert {d["metadata"]["name"] for d in routes_on(manifests.HTTPS_LISTENER)} == set(HTTP_ROUTES)
+
+
+def test_plain_http_only_redirects_to_https() -> None:
+    http = LISTENERS[manifests.HTTP_LISTENER]
+    assert (http["protocol"], http["port"]) == ("HTTP", 80)
+    assert set(LISTENERS) == {manifests.HTTP_LISTENER, manifests.HTTPS_LISTENER}
+    (redirect,) = routes_on(manifests.HTTP_LISTENER)
+    for rule in redirect["spec"]["rules"]:
+        assert "backendRefs" not in rule
+        assert "matches" not in rule  # every path
+        assert rule["filters"] == [
+            {"type": "RequestRedirect", "requestRedirect": {"scheme": "https", "statusCode": 301}}
+        ]
+
+
+def _deploy_doc_overlay() -> str:
+    doc = (ROOT / "docs" / "deploy.md").read_text()
+    m = re.search(r"cat > shop/kustomization\.yaml <<'EOF'\n(.*?)\n *EOF\n", doc, re.S)
+    assert m, "docs/deploy.md shows the overlay that names the host and the issuer"
+    return textwrap.dedent(m.group(1)) + "\n"
+
+
+def test_the_guide_s_overlay_names_the_host_and_the_issuer(tmp_path: Path) -> None:
+    tracked = subprocess.run(
+        ["git", "ls-files", "infra"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    for path in tracked:
+        target = tmp_path / "funcmart" / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / path, target)
+    (tmp_path / "shop").mkdir()
+    (tmp_path / "shop" / "kustomization.yaml").write_text(_deploy_doc_overlay())
+    (certificate,) = [d for d in render(tmp_path / "shop") if d["kind"] == "Certificate"]
+    assert certificate["spec"]["dnsNames"] == ["api.shop.example"]
+    assert certificate["spec"]["issuerRef"]["name"] == "letsencrypt-prod"
+    assert certificate["spec"]["dnsNames"] != [manifests.API_HOST]
 
 
 # ------------------------------------------------------------------------ lockdown
@@ -701,3 +885,16 @@ def test_the_warm_component_keeps_one_pod_of_each_http_function_and_nothing_else
         http = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] == "http"
         annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
         assert annotations["autoscaling.knative.dev/min-scale"] == ("1" if http else "0")
+def test_the_table_has_one_name_off_aws() -> None:
+    table = json.loads((ROOT / "localstack/init/ready.d/table.json").read_text())
+    assert CONFIG["data"]["TABLE_NAME"] == table["TableName"] == manifests.TABLE_NAME
+    policies = json.loads((INFRA / "iam" / "policies.json").read_text())
+    arns = {
+        arn
+        for entry in policies.values()
+        if entry["policy"]
+        for statement in entry["policy"]["Statement"]
+        for arn in statement["Resource"]
+    }
+    assert arns
+    assert all(arn.split(":table/")[1].split("/")[0] == table["TableName"] for arn in arns)

@@ -62,8 +62,15 @@ def runtime_version(tpl: dict) -> str:
 
 
 def runtime_python(version: str) -> str:
-    found = shutil.which(f"python{version}")
-    if found is None:
+    """The runtime's Python, found as the build finds it (tools/dx.sh python-of: a pyenv shim
+    for a version not selected does not count)."""
+    found = subprocess.run(
+        ["bash", str(ROOT / "tools" / "dx.sh"), "python-of", version],
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    if not found:
         pytest.fail(f"python{version}, the template's runtime, is needed to build and check")
     return found
 

@@ -127,3 +127,67 @@ def test_make_invoke_without_an_event_lists_the_functions_samples() -> None:
     )
     assert done.returncode != 0
     assert "events/get_product.json" in done.stderr
+
+
+def test_make_test_names_the_packages_it_will_install_before_it_starts(
+    tmp_path: Path, redis_url: str
+) -> None:
+    # java and npm here, kubectl and promtool not: as root with apt-get, make test installs
+    # them, and says so on the prerequisites' lines, before any install or test.
+    tools = ["java", "npm", "id", "apt-get"] if shutil.which("apt-get") else ["java", "npm", "id"]
+    path = bin_dir(tmp_path, *tools)
+    done = run(["bash", str(DX), "prereqs", sys.executable, "checkers"], path, REDIS_URL=redis_url)
+    if os.getuid() == 0 and shutil.which("apt-get"):
+        assert done.returncode == 0, done.stderr
+        assert (
+            "==> make test will install with apt-get (missing here): kubernetes-client prometheus"
+            in done.stderr
+        )
+    else:
+        assert done.returncode == 1
+        assert "kubectl and promtool" in done.stderr
+    # Without `checkers` (make test-fast) they are not asked for.
+    done = run(["bash", str(DX), "prereqs", sys.executable], path, REDIS_URL=redis_url)
+    assert done.returncode == 0, done.stderr
+    assert "apt-get" not in done.stderr
+
+
+def test_make_test_asks_for_the_checkers_and_test_fast_does_not() -> None:
+    for target, wanted in (("test", True), ("test-fast", False)):
+        done = subprocess.run(
+            ["make", "-n", target, f"PYTHON={sys.executable}"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        (line,) = [x for x in done.stdout.splitlines() if "dx.sh prereqs" in x]
+        assert line.rstrip().endswith("checkers") is wanted, line
+
+
+def test_the_lambda_build_finds_python_as_make_dev_does(tmp_path: Path) -> None:
+    """`sam build` runs functions/Makefile: a pyenv shim for a version not selected answers
+    "command not found" for python3.13, yet the project's Makefile finds 3.13 in pyenv."""
+    found = subprocess.run(
+        ["bash", str(DX), "python-of", "3.13"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    assert found, "make test needs the template's runtime, Python 3.13, for the Lambda build"
+    shims = tmp_path / "shims"
+    shims.mkdir()
+    shim = shims / "python3.13"
+    shim.write_text('#!/bin/sh\necho "pyenv: python3.13: command not found" >&2\nexit 127\n')
+    shim.chmod(0o755)
+    done = subprocess.run(
+        ["make", "-n", "-C", "functions", "build-Dependencies", f"ARTIFACTS_DIR={tmp_path}"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": f"{shims}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    pip = next(x for x in done.stdout.splitlines() if " -m pip install" in x)
+    assert pip.split()[0] != "python3.13", pip  # the shim that fails
+    assert Path(pip.split()[0]).resolve() == Path(found).resolve(), pip

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -65,3 +66,40 @@ def test_limited_routes_document_429_and_the_ratelimit_headers(generated) -> Non
     assert "429" in op["responses"]
     assert set(op["responses"]["200"]["headers"]) >= {"RateLimit-Limit", "RateLimit-Remaining"}
     assert "429" not in generated["paths"]["/health"]["get"]["responses"]
+
+
+def _operations(doc: dict) -> list[tuple[str, dict]]:
+    return [(f"{m.upper()} {p}", op) for p, item in doc["paths"].items() for m, op in item.items()]
+
+
+def test_every_tag_and_summary_says_something_of_its_own() -> None:
+    """In the committed document: no empty text, none the same as its neighbour's, and no
+    Markdown in a summary (OpenAPI renders a summary as plain text)."""
+    doc = json.loads(openapi.DOCUMENT.read_text())
+    tags = [(t["name"], t.get("description", "")) for t in doc["tags"]]
+    summaries = [(name, op.get("summary", "")) for name, op in _operations(doc)]
+    for group in (tags, summaries):
+        for name, text in group:
+            assert text.strip(), f"{name}: empty"
+            assert text.strip().rstrip(".").lower() != name.lower(), f"{name}: says only its name"
+        for (a, ta), (b, tb) in itertools.pairwise(group):
+            assert ta != tb, f"{a} and {b} say the same: {ta!r}"
+    assert len({t for _, t in tags}) == len(tags)
+    for name, summary in summaries:
+        assert "`" not in summary, f"{name}: Markdown in a plain-text summary: {summary!r}"
+    used = {t for _, op in _operations(doc) for t in op.get("tags", [])}
+    assert used == {name for name, _ in tags}
+
+
+def test_the_operations_tag_names_what_it_holds() -> None:
+    doc = json.loads(openapi.DOCUMENT.read_text())
+    (description,) = [t["description"] for t in doc["tags"] if t["name"] == "operations"]
+    for subject in ("health", "orders", "dead letters"):
+        assert subject in description.lower()
+
+
+def test_cancel_says_which_orders_it_cancels() -> None:
+    doc = json.loads(openapi.DOCUMENT.read_text())
+    summary = doc["paths"]["/orders/{orderId}/cancel"]["post"]["summary"]
+    for state in ("PENDING", "PAID", "NEEDS_ATTENTION"):
+        assert state in summary

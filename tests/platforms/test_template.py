@@ -263,3 +263,58 @@ def test_cloudfront_sends_the_console_the_policy_the_local_platform_sends() -> N
     api = "https://${HttpApi}.execute-api.${AWS::Region}.amazonaws.com"
     deployed = re.sub(r"\s+;", ";", " ".join(policy.value.split()))
     assert deployed == csp((api, "${ConsoleConnectOrigins}"))
+# --------------------------------------------------------- Redis in a private network
+
+
+def _tag(value: Any) -> tuple[str, Any]:
+    return (value.name, value.value)
+
+
+def test_the_redis_url_is_no_echo_or_read_from_secrets_manager() -> None:
+    params = TPL.raw["Parameters"]
+    assert params["RedisUrl"]["NoEcho"] is True
+    assert params["RedisUrlSecretId"]["Default"] == ""
+    env = TPL.raw["Globals"]["Function"]["Environment"]["Variables"]
+    assert _tag(env["REDIS_URL_SECRET_ID"]) == ("Ref", "RedisUrlSecretId")
+    from funcmart.settings import Settings
+
+    assert Settings.env_names("redis_url_secret_id") == ("REDIS_URL_SECRET_ID",)
+
+
+def test_every_function_that_uses_redis_may_read_the_redis_url_secret() -> None:
+    from tools import function_needs
+
+    users = {lid for lid, f in TPL.functions.items() if function_needs.uses_redis(TPL, f)}
+    policy = TPL.resource("RedisUrlSecretRead")
+    assert policy["Condition"] == "RedisUrlFromSecret"
+    roles = {_tag(r)[1] for r in policy["Properties"]["Roles"]}
+    assert roles == {f"{lid}Role" for lid in users}  # SAM names each function's role so
+    (statement,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert statement["Action"] == ["secretsmanager:GetSecretValue"]
+    assert "${RedisUrlSecretId}-*" in _tag(statement["Resource"])[1]
+
+
+def test_the_functions_that_use_redis_run_in_its_vpc_when_one_is_given() -> None:
+    from tools import function_needs
+
+    # Set once in Globals, which holds only while every function uses Redis; a function
+    # that does not would need its own VpcConfig (and the Globals' removed).
+    assert all(function_needs.uses_redis(TPL, f) for f in TPL.functions.values())
+    vpc = TPL.raw["Globals"]["Function"]["VpcConfig"]
+    condition, (when, otherwise) = vpc.value[0], vpc.value[1:]
+    assert vpc.name == "If"
+    assert condition == "InRedisVpc"
+    assert {k: _tag(v) for k, v in when.items()} == {
+        "SubnetIds": ("Ref", "RedisSubnetIds"),
+        "SecurityGroupIds": ("Ref", "RedisSecurityGroupIds"),
+    }
+    assert _tag(otherwise) == ("Ref", "AWS::NoValue")  # empty lists: no VPC at all
+    for lid in TPL.functions:
+        assert "VpcConfig" not in TPL.resource(lid)["Properties"], lid
+    params = TPL.raw["Parameters"]
+    for name in ("RedisSubnetIds", "RedisSecurityGroupIds"):
+        assert (params[name]["Type"], params[name]["Default"]) == ("CommaDelimitedList", "")
+    both = TPL.raw["Conditions"]["InRedisVpc"]
+    assert both.name == "And"
+    assert "RedisSubnetIds" in repr(both.value)
+    assert "RedisSecurityGroupIds" in repr(both.value)

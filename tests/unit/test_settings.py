@@ -3,6 +3,8 @@ message naming the variable, never a silent fallback."""
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from funcmart.settings import Settings, SettingsError, on_lambda
@@ -82,3 +84,31 @@ def test_clients_are_built_at_cold_start_unless_left_to_their_first_use() -> Non
     assert lazy.built("clock") is None
     assert lazy.clock is not None
     assert lazy.built("clock") is not None
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://127.0.0.1:6379/0",
+        "rediss://:secret@master.funcmart.abc123.use1.cache.amazonaws.com:6379/0",
+        "unix:///run/redis.sock",
+    ],
+)
+def test_a_redis_url_may_use_tls(url: str) -> None:
+    assert Settings.load({**BASE, "REDIS_URL": url}).redis_url == url
+
+
+def test_a_redis_url_of_another_scheme_is_refused_without_showing_it() -> None:
+    with pytest.raises(SettingsError, match="REDIS_URL") as refused:
+        Settings.load({**BASE, "REDIS_URL": "http://:hunter2hunter2@cache:6379"})
+    assert "hunter2" not in str(refused.value)
+    assert "hunter2" not in repr(Settings.load({**BASE, "REDIS_URL": "redis://:hunter2@h:1"}))
+
+
+def test_a_rediss_url_connects_over_tls() -> None:
+    import redis
+
+    from funcmart.adapters.redis_store import connect
+
+    client = connect("rediss://:pw@cache.example:6379/0", 0.25)
+    connection = client.connection_pool.make_connection()  # not connected yet
+    assert isinstance(connection, redis.SSLConnection)
+    assert connection.cert_reqs == ssl.CERT_REQUIRED  # the server's certificate is verified
