@@ -194,7 +194,7 @@ class Container:
 
         s = self.settings
         breaker = self.redis.breaker
-        return AsyncRedisRateLimiter(s.redis_url, s.redis_socket_timeout_seconds, breaker)
+        return AsyncRedisRateLimiter(self.redis_url, s.redis_socket_timeout_seconds, breaker)
 
     @cached_property
     def table_probe(self) -> HealthProbe:

@@ -54,7 +54,6 @@ class Settings(BaseModel):
     # SnapStart snapshots) or leaves them to their first use (the Knative host: a pod that
     # only serves cache hits never loads botocore).
     clients_at_cold_start: bool = _env("FUNCMART_CLIENTS_AT_COLD_START", default=True)
-    redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0")
     # redis:// or, for a server that speaks TLS (ElastiCache with in-transit encryption),
     # rediss:// (the server's certificate is verified); unix:// for a local socket.
     redis_url: str = _env("REDIS_URL", default="redis://127.0.0.1:6379/0", repr=False)

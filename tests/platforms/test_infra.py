@@ -885,6 +885,8 @@ def test_the_warm_component_keeps_one_pod_of_each_http_function_and_nothing_else
         http = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] == "http"
         annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
         assert annotations["autoscaling.knative.dev/min-scale"] == ("1" if http else "0")
+
+
 def test_the_table_has_one_name_off_aws() -> None:
     table = json.loads((ROOT / "localstack/init/ready.d/table.json").read_text())
     assert CONFIG["data"]["TABLE_NAME"] == table["TableName"] == manifests.TABLE_NAME

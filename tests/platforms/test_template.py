@@ -263,6 +263,8 @@ def test_cloudfront_sends_the_console_the_policy_the_local_platform_sends() -> N
     api = "https://${HttpApi}.execute-api.${AWS::Region}.amazonaws.com"
     deployed = re.sub(r"\s+;", ";", " ".join(policy.value.split()))
     assert deployed == csp((api, "${ConsoleConnectOrigins}"))
+
+
 # --------------------------------------------------------- Redis in a private network
 
 

@@ -84,6 +84,8 @@ def test_clients_are_built_at_cold_start_unless_left_to_their_first_use() -> Non
     assert lazy.built("clock") is None
     assert lazy.clock is not None
     assert lazy.built("clock") is not None
+
+
 @pytest.mark.parametrize(
     "url",
     [
