@@ -1,11 +1,9 @@
 """POST /orders/{orderId}/cancel: cancel a PENDING or PAID order; stock back, money back."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.orders import OrderOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import CancelOrder
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import orders
 
 deps = build().ready("order_ports")

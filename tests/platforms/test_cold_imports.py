@@ -70,6 +70,36 @@ def test_a_function_that_calls_aws_has_its_sdk_traced_from_cold_start() -> None:
     assert result["botocore_patched"] is True
 
 
+# What no function uses, and so never loads at cold start: the asyncio, cluster and sentinel
+# Redis clients that `redis/__init__` imports, and the resolvers and event classes Powertools'
+# `event_handler/__init__` imports besides API Gateway's.
+NEVER_AT_COLD_START = (
+    "redis.asyncio.client",
+    "redis.asyncio.cluster",
+    "redis.asyncio.connection",
+    "redis.cluster",
+    "redis.sentinel",
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.event_handler.events_appsync",
+    "aws_lambda_powertools.event_handler.graphql_appsync",
+    "aws_lambda_powertools.event_handler.bedrock_agent",
+    "aws_lambda_powertools.event_handler.bedrock_agent_function",
+    "aws_lambda_powertools.event_handler.vpc_lattice",
+    "aws_lambda_powertools.event_handler.lambda_function_url",
+    "aws_lambda_powertools.event_handler.http_resolver",
+)
+
+
+@pytest.mark.parametrize(
+    "module", ["place_order", "get_product", "put_cart_item", "process_order", "reconcile_orders"]
+)
+def test_a_cold_start_loads_no_client_or_resolver_the_function_does_not_use(module: str) -> None:
+    modules = cold_start(module)["modules"]
+    assert isinstance(modules, list)
+    loaded = [m for m in modules if m.startswith(NEVER_AT_COLD_START)]
+    assert loaded == []
+
+
 @pytest.mark.parametrize("module", ["health", "get_product"])
 def test_no_function_loads_boto3(module: str) -> None:
     assert "boto3" not in cold_start(module)["modules"]  # type: ignore[operator]
@@ -114,3 +144,60 @@ def test_cold_start_objects_are_frozen_at_the_first_invocation_on_lambda(
         assert second > 0
     else:
         assert first == second == 0
+
+
+DEFERRED_PROBE = """
+import json, sys
+import funcmart
+from funcmart.imports import EXPORTS
+import redis, aws_lambda_powertools.event_handler as eh
+looked_up = {p: {n: getattr(sys.modules[p], n) for n in names} for p, names in EXPORTS.items()}
+unused = ("redis.sentinel", "aws_lambda_powertools.event_handler.appsync")
+before = any(m in sys.modules for m in unused)
+# Names no map holds run the package's __init__: everything a plain import defines is there.
+from redis.asyncio import Redis as AsyncRedis
+sentinel, appsync = redis.Sentinel, eh.AppSyncResolver
+same = all(getattr(sys.modules[p], n) is v for p, d in looked_up.items() for n, v in d.items())
+print(json.dumps({
+    "before": before,
+    "same": same,
+    "async": AsyncRedis.__module__,
+    "names": sorted(n for n in dir(redis) if not n.startswith("_")),
+    "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+}))
+"""
+PLAIN_PROBE = """
+import json
+import redis, aws_lambda_powertools.event_handler as eh
+print(json.dumps({
+    "names": sorted(n for n in dir(redis) if not n.startswith("_")),
+    "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+}))
+"""
+
+
+def _probe(script: str) -> dict[str, object]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POWERTOOLS_TRACE_DISABLED": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_deferred_package_gives_what_a_plain_import_gives() -> None:
+    deferred, plain = _probe(DEFERRED_PROBE), _probe(PLAIN_PROBE)
+    # The names the functions read come from their submodules, without the __init__ ...
+    assert deferred["before"] is False
+    # ... and are the very objects the __init__ exports once it has run.
+    assert deferred["same"] is True
+    assert deferred["async"] == "redis.asyncio.client"
+    assert set(plain["names"]) <= set(deferred["names"])  # type: ignore[arg-type]
+    assert set(plain["resolvers"]) <= set(deferred["resolvers"])  # type: ignore[arg-type]
