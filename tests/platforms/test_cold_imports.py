@@ -114,10 +114,11 @@ def test_tracing_turned_off_loads_no_xray_sdk() -> None:
 FREEZE_PROBE = """
 import gc, json
 from funcmart.observability import Observer
+held = not gc.isenabled()
 gc.unfreeze()
-handler = Observer("http").wrap(lambda event, context: gc.get_freeze_count())
+handler = Observer("http").wrap(lambda event, context: [gc.get_freeze_count(), gc.isenabled()])
 before = gc.get_freeze_count()
-print(json.dumps([before, handler({}, None), handler({}, None)]))
+print(json.dumps([held, before, handler({}, None), handler({}, None)]))
 """
 
 
@@ -137,13 +138,19 @@ def test_cold_start_objects_are_frozen_at_the_first_invocation_on_lambda(
         timeout=60,
         check=True,
     )
-    before, first, second = json.loads(out.stdout.strip().splitlines()[-1])
+    held, before, first, second = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == 0
     if lambda_runtime:
-        assert first > 0
-        assert second > 0
+        # The collector is held off while the cold start builds, and runs from the first
+        # invocation on, over what requests allocate.
+        assert held is True
+        assert first[0] > 0
+        assert second[0] > 0
+        assert first[1] is second[1] is True
     else:
-        assert first == second == 0
+        # A host serving for hours keeps its collector throughout.
+        assert held is False
+        assert first == second == [0, True]
 
 
 DEFERRED_PROBE = """
