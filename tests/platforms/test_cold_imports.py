@@ -100,6 +100,13 @@ def test_a_cold_start_loads_no_client_or_resolver_the_function_does_not_use(modu
     assert loaded == []
 
 
+@pytest.mark.parametrize("module", ["place_order", "get_cart", "retry_order"])
+def test_a_function_builds_no_schema_of_another_resource(module: str) -> None:
+    # pydantic builds a model's validator when its class is defined: the order, cart and
+    # operations functions import the schemas they share from funcmart.api.common.
+    assert "funcmart.api.catalog" not in cold_start(module)["modules"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("module", ["health", "get_product"])
 def test_no_function_loads_boto3(module: str) -> None:
     assert "boto3" not in cold_start(module)["modules"]  # type: ignore[operator]
