@@ -1,10 +1,8 @@
 """DELETE /products/{productId}: archive a product (admin); orders keep their copy."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.bootstrap import build
 from funcmart.domain.commands import ArchiveProduct
-from funcmart.entrypoints.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction, Response
 from funcmart.services import catalog
 
 deps = build().ready("products", "cache", "clock")

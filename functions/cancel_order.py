@@ -1,12 +1,10 @@
 """POST /orders/{orderId}/cancel: cancel a PENDING, PAID or NEEDS_ATTENTION order; stock
 back, a captured charge refunded."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.orders import OrderOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import CancelOrder
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import orders
 
 deps = build().ready("order_ports")

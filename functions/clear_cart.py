@@ -1,9 +1,7 @@
 """DELETE /cart: empty the caller's cart."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction, Response
 from funcmart.services import cart
 
 deps = build().ready("carts")

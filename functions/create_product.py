@@ -1,10 +1,8 @@
 """POST /products: add a product to the catalog (admin)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.catalog import NewProduct, ProductOut
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import catalog
 
 deps = build().ready("products", "clock", "ids")

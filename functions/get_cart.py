@@ -1,10 +1,8 @@
 """GET /cart: the caller's cart, priced from the current catalog, with its total."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.cart import CartOut
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import cart
 
 deps = build().ready("carts", "products", "cache")

@@ -1,10 +1,8 @@
 """GET /orders/{orderId}: one order, for its owner or an admin."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.orders import OrderOut
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import orders
 
 deps = build().ready("orders")

@@ -1,12 +1,10 @@
 """GET /health (public): DynamoDB and Redis reachability and the version; 503 without the
 table, 200 with redis "degraded" when only Redis is out."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart import __version__
 from funcmart.api.health import HealthOut
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import health
 
 deps = build().ready("table_probe", "redis_probe")

@@ -3,12 +3,10 @@ NEEDS_ATTENTION unless the state parameter names another."""
 
 from typing import Annotated, Literal
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from funcmart.api.operations import OperationsOrderOut, OperationsOrderPage
 from funcmart.bootstrap import build
 from funcmart.domain.commands import ListOrdersByState
-from funcmart.entrypoints.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction, Query
 from funcmart.services import operations
 
 deps = build().ready("orders")

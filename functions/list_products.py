@@ -2,11 +2,9 @@
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler.openapi.params import Query
-
 from funcmart.api.catalog import ProductOut, ProductPage
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction
+from funcmart.entrypoints.http import HttpFunction, Query
 from funcmart.services import catalog
 
 deps = build().ready("products")

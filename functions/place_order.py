@@ -3,13 +3,10 @@ lines come from the body, or from the caller's cart when the body says "fromCart
 
 from typing import Annotated
 
-from aws_lambda_powertools.event_handler import Response
-from aws_lambda_powertools.event_handler.openapi.params import Body, Header
-
 from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import Body, Header, HttpFunction, Response, json_response
 from funcmart.services import orders
 
 deps = build().ready("order_ports", "carts")

@@ -1,11 +1,9 @@
 """PUT /cart/items/{productId}: set the quantity of one product in the cart (0 removes it)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.cart import CartItemIn, CartOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import SetCartItem
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import cart
 
 deps = build().ready("carts", "products", "cache")

@@ -1,11 +1,9 @@
 """POST /operations/dead-letters/redrive (admin): every dead-letter queue's messages moved
 back to its source queue (SQS message move tasks on AWS; message by message locally)."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.operations import RedriveOut, RedriveReport
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import operations
 
 deps = build().ready("redrive")

@@ -2,12 +2,10 @@
 and handled by hand, is closed as FULFILLED. The note is recorded on the order with who and
 when."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.operations import OperationsOrderOut, OperatorReason
 from funcmart.bootstrap import build
 from funcmart.domain.commands import ResolveOrder
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import operations
 
 deps = build().ready("order_ports")

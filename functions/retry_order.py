@@ -2,12 +2,10 @@
 to the step that failed (PENDING, or PAID when its charge was captured) and its event is
 published again. The reason is recorded on the order with who and when."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.operations import OperationsOrderOut, OperatorReason
 from funcmart.bootstrap import build
 from funcmart.domain.commands import RetryOrder
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import operations
 
 deps = build().ready("order_ports")

@@ -1,10 +1,8 @@
 """PUT /products/{productId}/stock: set or adjust stock (admin); never below zero."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.catalog import ProductOut, StockUpdate
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import catalog
 
 deps = build().ready("products", "cache", "clock")

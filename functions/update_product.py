@@ -1,10 +1,8 @@
 """PATCH /products/{productId}: change catalog fields (admin); a stale version gives 409."""
 
-from aws_lambda_powertools.event_handler import Response
-
 from funcmart.api.catalog import ProductOut, ProductPatch
 from funcmart.bootstrap import build
-from funcmart.entrypoints.http import HttpFunction, json_response
+from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import catalog
 
 deps = build().ready("products", "cache", "clock")

@@ -10,14 +10,15 @@
   builds its first AWS client (`trace_aws_sdk`), so a function that never calls AWS (the cart
   functions) never imports botocore.
 - Garbage collection: what a Lambda function builds at cold start lives as long as the
-  process, so at its first invocation (and before a SnapStart snapshot) it is moved out of the
-  collector's reach (`gc.freeze`): later full collections walk only what requests allocate.
+  process, so the collector is held off while it is built (funcmart/coldstart.py); at the
+  first invocation (and, collected once, before a SnapStart snapshot) it is moved out of the
+  collector's reach (`gc.freeze`) and the collector runs again: later full collections walk
+  only what requests allocate.
 - Metrics: `funcmart.adapters.metrics` (EMF on Lambda, Prometheus text elsewhere).
 """
 
 from __future__ import annotations
 
-import gc
 import logging
 import os
 import threading
@@ -27,7 +28,8 @@ from typing import Any, TypeVar
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
-from funcmart.settings import on_lambda
+from funcmart import coldstart
+from funcmart.coldstart import on_lambda
 
 SERVICE = "funcmart"
 TRACED_MODULES = ("botocore",)
@@ -89,9 +91,9 @@ def trace_aws_sdk() -> None:
 def freeze_init_objects() -> None:
     """Move everything allocated so far to the collector's permanent generation (Lambda only):
     modules, classes and clients built at cold start are never garbage, so no later full
-    collection needs to walk them. O(1); what requests allocate is collected as usual."""
-    if on_lambda():
-        gc.freeze()
+    collection needs to walk them. O(1); what requests allocate is collected as usual, by
+    the collector the cold start held off until now (funcmart/coldstart.py)."""
+    coldstart.end()
 
 
 def correlate(correlation_id: str | None) -> None:

@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, get_args
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from funcmart.coldstart import on_lambda as on_lambda
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, parse_policy
 
 RouteClass = Literal["reads", "writes", "orders", "health"]
@@ -20,13 +21,6 @@ RouteClass = Literal["reads", "writes", "orders", "health"]
 
 class SettingsError(ValueError):
     """A setting is missing or malformed; raised at cold start, never per request."""
-
-
-def on_lambda(environ: Mapping[str, str] | None = None) -> bool:
-    """True inside the AWS Lambda runtime itself, not under SAM's or another emulator (they
-    set AWS_SAM_LOCAL): the one answer to "are we on Lambda?"."""
-    env = os.environ if environ is None else environ
-    return bool(env.get("AWS_LAMBDA_FUNCTION_NAME")) and not env.get("AWS_SAM_LOCAL")
 
 
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")

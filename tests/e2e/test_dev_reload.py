@@ -117,7 +117,7 @@ def test_an_edited_handler_answers_anew_and_the_data_stays(dev) -> None:  # type
     health = root / "functions" / "health.py"
     health.write_text(
         health.read_text().replace(
-            "from aws_lambda_powertools", "import json\nfrom aws_lambda_powertools", 1
+            "from funcmart import __version__", "import json\nfrom funcmart import __version__", 1
         )
         + EDITED
     )

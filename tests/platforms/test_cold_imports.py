@@ -70,6 +70,43 @@ def test_a_function_that_calls_aws_has_its_sdk_traced_from_cold_start() -> None:
     assert result["botocore_patched"] is True
 
 
+# What no function uses, and so never loads at cold start: the asyncio, cluster and sentinel
+# Redis clients that `redis/__init__` imports, and the resolvers and event classes Powertools'
+# `event_handler/__init__` imports besides API Gateway's.
+NEVER_AT_COLD_START = (
+    "redis.asyncio.client",
+    "redis.asyncio.cluster",
+    "redis.asyncio.connection",
+    "redis.cluster",
+    "redis.sentinel",
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.event_handler.events_appsync",
+    "aws_lambda_powertools.event_handler.graphql_appsync",
+    "aws_lambda_powertools.event_handler.bedrock_agent",
+    "aws_lambda_powertools.event_handler.bedrock_agent_function",
+    "aws_lambda_powertools.event_handler.vpc_lattice",
+    "aws_lambda_powertools.event_handler.lambda_function_url",
+    "aws_lambda_powertools.event_handler.http_resolver",
+)
+
+
+@pytest.mark.parametrize(
+    "module", ["place_order", "get_product", "put_cart_item", "process_order", "reconcile_orders"]
+)
+def test_a_cold_start_loads_no_client_or_resolver_the_function_does_not_use(module: str) -> None:
+    modules = cold_start(module)["modules"]
+    assert isinstance(modules, list)
+    loaded = [m for m in modules if m.startswith(NEVER_AT_COLD_START)]
+    assert loaded == []
+
+
+@pytest.mark.parametrize("module", ["place_order", "get_cart", "retry_order"])
+def test_a_function_builds_no_schema_of_another_resource(module: str) -> None:
+    # pydantic builds a model's validator when its class is defined: the order, cart and
+    # operations functions import the schemas they share from funcmart.api.common.
+    assert "funcmart.api.catalog" not in cold_start(module)["modules"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("module", ["health", "get_product"])
 def test_no_function_loads_boto3(module: str) -> None:
     assert "boto3" not in cold_start(module)["modules"]  # type: ignore[operator]
@@ -84,10 +121,11 @@ def test_tracing_turned_off_loads_no_xray_sdk() -> None:
 FREEZE_PROBE = """
 import gc, json
 from funcmart.observability import Observer
+held = not gc.isenabled()
 gc.unfreeze()
-handler = Observer("http").wrap(lambda event, context: gc.get_freeze_count())
+handler = Observer("http").wrap(lambda event, context: [gc.get_freeze_count(), gc.isenabled()])
 before = gc.get_freeze_count()
-print(json.dumps([before, handler({}, None), handler({}, None)]))
+print(json.dumps([held, before, handler({}, None), handler({}, None)]))
 """
 
 
@@ -107,10 +145,73 @@ def test_cold_start_objects_are_frozen_at_the_first_invocation_on_lambda(
         timeout=60,
         check=True,
     )
-    before, first, second = json.loads(out.stdout.strip().splitlines()[-1])
+    held, before, first, second = json.loads(out.stdout.strip().splitlines()[-1])
     assert before == 0
     if lambda_runtime:
-        assert first > 0
-        assert second > 0
+        # The collector is held off while the cold start builds, and runs from the first
+        # invocation on, over what requests allocate.
+        assert held is True
+        assert first[0] > 0
+        assert second[0] > 0
+        assert first[1] is second[1] is True
     else:
-        assert first == second == 0
+        # A host serving for hours keeps its collector throughout.
+        assert held is False
+        assert first == second == [0, True]
+
+
+DEFERRED_PROBE = """
+import json, sys
+import funcmart
+from funcmart.imports import EXPORTS
+import redis, aws_lambda_powertools.event_handler as eh
+looked_up = {p: {n: getattr(sys.modules[p], n) for n in names} for p, names in EXPORTS.items()}
+unused = ("redis.sentinel", "aws_lambda_powertools.event_handler.appsync")
+before = any(m in sys.modules for m in unused)
+# Names no map holds run the package's __init__: everything a plain import defines is there.
+from redis.asyncio import Redis as AsyncRedis
+sentinel, appsync = redis.Sentinel, eh.AppSyncResolver
+same = all(getattr(sys.modules[p], n) is v for p, d in looked_up.items() for n, v in d.items())
+print(json.dumps({
+    "before": before,
+    "same": same,
+    "async": AsyncRedis.__module__,
+    "names": sorted(n for n in dir(redis) if not n.startswith("_")),
+    "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+}))
+"""
+PLAIN_PROBE = """
+import json
+import redis, aws_lambda_powertools.event_handler as eh
+print(json.dumps({
+    "names": sorted(n for n in dir(redis) if not n.startswith("_")),
+    "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+}))
+"""
+
+
+def _probe(script: str) -> dict[str, object]:
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "POWERTOOLS_TRACE_DISABLED": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        env=env,
+        cwd=FUNCTIONS,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    result: dict[str, object] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def test_a_deferred_package_gives_what_a_plain_import_gives() -> None:
+    deferred, plain = _probe(DEFERRED_PROBE), _probe(PLAIN_PROBE)
+    # The names the functions read come from their submodules, without the __init__ ...
+    assert deferred["before"] is False
+    # ... and are the very objects the __init__ exports once it has run.
+    assert deferred["same"] is True
+    assert deferred["async"] == "redis.asyncio.client"
+    assert set(plain["names"]) <= set(deferred["names"])  # type: ignore[arg-type]
+    assert set(plain["resolvers"]) <= set(deferred["resolvers"])  # type: ignore[arg-type]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
-from funcmart.api.catalog import MoneyOut, Strict
+from funcmart.api.common import MoneyOut, Strict
 from funcmart.domain.cart import MAX_QUANTITY
 
 

@@ -6,6 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
+from funcmart.api.common import MoneyOut, Strict
 from funcmart.domain.catalog import (
     CATEGORY_PATTERN,
     MAX_STOCK,
@@ -17,10 +18,6 @@ from funcmart.domain.commands import CreateProduct, SetStock, UpdateProduct
 from funcmart.domain.money import Money
 
 Category = Annotated[StrictStr, Field(pattern=CATEGORY_PATTERN, examples=["books"])]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class MoneyIn(Strict):
@@ -92,11 +89,6 @@ class StockUpdate(Strict):
 
     def command(self, product_id: str) -> SetStock:
         return SetStock(product_id, StockChange(set_to=self.set, adjust_by=self.adjust))
-
-
-class MoneyOut(BaseModel):
-    amount: int
-    currency: str
 
 
 class ProductOut(BaseModel):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-from funcmart.api.catalog import Strict
+from funcmart.api.common import Strict
 from funcmart.api.orders import OrderOut
 from funcmart.domain.orders import MAX_REASON_LENGTH, Order
 from funcmart.ports import Redrive

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
-from funcmart.api.catalog import MoneyOut, Strict
+from funcmart.api.common import MoneyOut, Strict
 from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
 
 ProductId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]

@@ -30,9 +30,16 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
+
+# From Powertools' submodules, `Response` and the parameter markers re-exported for the handler
+# modules: its `event_handler` package would load every resolver it has (funcmart/imports.py).
+from aws_lambda_powertools.event_handler.api_gateway import APIGatewayHttpResolver
+from aws_lambda_powertools.event_handler.api_gateway import Response as Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
+from aws_lambda_powertools.event_handler.openapi.params import Body as Body
+from aws_lambda_powertools.event_handler.openapi.params import Header as Header
+from aws_lambda_powertools.event_handler.openapi.params import Query as Query
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from funcmart.domain import errors
