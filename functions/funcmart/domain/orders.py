@@ -60,6 +60,11 @@ OPERATOR_ACTIONS = (RETRY, CANCEL, RESOLVE)
 MAX_REASON_LENGTH = 500
 CAPTURED = "CAPTURED"
 REFUNDED = "REFUNDED"
+# Neither taken nor refused yet: the provider settles the payment later (Stripe's
+# `processing`). The order stays PENDING and the payment is looked up again.
+PROCESSING = "PROCESSING"
+# A payment that never took money: cancelled while processing, or failed after it.
+VOIDED = "VOIDED"
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -252,11 +257,15 @@ class Charge:
     id: str
     order_id: str
     amount: Money
-    status: str = CAPTURED  # or REFUNDED
+    status: str = CAPTURED  # or REFUNDED, PROCESSING, VOIDED
 
     @property
     def captured(self) -> bool:
         return self.status == CAPTURED
+
+    @property
+    def processing(self) -> bool:
+        return self.status == PROCESSING
 
 
 @dataclass(frozen=True)
