@@ -211,6 +211,31 @@ class TestPipeline:
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
         assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
 
+    def test_a_dead_letter_flags_only_an_order_still_at_its_step(self, ns):
+        # GIVEN a paid order WHEN its (captured) OrderPlaced arrives as a dead letter
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        # THEN nothing happens: that step is done
+        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
+        assert ns.orders.get(oid).status == model.PAID
+
+    def test_a_dead_letter_sent_before_the_orders_last_change_is_stale(self, ns):
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        sent = ns.clock.epoch()
+        ns.clock.advance(600)
+        # the order changed since (an operator's retry, say)
+        order = ns.orders.get(oid)
+        ns.orders.transition(order, replace(order, updated_at=ns.clock.now()))
+        stale = orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq", sent_epoch=sent)
+        assert stale == "stale"
+        assert ns.orders.get(oid).status == model.PENDING
+        fresh = orders.handle_dead_letter(
+            ns.ports, OrderPlaced(oid, "c"), "dlq", sent_epoch=ns.clock.epoch()
+        )
+        assert fresh == "flagged"
+
     def test_cancelled_while_charging_is_refunded(self, ns):
         pid, who = fake_product(ns), customer()
         oid = place(ns, who, pid).body["id"]
