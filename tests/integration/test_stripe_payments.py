@@ -15,8 +15,8 @@ import stripe as stripe_sdk
 from funcmart.adapters.stripe_payments import StripePaymentGateway, charge_key, classify
 from funcmart.bootstrap import Container
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelStuckOrder, PlaceOrder
-from funcmart.domain.errors import TransientFailure
+from funcmart.domain.commands import CancelStuckOrder, PlaceOrder, RetryOrder
+from funcmart.domain.errors import Conflict, TransientFailure
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.domain.orders import OrderPlaced, PaymentDeclined, PaymentMisconfigured, RequestedLine
@@ -281,6 +281,26 @@ class TestThroughTheServices:
         assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "skipped"
         assert len(ns.state.refunds) == 1
         assert ns.orders.get_charge(oid).status == model.REFUNDED
+
+    def test_a_refunded_order_is_not_retried_into_shipping_for_free(self, ns):
+        # GIVEN a paid order stuck before fulfilment, whose charge was then refunded
+        _, oid = self.place(ns)
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        orders.handle_dead_letter(ns.ports, model.OrderPaid(oid, "c"), "dlq")
+        ns.payments.refund(ns.payments.lookup(oid))
+        # WHEN an operator retries it THEN it is refused (409), and nothing ships
+        admin = Principal("operator-1", frozenset({"admin"}))
+        with pytest.raises(Conflict, match="refunded"):
+            operations.retry_order(ns.ports, admin, RetryOrder(oid, "try again"))
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+        assert len(ns.state.refunds) == 1
+
+    def test_customers_read_a_fixed_reason_and_operators_the_providers(self, ns):
+        _, oid = self.place(ns, "pm_1MadeUpButWellFormed")
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        order = ns.orders.get(oid)
+        assert order.to_dict()["failureReason"] == model.PUBLIC_REASONS[model.FAILED]
+        assert "resource_missing" in order.to_operations_dict()["failureReason"]
 
     def test_a_stuck_paid_order_is_cancelled_with_exactly_one_refund(self, ns):
         pid, oid = self.place(ns)

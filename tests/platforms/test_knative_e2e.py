@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -202,7 +203,7 @@ def test_an_event_no_retry_can_fix_goes_to_the_dead_letter_sink_at_once(shop: Cl
         "specversion": "1.0",
         "id": event_id,
         "source": "funcmart/place-order",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
     data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-poison"}
     attributes.update(EventKeys(EVENT_KEY).sign(attributes, data))  # as a publisher signs
@@ -244,7 +245,7 @@ def forged_order_placed(
         "id": f"forged-{uuid.uuid4().hex[:8]}",
         "type": "dev.funcmart.order.placed",
         "source": "funcmart/place-order",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         **extra,
     }
     data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-forged"}

@@ -66,6 +66,15 @@ PROCESSING = "PROCESSING"
 # A payment that never took money: cancelled while processing, or failed after it.
 VOIDED = "VOIDED"
 
+# What a customer reads as `failureReason`: one fixed sentence per state. The reason
+# recorded on the order (an operator's note, a payment provider's message, where a dead
+# letter came from) is for operators only (`to_operations_dict`).
+PUBLIC_REASONS = {
+    FAILED: "The payment for this order did not go through; nothing was charged.",
+    CANCELLED: "This order was cancelled; anything charged for it is refunded.",
+    NEEDS_ATTENTION: "This order is delayed; we are looking into it.",
+}
+
 MAX_LINES = 50
 MAX_QUANTITY = 1000
 # Ids we issue are 32 hex digits; anything much longer cannot be a table key (2 KB at most).
@@ -150,13 +159,18 @@ class Order:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
-        if self.failure_reason:
-            out["failureReason"] = self.failure_reason
+        public = PUBLIC_REASONS.get(self.status)
+        if public:
+            out["failureReason"] = public
         return out
 
     def to_operations_dict(self) -> dict[str, Any]:
-        """What operators see: the order, the step that failed and what was done about it."""
+        """What operators see: the order, why it stopped in their words or the provider's,
+        the step that failed and what was done about it."""
         out = self.to_dict()
+        out.pop("failureReason", None)
+        if self.failure_reason:
+            out["failureReason"] = self.failure_reason
         if self.flagged_from:
             out["flaggedFrom"] = self.flagged_from
         out["operatorActions"] = [a.to_dict() for a in self.actions]
