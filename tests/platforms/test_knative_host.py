@@ -528,3 +528,12 @@ def test_settings_choose_the_publisher() -> None:
     assert deps.settings.broker_url == "http://sink/"
     with pytest.raises(SettingsError, match="PUBLISHER"):
         Settings.load({"TABLE_NAME": "t", "PUBLISHER": "kafka"})
+
+
+def test_no_secret_shows_in_the_knative_settings_repr() -> None:
+    s = settings(
+        FUNCMART_TRIGGER="queue",
+        FUNCMART_JWT_SECRET="jwt-secret-do-not-print-me-32-bytes!!",
+    )
+    assert "do-not-print-me" not in repr(s)
+    assert EVENT_KEY not in repr(s)

@@ -98,3 +98,17 @@ def test_the_token_comes_with_or_without_the_bearer_prefix():
         with pytest.raises(AuthError) as info:
             token_from(missing)
         assert info.value.www_authenticate == "Bearer"
+
+
+def test_no_secret_shows_in_the_local_settings_repr() -> None:
+    from funcmart_hosts.local.config import LocalSettings
+
+    local = LocalSettings.load(
+        {
+            "FUNCMART_DEV_JWT_SECRET": "local-secret-do-not-print-me-32-bytes",
+            "REDIS_URL": "redis://:redis-password-here@127.0.0.1:6379/0",
+        }
+    )
+    assert "do-not-print-me" not in repr(local)
+    assert "redis-password-here" not in repr(local)
+    assert "127.0.0.1:6379" in repr(local)

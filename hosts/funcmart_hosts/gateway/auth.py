@@ -6,15 +6,22 @@ Verification follows API Gateway's JWT authorizer: the token comes from the iden
 the HS256 secret or, when a JWKS URL is given, a key of that JWKS (RSA, as API Gateway
 requires); `iss` must equal the issuer; `aud` (or `client_id`) must be one of the audiences;
 `exp` must be in the future (`nbf`, `iat` are checked when present); `alg: none` never passes.
-A failure is a 401; a token without a scope the route requires is a 403."""
+A failure is a 401; a token without a scope the route requires is a 403.
+
+Times are compared with a leeway of `CLOCK_SKEW_LEEWAY_SECONDS` (60 s) either way, for clocks
+that differ between the issuer and this host: a token is taken up to 60 s after its `exp`,
+and from 60 s before its `nbf` or `iat`. The JWKS is fetched over https only (plain http to
+a loopback address excepted, for local issuers): its keys decide who is an admin."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -24,6 +31,7 @@ if TYPE_CHECKING:
     pass
 
 
+CLOCK_SKEW_LEEWAY_SECONDS = 60
 HS_ALGORITHMS = ["HS256"]
 JWKS_ALGORITHMS = ["RS256", "RS384", "RS512"]
 
@@ -88,7 +96,7 @@ class TokenVerifier:
         if not secret and not jwks_url:
             raise ValueError("a dev secret or a JWKS URL is needed to verify tokens")
         self._secret = secret
-        self._jwks = jwt.PyJWKClient(jwks_url, timeout=5) if jwks_url else None
+        self._jwks = jwt.PyJWKClient(require_https(jwks_url), timeout=5) if jwks_url else None
 
     def verify(
         self, token: str, config: JwtConfig, required_scopes: Sequence[str] = ()
@@ -112,6 +120,7 @@ class TokenVerifier:
                 algorithms=allowed,
                 issuer=config.issuer,
                 options={"require": ["exp", "iss"], "verify_aud": False},
+                leeway=CLOCK_SKEW_LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError(401, "invalid_token", "the token has expired") from exc
@@ -167,3 +176,25 @@ def mint_token(
         claims["groups"] = list(groups)
     claims.update(extra)
     return jwt.encode(claims, secret, algorithm="HS256")
+
+
+def require_https(url: str) -> str:
+    """`url` if it is https, or http to a loopback address; ValueError otherwise."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    raise ValueError(
+        f"the JWKS URL must be https (plain http only to a loopback address), got {url[:200]!r}"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

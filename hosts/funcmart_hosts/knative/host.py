@@ -136,7 +136,7 @@ class KnativeSettings:
     memory_mb: int = 512
     jwt_issuer: str | None = None
     jwt_audiences: tuple[str, ...] = ()
-    jwt_secret: str | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
     jwks_url: str | None = None
     namespace: str = "default"
     region: str = "us-east-1"
