@@ -53,6 +53,9 @@ class LocalSettings:
     # Fire every schedule at this interval instead of its rate(...) (demos and tests).
     schedule_every: float | None = None
     max_body_bytes: int = API_GATEWAY_BODY_LIMIT
+    # Host names the gateway serves besides the loopback ones, comma-separated (against DNS
+    # rebinding: see funcmart_hosts.local.hostnames).
+    allowed_hosts: str = ""
 
     def __repr__(self) -> str:
         return redacted_repr(self, frozenset({"jwt_secret"}))
@@ -71,6 +74,7 @@ class LocalSettings:
         "poll_wait_seconds": ("FUNCMART_POLL_WAIT_SECONDS",),
         "pollers": ("FUNCMART_POLLERS",),
         "schedule_every": ("FUNCMART_SCHEDULE_EVERY",),
+        "allowed_hosts": ("FUNCMART_ALLOWED_HOSTS",),
     }
 
     @classmethod

@@ -32,6 +32,7 @@ from funcmart_hosts.local import provision, services
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.config import LocalSettings
 from funcmart_hosts.local.gateway import Gateway
+from funcmart_hosts.local.hostnames import HostNames
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
 from funcmart_hosts.local.resources import TABLE, Deployment
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
@@ -266,6 +267,7 @@ class LocalPlatform:
             max_body_bytes=s.max_body_bytes,
             cors=deployment.cors_config(),
             docs=ApiDocs(),
+            hosts=HostNames([*s.allowed_hosts.split(","), s.host]),
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
