@@ -21,9 +21,7 @@ def on_message(message: QueueMessage) -> str:
     except InvalidRequest:
         deps.metrics.incr("DeadLettersUnreadable")
         return "unreadable"  # logged above in full; retrying cannot make it readable
-    return orders.handle_dead_letter(
-        deps.order_ports, event, message.source, sent_epoch=message.sent_epoch
-    )
+    return orders.handle_dead_letter(deps.order_ports, event, message.source)
 
 
 handler = QueueFunction(deps, on_message).handler

@@ -220,22 +220,6 @@ class TestPipeline:
         assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
         assert ns.orders.get(oid).status == model.PAID
 
-    def test_a_dead_letter_sent_before_the_orders_last_change_is_stale(self, ns):
-        pid = fake_product(ns)
-        oid = place(ns, customer(), pid).body["id"]
-        sent = ns.clock.epoch()
-        ns.clock.advance(600)
-        # the order changed since (an operator's retry, say)
-        order = ns.orders.get(oid)
-        ns.orders.transition(order, replace(order, updated_at=ns.clock.now()))
-        stale = orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq", sent_epoch=sent)
-        assert stale == "stale"
-        assert ns.orders.get(oid).status == model.PENDING
-        fresh = orders.handle_dead_letter(
-            ns.ports, OrderPlaced(oid, "c"), "dlq", sent_epoch=ns.clock.epoch()
-        )
-        assert fresh == "flagged"
-
     def test_cancelled_while_charging_is_refunded(self, ns):
         pid, who = fake_product(ns), customer()
         oid = place(ns, who, pid).body["id"]

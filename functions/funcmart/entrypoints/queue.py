@@ -92,8 +92,6 @@ class QueueMessage:
     correlation_id: str
     receive_count: int
     source: str  # the queue's name
-    # When the message was first sent (SentTimestamp; a dead letter keeps its original's).
-    sent_epoch: float | None = None
 
     def event(self) -> Event:
         """The order event this message carries; InvalidRequest if it carries none."""
@@ -123,19 +121,7 @@ def to_message(raw: dict[str, Any]) -> QueueMessage:
         correlation_id=_correlation_id(raw, body)[:128],
         receive_count=receive_count(raw),
         source=_text(raw.get("eventSourceARN")).rsplit(":", 1)[-1],
-        sent_epoch=sent_epoch(raw),
     )
-
-
-def sent_epoch(record: dict[str, Any]) -> float | None:
-    """SentTimestamp (epoch milliseconds) in seconds; None when absent or not a number."""
-    attrs = record.get("attributes")
-    raw = attrs.get("SentTimestamp") if isinstance(attrs, dict) else None
-    try:
-        value = int(raw) / 1000 if isinstance(raw, str | int) else None
-    except (ValueError, OverflowError):
-        return None
-    return value if value is not None and 0 < value < 1e11 else None
 
 
 def message_id_of(record: Any) -> str | None:

@@ -461,26 +461,17 @@ def fulfil_order(p: OrderPorts, event: OrderPaid) -> str:
 # The state an order waits in for each event's step: a dead letter flags only an order
 # still at the step its event was for.
 _STEP_OF = {"OrderPlaced": model.PENDING, "OrderPaid": model.PAID}
-# How far the order's last change may follow its event's sending and the dead letter still
-# be about the order's current step (the publisher's and the table's clocks may differ).
-DEAD_LETTER_SLACK_SECONDS = 60
 
 
-def handle_dead_letter(
-    p: OrderPorts, event: model.Event, source: str, sent_epoch: float | None = None
-) -> str:
+def handle_dead_letter(p: OrderPorts, event: model.Event, source: str) -> str:
     """An order whose message exhausted its retries needs a person: NEEDS_ATTENTION.
 
-    Only for the step the event was for (an OrderPlaced dead letter flags a PENDING order,
-    never a PAID one), and only when the order has not changed since the event was sent
-    (`sent_epoch`): an older event, replayed, is about a step the order has left."""
+    Only for the step the event was for: an OrderPlaced dead letter flags a PENDING order,
+    never a PAID one (a replayed event is about a step the order may have left)."""
     p.metrics.incr("OrdersDeadLettered")
     order = p.orders.get(event.order_id)
     if order is None or order.status != _STEP_OF.get(event.type):
         return "ignored"
-    if sent_epoch is not None and order.updated_at > _iso(sent_epoch + DEAD_LETTER_SLACK_SECONDS):
-        p.metrics.incr("DeadLettersStale")
-        return "stale"
     flagged = order.transition(
         model.NEEDS_ATTENTION, p.clock.now(), reason=f"{event.type} dead-lettered from {source}"
     )
