@@ -7,7 +7,13 @@ import time
 import jwt
 import pytest
 
-from funcmart_hosts.gateway.auth import AuthError, TokenVerifier, mint_token, token_from
+from funcmart_hosts.gateway.auth import (
+    CLOCK_SKEW_LEEWAY_SECONDS,
+    AuthError,
+    TokenVerifier,
+    mint_token,
+    token_from,
+)
 from funcmart_hosts.local.config import DEFAULT_DEV_JWT_SECRET
 from funcmart_hosts.local.resources import JwtConfig
 
@@ -43,7 +49,8 @@ def test_a_minted_admin_token_verifies_with_its_groups():
 
 
 def test_an_expired_token_is_refused():
-    err = rejected(sign(claims(exp=int(time.time()) - 5)))
+    # expired for longer than the clock-skew leeway
+    err = rejected(sign(claims(exp=int(time.time()) - CLOCK_SKEW_LEEWAY_SECONDS - 5)))
     assert "expired" in err.description
     assert err.www_authenticate.startswith('Bearer error="invalid_token"')
 
