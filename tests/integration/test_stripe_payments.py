@@ -282,6 +282,22 @@ class TestThroughTheServices:
         assert len(ns.state.refunds) == 1
         assert ns.orders.get_charge(oid).status == model.REFUNDED
 
+    def test_a_customer_cancel_while_the_payment_processes_refunds_a_late_capture(self, ns):
+        from funcmart.domain.commands import CancelOrder
+
+        ns.state.processing_methods.add("pm_card_visa")  # Stripe cannot cancel it
+        pid, oid = self.place(ns)
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        owner = Principal(ns.orders.get(oid).customer)
+        ns.publisher.published.clear()
+        assert orders.cancel_order(ns.ports, owner, CancelOrder(oid)).status == model.CANCELLED
+        assert ns.products.get(pid).stock == 10
+        assert [e.order_id for e in ns.publisher.published] == [oid]  # looked at again
+        (intent,) = ns.state.intents.values()
+        ns.state.settle(intent["id"], "succeeded")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "skipped"
+        assert len(ns.state.refunds) == 1
+
     def test_a_refunded_order_is_not_retried_into_shipping_for_free(self, ns):
         # GIVEN a paid order stuck before fulfilment, whose charge was then refunded
         _, oid = self.place(ns)
