@@ -70,7 +70,7 @@ VOIDED = "VOIDED"
 # recorded on the order (an operator's note, a payment provider's message, where a dead
 # letter came from) is for operators only (`to_operations_dict`).
 PUBLIC_REASONS = {
-    FAILED: "The payment for this order did not go through; nothing was charged.",
+    FAILED: "The payment for this order did not go through; anything charged is refunded.",
     CANCELLED: "This order was cancelled; anything charged for it is refunded.",
     NEEDS_ATTENTION: "This order is delayed; we are looking into it.",
 }
