@@ -25,7 +25,7 @@ help:
 	@echo "make test-pythons   the unit tier on Python 3.11 and 3.12 as well"
 	@echo "make invoke FN=ListProducts EVENT=events/list_products.json   one function, one event"
 	@echo "make token ROLE=admin|customer [SUB=...]   a dev bearer token for the local gateway"
-	@echo "make redrive [API=https://... TOKEN=...]   dead letters back to their queues (default: make dev's API)"
+	@echo "make redrive [API=https://... TOKEN_FILE=...]   dead letters back to their queues (default: make dev's API; or FUNCMART_ADMIN_TOKEN)"
 	@echo "make openapi        regenerate docs/openapi.json from the functions' code"
 	@echo "make screenshots    docs/console-*.png: the operator console's views, from its browser tests"
 	@echo "make image [IMAGE=funcmart:dev]   the one container image for Knative (needs Docker)"
@@ -76,10 +76,12 @@ token: venv-local
 	@$(PY) -m funcmart_hosts.local token --role $(ROLE) $(if $(SUB),--sub $(SUB),)
 
 # Calls RedriveDeadLetters through the API: `make dev`'s by default (with an admin dev
-# token), or a deployed one with API=https://... TOKEN=<an admin's bearer token>.
+# token), or a deployed one with API=https://... and the admin's token in the environment
+# (FUNCMART_ADMIN_TOKEN) or a file (TOKEN_FILE=...), never on a command line.
 API ?= http://127.0.0.1:$(PORT)
 redrive: venv-local
-	@$(PY) -m tools.redrive --api "$(API)" $(if $(TOKEN),--token "$(TOKEN)",)
+	$(if $(TOKEN),$(error TOKEN= puts the token on a command line: export FUNCMART_ADMIN_TOKEN or pass TOKEN_FILE=<file>),)
+	@$(PY) -m tools.redrive --api "$(API)" $(if $(TOKEN_FILE),--token-file "$(TOKEN_FILE)",)
 
 lint: venv-dev
 	$(VENV)/bin/ruff check .

@@ -7,7 +7,10 @@ number stops the function with a message naming the variable, never a silent fal
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import os
+import re
 from collections.abc import Mapping
 from typing import Any, ClassVar, Literal, get_args
 
@@ -33,6 +36,64 @@ def check_redis_url(url: str) -> str:
         scheme = url.split("://", 1)[0] if "://" in url else "no scheme"
         raise ValueError(f"a Redis URL starts with redis://, rediss:// or unix://, not {scheme!r}")
     return url
+
+
+# A password inside a URL (redis://:secret@host, rediss://user:secret@host) and a password
+# query parameter (redis://host/0?password=secret).
+_URL_PASSWORD = re.compile(r"(?<=://)([^/@:?#]*):[^@/?#]*@")
+_QUERY_PASSWORD = re.compile(r"(?i)([?&]password=)[^&#]*")
+REDACTED = "<redacted>"
+
+
+def redact_url(value: str) -> str:
+    """`value` with any password it carries replaced, for logs and reprs."""
+    value = _URL_PASSWORD.sub(rf"\1:{REDACTED}@", value)
+    return _QUERY_PASSWORD.sub(rf"\1{REDACTED}", value)
+
+
+def redacted_repr(obj: Any, secrets: frozenset[str] = frozenset()) -> str:
+    """A dataclass's repr with the fields in `secrets` and URL passwords redacted (fields
+    declared with repr=False are left out, as the generated repr does)."""
+    shown = []
+    for f in dataclasses.fields(obj):
+        if not f.repr:
+            continue
+        value = getattr(obj, f.name)
+        if f.name in secrets and value:
+            value = REDACTED
+        elif isinstance(value, str):
+            value = redact_url(value)
+        shown.append(f"{f.name}={value!r}")
+    return f"{type(obj).__name__}({', '.join(shown)})"
+
+
+# The payment simulator takes every order without taking money: on a deployed platform
+# (Lambda, Knative) it runs only when this variable holds exactly this value.
+ALLOW_SIMULATOR = "FUNCMART_ALLOW_SIMULATOR"
+ALLOW_SIMULATOR_VALUE = "yes-orders-are-not-paid-for"
+
+
+def deployed(environ: Mapping[str, str]) -> bool:
+    """Whether this runs on a deployed platform: the Lambda runtime, or a Knative Service
+    (which sets K_SERVICE); not `make dev`, `make invoke`, SAM local or the tests."""
+    return on_lambda(environ) or bool(environ.get("K_SERVICE"))
+
+
+def require_simulator_allowed(environ: Mapping[str, str]) -> None:
+    """SettingsError for the payment simulator on a deployed platform without the override;
+    a loud warning when the override lets it run there."""
+    if not deployed(environ):
+        return
+    if environ.get(ALLOW_SIMULATOR) != ALLOW_SIMULATOR_VALUE:
+        raise SettingsError(
+            "PAYMENT_PROVIDER=simulator takes orders without payment and is refused on a "
+            f"deployed platform; use stripe, or (a staging deployment) set {ALLOW_SIMULATOR}="
+            f"{ALLOW_SIMULATOR_VALUE}"
+        )
+    logging.getLogger(__name__).warning(
+        "PAYMENT SIMULATOR ON A DEPLOYED PLATFORM: orders are not paid for (%s is set)",
+        ALLOW_SIMULATOR,
+    )
 
 
 def _env(*names: str, default: Any = None, **constraints: Any) -> Any:
@@ -83,7 +144,7 @@ class Settings(BaseModel):
     payment_slow_seconds: float = _env("PAYMENT_SLOW_SECONDS", default=2.0, ge=0)
     # Stripe: the secret key itself (a Kubernetes Secret, a local shell), or the id of the
     # Secrets Manager secret holding it (AWS), read once at cold start.
-    stripe_api_key: str | None = _env("STRIPE_API_KEY")
+    stripe_api_key: str | None = _env("STRIPE_API_KEY", repr=False)
     stripe_secret_id: str | None = _env("STRIPE_SECRET_ID")
     # Where the Stripe SDK sends requests; Stripe's own API unless set (tests).
     stripe_api_base: str | None = _env("STRIPE_API_BASE")
@@ -130,6 +191,11 @@ class Settings(BaseModel):
     def _a_redis_url(cls, value: str) -> str:
         return check_redis_url(value)
 
+    def __repr_args__(self) -> Any:
+        # Secrets are left out (repr=False); a password inside a URL is redacted.
+        for name, value in super().__repr_args__():
+            yield name, redact_url(value) if isinstance(value, str) else value
+
     @field_validator("rate_limit")
     @classmethod
     def _a_rate_limit(cls, value: str | None) -> str | None:
@@ -162,9 +228,12 @@ class Settings(BaseModel):
         if "metrics_backend" not in values and on_lambda(env):
             values["metrics_backend"] = "emf"
         try:
-            return cls.model_validate(values)
+            settings = cls.model_validate(values)
         except ValidationError as exc:
             raise SettingsError(cls._explain(exc)) from exc
+        if settings.payment_provider == "simulator":
+            require_simulator_allowed(env)
+        return settings
 
     @classmethod
     def _explain(cls, exc: ValidationError) -> str:

@@ -140,7 +140,7 @@ def raw_request(platform, data: bytes) -> bytes:
 
 def test_a_body_over_10_mb_is_refused_with_413_before_it_is_read(platform):
     head = (
-        "POST /products HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        "POST /products HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
         f"Content-Length: {10 * 1024 * 1024 + 1}\r\n\r\n"
     )
     answer = raw_request(platform, head.encode())
@@ -154,7 +154,7 @@ def test_a_chunked_body_arrives_whole(platform, auth):
     body = json.dumps(new_product()).encode()
     token = auth("admin")["Authorization"]
     head = (
-        f"POST /products HTTP/1.1\r\nHost: x\r\nAuthorization: {token}\r\n"
+        f"POST /products HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {token}\r\n"
         "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
     )
     chunked = b"".join(

@@ -113,7 +113,9 @@ def test_make_redrive_moves_every_dead_letter_back_once(
                 body = json.dumps({"type": "OrderPlaced", "orderId": oid})
                 sqs.send_message(QueueUrl=urls[dlq], MessageBody=body)
         # WHEN an operator runs `make redrive` against the running API
-        code = redrive.main(["--api", platform.url, "--token", token(platform, "op", True)])
+        code = redrive.main(
+            ["--api", platform.url], env={redrive.TOKEN_ENV: token(platform, "op", True)}
+        )
         assert code == 0
 
         def drain(url: str) -> list[str]:

@@ -10,12 +10,13 @@ import socket
 from collections.abc import Iterator
 
 import pytest
+import stripe as stripe_sdk
 
-from funcmart.adapters.stripe_payments import StripePaymentGateway, charge_key
+from funcmart.adapters.stripe_payments import StripePaymentGateway, charge_key, classify
 from funcmart.bootstrap import Container
 from funcmart.domain import orders as model
-from funcmart.domain.commands import CancelStuckOrder, PlaceOrder
-from funcmart.domain.errors import TransientFailure
+from funcmart.domain.commands import CancelStuckOrder, PlaceOrder, RetryOrder
+from funcmart.domain.errors import Conflict, TransientFailure
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.domain.orders import OrderPlaced, PaymentDeclined, PaymentMisconfigured, RequestedLine
@@ -101,6 +102,54 @@ class TestCharges:
                 gateway.charge("ord-7", EUR, "pm_card_visa")
 
 
+class TestWhoCausedTheError:
+    """A payment method the customer sent that cannot pay is a decline; only our own
+    configuration pages a person."""
+
+    @pytest.mark.parametrize("token", ["pm_1MadeUpButWellFormed", "tok_madeUp123"])
+    def test_a_made_up_payment_method_or_token_is_a_decline(self, stripe, token):
+        gateway, _ = stripe
+        with pytest.raises(PaymentDeclined):
+            gateway.charge("ord-10", EUR, token)
+
+    def test_a_detached_payment_method_is_a_decline(self):
+        exc = stripe_sdk.InvalidRequestError(
+            "The provided PaymentMethod was previously used ... detached",
+            param="payment_method",
+            code="payment_method_unexpected_state",
+            http_status=400,
+        )
+        assert isinstance(classify(exc), PaymentDeclined)
+
+    def test_a_request_of_ours_stripe_refuses_still_pages(self):
+        exc = stripe_sdk.InvalidRequestError(
+            "Invalid currency", param="currency", code="parameter_invalid_empty", http_status=400
+        )
+        assert isinstance(classify(exc), PaymentMisconfigured)
+
+    def test_a_card_token_becomes_a_payment_method_as_stripe_documents(self, stripe):
+        gateway, state = stripe
+        charge = gateway.charge("ord-11", EUR, "tok_visa")
+        assert charge.captured
+        (intent,) = state.intents.values()
+        assert intent["payment_method"] == "pm_from_tok_visa"
+
+    def test_a_declined_card_token_is_a_decline(self, stripe):
+        gateway, _ = stripe
+        with pytest.raises(PaymentDeclined):
+            gateway.charge("ord-12", EUR, "tok_chargeDeclined")
+
+    def test_a_processing_intent_is_neither_paid_nor_declined(self, stripe):
+        gateway, state = stripe
+        state.processing_methods.add("pm_card_visa")
+        first = gateway.charge("ord-13", EUR, "pm_card_visa")
+        assert first.status == model.PROCESSING
+        state.settle(first.id, "succeeded")
+        # the redelivery's replayed answer says processing: the intent is read afresh
+        assert gateway.charge("ord-13", EUR, "pm_card_visa").captured
+        assert len(state.intents) == 1
+
+
 class TestRefunds:
     def test_a_refund_is_made_once_however_often_asked(self, stripe):
         gateway, state = stripe
@@ -166,6 +215,109 @@ class TestThroughTheServices:
         assert order.status == model.NEEDS_ATTENTION
         assert "credentials" in (order.failure_reason or "")
 
+    def test_a_made_up_payment_method_fails_the_order_and_pages_nobody(self, ns):
+        pid, oid = self.place(ns, "pm_1MadeUpButWellFormed")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "declined"
+        assert ns.orders.get(oid).status == model.FAILED
+        assert ns.products.get(pid).stock == 10
+        assert "PaymentMisconfigured" not in ns.metrics.counters
+
+    def test_a_processing_payment_keeps_the_order_pending_until_it_settles(self, ns):
+        ns.state.processing_methods.add("pm_card_visa")
+        pid, oid = self.place(ns)
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "processing"
+        assert ns.orders.get(oid).status == model.PENDING
+        assert ns.products.get(pid).stock == 8  # still held for the customer
+        # looked up again by the reconciler's republishing, never flagged meanwhile
+        for _ in range(8):
+            ns.clock.advance(300)
+            orders.reconcile_orders(ns.ports, orders.ReconcilePolicy())
+            assert ns.orders.get(oid).status == model.PENDING
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "processing"
+        (intent,) = ns.state.intents.values()
+        ns.state.settle(intent["id"], "succeeded")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        assert ns.orders.get(oid).status == model.PAID
+
+    def test_a_processing_payment_that_fails_later_is_a_decline(self, ns):
+        ns.state.processing_methods.add("pm_card_visa")
+        pid, oid = self.place(ns)
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        (intent,) = ns.state.intents.values()
+        ns.state.settle(intent["id"], "requires_payment_method")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "declined"
+        assert ns.products.get(pid).stock == 10
+
+    def test_a_payment_that_never_settles_releases_the_stock_after_the_limit(self, ns):
+        ns.state.processing_methods.add("pm_card_visa")
+        ns.state.cancel_processing = True
+        pid, oid = self.place(ns)
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        policy = orders.ReconcilePolicy()
+        ns.clock.advance(policy.abandon_after_seconds + 1)
+        orders.reconcile_orders(ns.ports, policy)
+        assert ns.orders.get(oid).status == model.FAILED
+        assert ns.products.get(pid).stock == 10
+        (intent,) = ns.state.intents.values()
+        assert intent["status"] == "canceled"  # no capture can land any more
+        assert ns.orders.get_charge(oid).status == model.VOIDED
+
+    def test_a_capture_landing_after_the_order_failed_is_refunded(self, ns):
+        ns.state.processing_methods.add("pm_card_visa")  # and Stripe cannot cancel it
+        pid, oid = self.place(ns)
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        policy = orders.ReconcilePolicy()
+        ns.clock.advance(policy.abandon_after_seconds + 1)
+        ns.publisher.published.clear()
+        orders.reconcile_orders(ns.ports, policy)
+        assert ns.orders.get(oid).status == model.FAILED
+        assert ns.products.get(pid).stock == 10
+        # its event comes back to ProcessOrder, which retries while the payment processes
+        assert [e.order_id for e in ns.publisher.published] == [oid]
+        with pytest.raises(TransientFailure):
+            orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        (intent,) = ns.state.intents.values()
+        ns.state.settle(intent["id"], "succeeded")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "skipped"
+        assert len(ns.state.refunds) == 1
+        assert ns.orders.get_charge(oid).status == model.REFUNDED
+
+    def test_a_customer_cancel_while_the_payment_processes_refunds_a_late_capture(self, ns):
+        from funcmart.domain.commands import CancelOrder
+
+        ns.state.processing_methods.add("pm_card_visa")  # Stripe cannot cancel it
+        pid, oid = self.place(ns)
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        owner = Principal(ns.orders.get(oid).customer)
+        ns.publisher.published.clear()
+        assert orders.cancel_order(ns.ports, owner, CancelOrder(oid)).status == model.CANCELLED
+        assert ns.products.get(pid).stock == 10
+        assert [e.order_id for e in ns.publisher.published] == [oid]  # looked at again
+        (intent,) = ns.state.intents.values()
+        ns.state.settle(intent["id"], "succeeded")
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "skipped"
+        assert len(ns.state.refunds) == 1
+
+    def test_a_refunded_order_is_not_retried_into_shipping_for_free(self, ns):
+        # GIVEN a paid order stuck before fulfilment, whose charge was then refunded
+        _, oid = self.place(ns)
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        orders.handle_dead_letter(ns.ports, model.OrderPaid(oid, "c"), "dlq")
+        ns.payments.refund(ns.payments.lookup(oid))
+        # WHEN an operator retries it THEN it is refused (409), and nothing ships
+        admin = Principal("operator-1", frozenset({"admin"}))
+        with pytest.raises(Conflict, match="refunded"):
+            operations.retry_order(ns.ports, admin, RetryOrder(oid, "try again"))
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+        assert len(ns.state.refunds) == 1
+
+    def test_customers_read_a_fixed_reason_and_operators_the_providers(self, ns):
+        _, oid = self.place(ns, "pm_1MadeUpButWellFormed")
+        orders.process_order(ns.ports, OrderPlaced(oid, "c"))
+        order = ns.orders.get(oid)
+        assert order.to_dict()["failureReason"] == model.PUBLIC_REASONS[model.FAILED]
+        assert "resource_missing" in order.to_operations_dict()["failureReason"]
+
     def test_a_stuck_paid_order_is_cancelled_with_exactly_one_refund(self, ns):
         pid, oid = self.place(ns)
         assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
@@ -189,3 +341,11 @@ def test_stripe_needs_a_key_from_the_environment() -> None:
 def test_an_unset_provider_takes_no_payment() -> None:
     with pytest.raises(SettingsError, match="PAYMENT_PROVIDER"):
         Container(Settings.load({}, table_name="t")).payments  # noqa: B018
+
+
+@pytest.mark.parametrize("token", ["pm_card_visa", "tok_visa", "tok_ok"])
+def test_the_api_takes_both_token_shapes_stripe_takes(token) -> None:
+    from funcmart.api.orders import NewOrder
+
+    body = {"lines": [{"productId": "p1", "quantity": 1}], "paymentToken": token}
+    assert NewOrder.model_validate(body).paymentToken == token

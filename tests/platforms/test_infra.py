@@ -154,6 +154,35 @@ def test_the_published_event_types_are_the_ones_triggers_filter_on() -> None:
     assert types <= {cloudevent_type(e) for e in Settings.EVENT_QUEUES}
 
 
+def test_signed_events_are_bound_to_the_consumers_the_triggers_deliver_them_to() -> None:
+    from funcmart.adapters.event_signing import DEAD_LETTER_CONSUMER, consumer_key, consumers_of
+
+    for t in (d for _, d in ALL if d["kind"] in ("Trigger", "Broker")):
+        spec = t["spec"]
+        sink = spec["delivery"]["deadLetterSink"]["ref"]["name"]
+        assert consumer_key(sink) == consumer_key(DEAD_LETTER_CONSUMER)
+        if t["kind"] == "Trigger":
+            subscriber = spec["subscriber"]["ref"]["name"]
+            assert consumer_key(subscriber) in consumers_of(spec["filter"]["attributes"]["type"])
+
+
+def test_the_event_window_outlasts_every_triggers_retries() -> None:
+    """A consumer refuses events older than the window: the broker's last retry (and the
+    dead letter after it) must still fall inside it."""
+    from funcmart.adapters.event_signing import MAX_AGE_SECONDS
+
+    for t in (d for _, d in ALL if d["kind"] in ("Trigger", "Broker")):
+        delivery = t["spec"]["delivery"]
+        delay = int(re.fullmatch(r"PT(\d+)S", delivery["backoffDelay"])[1])  # type: ignore[index]
+        retries = int(delivery["retry"])
+        assert delivery["backoffPolicy"] == "exponential"
+        # Knative waits backoffDelay * 2^n before retry n (1-based); each attempt may run
+        # for the longest function timeout before it fails.
+        waits = sum(delay * 2**n for n in range(1, retries + 1))
+        attempts = (retries + 1) * max(fn.timeout for fn in TPL.functions.values())
+        assert waits + attempts < MAX_AGE_SECONDS, t["metadata"]["name"]
+
+
 def test_every_schedule_has_a_ping_source() -> None:
     pings = {d["spec"]["sink"]["ref"]["name"]: d for _, d in ALL if d["kind"] == "PingSource"}
     scheduled = {manifests.kebab(f.logical_id) for f in TPL.functions.values() if f.schedules}

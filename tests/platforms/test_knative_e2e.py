@@ -16,6 +16,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,7 @@ def cluster_env(dynamodb_endpoint: str) -> dict[str, str]:
         # The ConfigMap chooses Stripe; this cluster takes payments with the simulator (its
         # tokens drive the paths below), as a staging overlay of the ConfigMap would.
         "PAYMENT_PROVIDER": "simulator",
+        "FUNCMART_ALLOW_SIMULATOR": "yes-orders-are-not-paid-for",
         # DynamoDB Local keeps one database per access key: the test's own.
         "AWS_ACCESS_KEY_ID": os.environ["AWS_ACCESS_KEY_ID"],
         "AWS_SECRET_ACCESS_KEY": os.environ["AWS_SECRET_ACCESS_KEY"],
@@ -202,7 +204,7 @@ def test_an_event_no_retry_can_fix_goes_to_the_dead_letter_sink_at_once(shop: Cl
         "specversion": "1.0",
         "id": event_id,
         "source": "funcmart/place-order",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
     }
     data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-poison"}
     attributes.update(EventKeys(EVENT_KEY).sign(attributes, data))  # as a publisher signs
@@ -244,7 +246,7 @@ def forged_order_placed(
         "id": f"forged-{uuid.uuid4().hex[:8]}",
         "type": "dev.funcmart.order.placed",
         "source": "funcmart/place-order",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         **extra,
     }
     data = {"type": "OrderPlaced", "orderId": order_id, "correlationId": "c-forged"}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ KEYS = EventKeys(EVENT_KEY)
 
 
 def settings(**env: str) -> KnativeSettings:
-    base = {"FUNCMART_FUNCTION": "Fn", "FUNCMART_HANDLER": "m.handler"}
+    base = {"FUNCMART_FUNCTION": "ProcessOrder", "FUNCMART_HANDLER": "m.handler"}
     return KnativeSettings.load({**base, "FUNCMART_EVENT_KEY": EVENT_KEY, **env})
 
 
@@ -44,8 +45,13 @@ def signed(event: CloudEvent, keys: EventKeys = KEYS) -> CloudEvent:
     return event
 
 
+def just_now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def unsigned_order_placed(**attributes: str) -> CloudEvent:
     attrs = {"type": "dev.funcmart.order.placed", "source": "funcmart/place-order"}
+    attrs["time"] = just_now()
     attrs.update(attributes)
     return CloudEvent(attrs, {"type": "OrderPlaced", "orderId": "o-1", "correlationId": "c-1"})
 
@@ -62,7 +68,7 @@ def test_a_function_is_chosen_by_its_handler_trigger_and_routes() -> None:
         FUNCMART_TRIGGER="http",
         FUNCMART_ROUTES='[{"route": "GET /products/{productId}", "public": true}]',
     )
-    assert (s.function, s.handler, s.trigger) == ("Fn", "m.handler", "http")
+    assert (s.function, s.handler, s.trigger) == ("ProcessOrder", "m.handler", "http")
     assert [(r.method, r.path, r.public) for r in s.routes] == [
         ("GET", "/products/{productId}", True)
     ]
@@ -171,12 +177,44 @@ def test_a_cloudevent_becomes_one_sqs_record_with_the_same_body() -> None:
     assert record["attributes"]["ApproximateReceiveCount"] == "1"
 
 
-def test_a_dead_lettered_event_names_the_subscriber_that_gave_up() -> None:
+def test_a_dead_lettered_event_is_named_from_signed_attributes_only() -> None:
+    # knativeerrordest is not signed: whatever it says never reaches the function
     event = order_placed(
-        knativeerrordest="http://process-order.funcmart.svc.cluster.local", knativeerrorcode="500"
+        knativeerrordest="http://see-our-site-for-a-refund.example", knativeerrorcode="500"
     )
     record = cloudevent_to_sqs_record(event, "us-east-1")
-    assert record["eventSourceARN"].rsplit(":", 1)[-1] == "process-order"
+    assert record["eventSourceARN"].rsplit(":", 1)[-1] == "order-placed-queue"
+    assert "refund" not in json.dumps(record)
+    sent = datetime.fromisoformat(event["time"].replace("Z", "+00:00")).timestamp()
+    assert int(record["attributes"]["SentTimestamp"]) == int(sent * 1000)
+
+
+def test_a_replayed_event_older_than_the_window_is_refused_and_runs_nothing() -> None:
+    handler = Recorder({"batchItemFailures": []})
+    runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), handler)
+    captured = order_placed(time="2026-01-01T00:00:00.000Z")
+    with pytest.raises(DeliveryForbidden) as refused:
+        runtime.serve_cloudevent(captured)
+    assert refused.value.status == 403
+    assert handler.events == []
+
+
+def test_an_event_meant_for_another_consumer_is_refused() -> None:
+    handler = Recorder({"batchItemFailures": []})
+    fulfil = Runtime(settings(FUNCMART_TRIGGER="queue", FUNCMART_FUNCTION="FulfilOrder"), handler)
+    with pytest.raises(DeliveryForbidden):
+        fulfil.serve_cloudevent(order_placed())  # OrderPlaced is ProcessOrder's
+    assert handler.events == []
+
+
+@pytest.mark.parametrize("consumer", ["HandleDeadLetters", "handle-dead-letters"])
+def test_the_dead_letter_sink_takes_every_signed_type(consumer: str) -> None:
+    handler = Recorder({"batchItemFailures": []})
+    sink = Runtime(settings(FUNCMART_TRIGGER="queue", FUNCMART_FUNCTION=consumer), handler)
+    sink.serve_cloudevent(
+        order_placed(knativeerrordest="http://process-order", knativeerrorcode="500")
+    )
+    assert len(handler.events) == 1
 
 
 class Recorder:
@@ -196,7 +234,7 @@ def test_a_consumer_reporting_the_record_failed_makes_the_delivery_fail() -> Non
     runtime = Runtime(settings(FUNCMART_TRIGGER="queue"), handler)
     with pytest.raises(DeliveryFailed):
         runtime.serve_cloudevent(order_placed(id="ev-9"))
-    assert handler.contexts[0].function_name == "Fn"
+    assert handler.contexts[0].function_name == "ProcessOrder"
 
 
 def consumer(on_message: Any) -> Any:
@@ -491,3 +529,12 @@ def test_settings_choose_the_publisher() -> None:
     assert deps.settings.broker_url == "http://sink/"
     with pytest.raises(SettingsError, match="PUBLISHER"):
         Settings.load({"TABLE_NAME": "t", "PUBLISHER": "kafka"})
+
+
+def test_no_secret_shows_in_the_knative_settings_repr() -> None:
+    s = settings(
+        FUNCMART_TRIGGER="queue",
+        FUNCMART_JWT_SECRET="jwt-secret-do-not-print-me-32-bytes!!",
+    )
+    assert "do-not-print-me" not in repr(s)
+    assert EVENT_KEY not in repr(s)

@@ -13,6 +13,7 @@ import subprocess
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -317,7 +318,7 @@ def binary(
         "id": uuid.uuid4().hex,
         "type": ce_type,
         "source": "funcmart/place-order",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "correlationid": data.get("correlationId", ""),
     }
     if keys is not None:
@@ -333,7 +334,7 @@ def structured(url: str, data: dict[str, str]) -> httpx.Response:
         "id": uuid.uuid4().hex,
         "type": "dev.funcmart.order.placed",
         "source": "funcmart/reconcile-orders",
-        "time": "2026-11-30T08:36:40.120Z",
+        "time": datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z"),
         "datacontenttype": "application/json",
         "data": data,
     }

@@ -7,7 +7,13 @@ import time
 import jwt
 import pytest
 
-from funcmart_hosts.gateway.auth import AuthError, TokenVerifier, mint_token, token_from
+from funcmart_hosts.gateway.auth import (
+    CLOCK_SKEW_LEEWAY_SECONDS,
+    AuthError,
+    TokenVerifier,
+    mint_token,
+    token_from,
+)
 from funcmart_hosts.local.config import DEFAULT_DEV_JWT_SECRET
 from funcmart_hosts.local.resources import JwtConfig
 
@@ -43,7 +49,8 @@ def test_a_minted_admin_token_verifies_with_its_groups():
 
 
 def test_an_expired_token_is_refused():
-    err = rejected(sign(claims(exp=int(time.time()) - 5)))
+    # expired for longer than the clock-skew leeway
+    err = rejected(sign(claims(exp=int(time.time()) - CLOCK_SKEW_LEEWAY_SECONDS - 5)))
     assert "expired" in err.description
     assert err.www_authenticate.startswith('Bearer error="invalid_token"')
 
@@ -98,3 +105,17 @@ def test_the_token_comes_with_or_without_the_bearer_prefix():
         with pytest.raises(AuthError) as info:
             token_from(missing)
         assert info.value.www_authenticate == "Bearer"
+
+
+def test_no_secret_shows_in_the_local_settings_repr() -> None:
+    from funcmart_hosts.local.config import LocalSettings
+
+    local = LocalSettings.load(
+        {
+            "FUNCMART_DEV_JWT_SECRET": "local-secret-do-not-print-me-32-bytes",
+            "REDIS_URL": "redis://:redis-password-here@127.0.0.1:6379/0",
+        }
+    )
+    assert "do-not-print-me" not in repr(local)
+    assert "redis-password-here" not in repr(local)
+    assert "127.0.0.1:6379" in repr(local)

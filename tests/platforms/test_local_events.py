@@ -145,6 +145,22 @@ def test_the_http_platform_reads_flattened_groups_back():
     assert principal.is_admin
 
 
+@pytest.mark.parametrize("groups", [["Store admin"], ["billing,admin"], ["x", "[admin]"]])
+def test_group_names_with_separators_never_flatten_into_admin(groups):
+    from funcmart.entrypoints.http import principal_from_claims
+
+    claims = api_gateway_claims({"sub": "a", "groups": groups, "cognito:groups": groups})
+    assert "admin" not in claims["groups"].strip("[]").split(" ")
+    principal = principal_from_claims(claims)
+    assert principal is not None
+    assert not principal.is_admin
+
+
+def test_exact_group_names_survive_flattening():
+    claims = api_gateway_claims({"sub": "a", "groups": ["Store admin", "billing", "admin"]})
+    assert claims["groups"] == "[billing admin]"
+
+
 # ------------------------------------------------------------------------------ responses
 
 

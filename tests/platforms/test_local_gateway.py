@@ -52,7 +52,7 @@ def gateway():
 
 
 def call(gateway, method, target, headers=(), body=b""):
-    out = gateway.handle(HttpRequest(method, target, [("Host", "h"), *headers], body))
+    out = gateway.handle(HttpRequest(method, target, [("Host", "localhost"), *headers], body))
     return out.response
 
 

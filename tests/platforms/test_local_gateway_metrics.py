@@ -27,9 +27,9 @@ def gateway() -> Gateway:
 
 def test_requests_are_counted_and_served_at_metrics() -> None:
     gw = gateway()
-    assert gw.handle(HttpRequest("GET", "/pot/1", [("Host", "h")])).response.status == 418
-    assert gw.handle(HttpRequest("GET", "/nowhere", [("Host", "h")])).response.status == 404
-    metrics = gw.handle(HttpRequest("GET", "/metrics", [("Host", "h")])).response
+    assert gw.handle(HttpRequest("GET", "/pot/1", [("Host", "localhost")])).response.status == 418
+    assert gw.handle(HttpRequest("GET", "/nowhere", [("Host", "localhost")])).response.status == 404
+    metrics = gw.handle(HttpRequest("GET", "/metrics", [("Host", "localhost")])).response
     assert metrics.status == 200
     assert ("Content-Type", "text/plain; version=0.0.4; charset=utf-8") in metrics.headers
     text = metrics.body.decode()

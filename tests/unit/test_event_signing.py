@@ -12,11 +12,15 @@ import pytest
 
 from funcmart.adapters.event_signing import (
     KEY_ID_ATTRIBUTE,
+    MAX_AGE_SECONDS,
     SIGNATURE_ATTRIBUTE,
     BadSignature,
     EventKeys,
+    MisdirectedEvent,
+    StaleEvent,
     canonical_time,
     key_id,
+    verify,
 )
 
 KEY = "k" * 24 + "-signing-key-of-32+-bytes"
@@ -235,3 +239,59 @@ def test_an_empty_key_is_refused() -> None:
 )
 def test_times_are_compared_as_instants_in_utc(written: Any, canonical: Any) -> None:
     assert canonical_time(written) == canonical
+
+
+# ------------------------------------------------------------------ bound to where and when
+
+SENT = datetime(2026, 11, 30, 8, 36, 40, 120000, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.parametrize("consumer", ["ProcessOrder", "process-order", "HandleDeadLetters"])
+def test_an_event_verifies_for_its_consumer_within_the_window(consumer: str) -> None:
+    assert verify(KEYS, signed(), DATA, consumer=consumer, now=SENT + 60) == key_id(KEY)
+
+
+@pytest.mark.parametrize("consumer", ["FulfilOrder", "ReconcileOrders", "PlaceOrder", ""])
+def test_an_event_meant_for_another_consumer_is_refused(consumer: str) -> None:
+    with pytest.raises(MisdirectedEvent):
+        verify(KEYS, signed(), DATA, consumer=consumer, now=SENT)
+
+
+def test_a_captured_event_replayed_after_the_window_is_refused() -> None:
+    with pytest.raises(StaleEvent):
+        verify(KEYS, signed(), DATA, consumer="ProcessOrder", now=SENT + MAX_AGE_SECONDS + 1)
+
+
+def test_an_event_from_the_future_is_refused() -> None:
+    with pytest.raises(StaleEvent):
+        verify(KEYS, signed(), DATA, consumer="ProcessOrder", now=SENT - 3600)
+
+
+def test_an_event_without_time_is_refused() -> None:
+    attrs = attributes(time=None)
+    sent = {**attrs, **KEYS.sign(attrs, DATA)}
+    with pytest.raises(StaleEvent):
+        verify(KEYS, sent, DATA, consumer="ProcessOrder", now=SENT)
+
+
+def test_an_unsigned_event_is_refused_before_any_rule_is_told() -> None:
+    with pytest.raises(BadSignature, match="no funcmartsig"):
+        verify(KEYS, attributes(), DATA, consumer="FulfilOrder", now=0)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"[" * 30000 + b"]" * 30000, "[" * 30000, {"a": float("nan")}],
+    ids=["30,000 deep bytes", "30,000 deep text", "not JSON"],
+)
+def test_any_body_is_a_bad_signature_never_a_crash(data: Any) -> None:
+    with pytest.raises(BadSignature):
+        verify(KEYS, signed(), data, consumer="ProcessOrder", now=SENT)
+
+
+def test_a_deeply_nested_decoded_body_is_a_bad_signature() -> None:
+    deep: Any = []
+    for _ in range(30000):
+        deep = [deep]
+    with pytest.raises(BadSignature):
+        verify(KEYS, signed(), deep, consumer="ProcessOrder", now=SENT)

@@ -263,3 +263,9 @@ def test_a_body_of_many_unknown_keys_names_a_bounded_number_of_issues() -> None:
     assert answer["statusCode"] == 400
     assert len(problem["errors"]) == 20
     assert all(len(issue["field"]) <= 100 for issue in problem["errors"])
+
+
+def test_a_queue_body_nested_past_the_parser_is_not_an_event_not_a_crash() -> None:
+    message = to_message({"messageId": "m-deep", "body": "[" * 30000 + "]" * 30000})
+    with pytest.raises(errors.InvalidRequest):
+        message.event()

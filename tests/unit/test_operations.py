@@ -369,3 +369,29 @@ class TestCustomerWayOut:
         assert ns.payments.refunds == [oid]
         assert ns.products.get(pid).stock == 10
         ledger_agrees(ns, oid)
+
+
+class TestWhatCustomersRead:
+    """A customer reads one fixed reason per state; operators' notes and where a dead letter
+    came from stay in the operations views."""
+
+    def test_an_operators_note_is_not_shown_to_the_customer(self, ns):
+        oid = place(ns, fake_product(ns))
+        dead_letter(ns, oid, OrderPlaced(oid, "c"))
+        note = "internal: fraud score 97, do not ship"
+        operations.cancel_stuck_order(ns.ports, OPERATOR, CancelStuckOrder(oid, note))
+        order = ns.orders.get(oid)
+        assert order.to_dict()["failureReason"] == model.PUBLIC_REASONS[model.CANCELLED]
+        assert "fraud" not in str(order.to_dict())
+        assert order.to_operations_dict()["failureReason"] == note
+
+    def test_where_a_dead_letter_came_from_is_for_operators(self, ns):
+        oid = place(ns, fake_product(ns))
+        dead_letter(ns, oid, OrderPlaced(oid, "c"))
+        order = ns.orders.get(oid)
+        assert order.to_dict()["failureReason"] == model.PUBLIC_REASONS[model.NEEDS_ATTENTION]
+        assert "order-placed-dlq" in order.to_operations_dict()["failureReason"]
+
+    def test_an_order_on_its_way_has_no_reason(self, ns):
+        oid = place(ns, fake_product(ns))
+        assert "failureReason" not in ns.orders.get(oid).to_dict()

@@ -211,6 +211,15 @@ class TestPipeline:
         assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
         assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
 
+    def test_a_dead_letter_flags_only_an_order_still_at_its_step(self, ns):
+        # GIVEN a paid order WHEN its (captured) OrderPlaced arrives as a dead letter
+        pid = fake_product(ns)
+        oid = place(ns, customer(), pid).body["id"]
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        # THEN nothing happens: that step is done
+        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
+        assert ns.orders.get(oid).status == model.PAID
+
     def test_cancelled_while_charging_is_refunded(self, ns):
         pid, who = fake_product(ns), customer()
         oid = place(ns, who, pid).body["id"]

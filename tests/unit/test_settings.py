@@ -114,3 +114,55 @@ def test_a_rediss_url_connects_over_tls() -> None:
     connection = client.connection_pool.make_connection()  # not connected yet
     assert isinstance(connection, redis.SSLConnection)
     assert connection.cert_reqs == ssl.CERT_REQUIRED  # the server's certificate is verified
+
+
+def test_no_secret_shows_in_the_settings_repr() -> None:
+    settings = Settings.load(
+        {
+            "TABLE_NAME": "t",
+            "STRIPE_API_KEY": "sk_live_do-not-print-me",
+            "REDIS_URL": "rediss://default:redis-password-here@cache.internal:6380/0",
+            "FUNCMART_EVENT_KEY": "event-key-do-not-print-me-32-bytes!!",
+        }
+    )
+    for shown in (repr(settings), str(settings)):
+        assert "do-not-print-me" not in shown
+        assert "redis-password-here" not in shown
+        assert "cache.internal:6380" in shown  # the rest of the URL is still there
+
+
+def test_a_password_in_a_redis_url_query_is_redacted() -> None:
+    from funcmart.settings import redact_url
+
+    assert "hunter2" not in redact_url("redis://cache:6379/0?password=hunter2&ssl=true")
+    assert redact_url("redis://:hunter2@cache:6379/0") == "redis://:<redacted>@cache:6379/0"
+
+
+@pytest.mark.parametrize(
+    "platform",
+    [{"AWS_LAMBDA_FUNCTION_NAME": "ProcessOrder"}, {"K_SERVICE": "process-order"}],
+    ids=["Lambda", "Knative"],
+)
+def test_the_payment_simulator_is_refused_on_a_deployed_platform(platform) -> None:
+    env = {"TABLE_NAME": "t", "PAYMENT_PROVIDER": "simulator", **platform}
+    with pytest.raises(SettingsError, match="FUNCMART_ALLOW_SIMULATOR"):
+        Settings.load(env)
+    with pytest.raises(SettingsError):
+        Settings.load({**env, "FUNCMART_ALLOW_SIMULATOR": "true"})  # not loud enough
+
+
+def test_the_payment_simulator_runs_deployed_only_with_the_loud_override(caplog) -> None:
+    env = {
+        "TABLE_NAME": "t",
+        "PAYMENT_PROVIDER": "simulator",
+        "K_SERVICE": "process-order",
+        "FUNCMART_ALLOW_SIMULATOR": "yes-orders-are-not-paid-for",
+    }
+    assert Settings.load(env).payment_provider == "simulator"
+    assert "PAYMENT SIMULATOR ON A DEPLOYED PLATFORM" in caplog.text
+
+
+@pytest.mark.parametrize("local", [{}, {"AWS_LAMBDA_FUNCTION_NAME": "F", "AWS_SAM_LOCAL": "true"}])
+def test_the_payment_simulator_runs_in_development_and_tests(local) -> None:
+    env = {"TABLE_NAME": "t", "PAYMENT_PROVIDER": "simulator", **local}
+    assert Settings.load(env).payment_provider == "simulator"

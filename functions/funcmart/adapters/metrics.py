@@ -77,6 +77,10 @@ COUNTERS = (
     "OrdersPlaced",
     "OrdersRefunded",
     "PaymentMisconfigured",
+    # Payments the provider is still settling, and abandoned orders' payments it could not
+    # cancel yet (their event goes round again to refund a late capture).
+    "PaymentsProcessing",
+    "PaymentsUnsettled",
     "PermanentFailures",
     "PublishFailures",
     "RacedChargesRecorded",

@@ -20,8 +20,11 @@ class OrderLineIn(Strict):
 PaymentToken = Annotated[
     StrictStr,
     Field(
-        pattern=r"^tok_[A-Za-z0-9_]{1,60}$",
-        description="a card token from the payment gateway; see the simulator's tokens",
+        pattern=r"^(pm|tok)_[A-Za-z0-9_]{1,60}$",
+        description=(
+            "a Stripe PaymentMethod id (pm_...) or card token (tok_..., from Stripe.js or "
+            "Elements), or one of the payment simulator's tokens where it runs"
+        ),
         examples=["tok_ok"],
     ),
 ]

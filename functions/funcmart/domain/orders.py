@@ -60,6 +60,20 @@ OPERATOR_ACTIONS = (RETRY, CANCEL, RESOLVE)
 MAX_REASON_LENGTH = 500
 CAPTURED = "CAPTURED"
 REFUNDED = "REFUNDED"
+# Neither taken nor refused yet: the provider settles the payment later (Stripe's
+# `processing`). The order stays PENDING and the payment is looked up again.
+PROCESSING = "PROCESSING"
+# A payment that never took money: cancelled while processing, or failed after it.
+VOIDED = "VOIDED"
+
+# What a customer reads as `failureReason`: one fixed sentence per state. The reason
+# recorded on the order (an operator's note, a payment provider's message, where a dead
+# letter came from) is for operators only (`to_operations_dict`).
+PUBLIC_REASONS = {
+    FAILED: "The payment for this order did not go through; anything charged is refunded.",
+    CANCELLED: "This order was cancelled; anything charged for it is refunded.",
+    NEEDS_ATTENTION: "This order is delayed; we are looking into it.",
+}
 
 MAX_LINES = 50
 MAX_QUANTITY = 1000
@@ -145,13 +159,18 @@ class Order:
             "createdAt": self.created_at,
             "updatedAt": self.updated_at,
         }
-        if self.failure_reason:
-            out["failureReason"] = self.failure_reason
+        public = PUBLIC_REASONS.get(self.status)
+        if public:
+            out["failureReason"] = public
         return out
 
     def to_operations_dict(self) -> dict[str, Any]:
-        """What operators see: the order, the step that failed and what was done about it."""
+        """What operators see: the order, why it stopped in their words or the provider's,
+        the step that failed and what was done about it."""
         out = self.to_dict()
+        out.pop("failureReason", None)
+        if self.failure_reason:
+            out["failureReason"] = self.failure_reason
         if self.flagged_from:
             out["flaggedFrom"] = self.flagged_from
         out["operatorActions"] = [a.to_dict() for a in self.actions]
@@ -252,11 +271,15 @@ class Charge:
     id: str
     order_id: str
     amount: Money
-    status: str = CAPTURED  # or REFUNDED
+    status: str = CAPTURED  # or REFUNDED, PROCESSING, VOIDED
 
     @property
     def captured(self) -> bool:
         return self.status == CAPTURED
+
+    @property
+    def processing(self) -> bool:
+        return self.status == PROCESSING
 
 
 @dataclass(frozen=True)

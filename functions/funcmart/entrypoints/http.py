@@ -43,7 +43,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Query as Query
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
 from funcmart.domain import errors
-from funcmart.domain.identity import Principal, require
+from funcmart.domain.identity import GROUP_CLAIMS, Principal, is_group_name, require
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
 from funcmart.observability import Observer, correlate
 from funcmart.problems import PROBLEM_JSON, problem_body
@@ -88,21 +88,31 @@ def problem(
 
 
 def parse_groups(raw: Any) -> frozenset[str]:
-    """Groups from a JWT claim: a list, or API Gateway's flattened string form "[a b]"."""
+    """Groups from a JWT claim: exact names from a list, or from API Gateway's flattened
+    form "[a b]" (names separated by single spaces, which is all API Gateway writes).
+
+    A name is a group only when it is one exact token (`is_group_name`): anything with a
+    comma, a quote, a bracket or whitespace in it is ignored, never split into names. A
+    plain string is one name. Our hosts drop such names before they flatten, so on every
+    platform ["Store admin"] and ["billing,admin"] are not "admin"; on AWS the issuer must
+    not issue names with spaces (Cognito's group names cannot have them), since API
+    Gateway's "[Store admin]" cannot be told from two names.
+    """
     if raw is None:
         return frozenset()
     if isinstance(raw, list | tuple):
-        return frozenset(str(g) for g in raw)
-    text = str(raw).strip()
-    if text.startswith("[") and text.endswith("]"):
-        text = text[1:-1]
-    return frozenset(g.strip().strip('"') for g in text.replace(",", " ").split() if g.strip())
+        return frozenset(g for g in raw if is_group_name(g))
+    if not isinstance(raw, str):
+        return frozenset()
+    if raw.startswith("[") and raw.endswith("]"):
+        return frozenset(g for g in raw[1:-1].split(" ") if is_group_name(g))
+    return frozenset({raw}) if is_group_name(raw) else frozenset()
 
 
 def principal_from_claims(claims: dict[str, Any] | None) -> Principal | None:
     if not claims or not claims.get("sub"):
         return None
-    groups = claims.get("cognito:groups", claims.get("groups"))
+    groups = next((claims[c] for c in GROUP_CLAIMS if c in claims), None)
     return Principal(subject=str(claims["sub"]), groups=parse_groups(groups))
 
 

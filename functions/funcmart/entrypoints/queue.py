@@ -97,7 +97,7 @@ class QueueMessage:
         """The order event this message carries; InvalidRequest if it carries none."""
         try:
             data = json.loads(self.body)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             data = None
         return event_from_dict(data)
 

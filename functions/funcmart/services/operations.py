@@ -59,6 +59,7 @@ def retry_order(p: OrderPorts, who: Principal, cmd: RetryOrder) -> Order:
     when the charge was captured, else PENDING (towards payment)."""
     who.require_admin()
     order = _waiting(p, cmd.order_id)
+    _refuse_refunded(p, order)
     charge = _captured(p, order)
     to = model.PAID if charge is not None else model.PENDING
     moved = order.operate(model.RETRY, to, who.subject, p.clock.now(), cmd.reason)
@@ -73,6 +74,18 @@ def retry_order(p: OrderPorts, who: Principal, cmd: RetryOrder) -> Order:
     publish_or_leave_for_reconciler(p, event)
     _log_action(moved)
     return moved
+
+
+def _refuse_refunded(p: OrderPorts, order: Order) -> None:
+    """Conflict for an order whose charge was refunded: charging it again under its order id
+    would only replay the first (refunded) payment, so it would ship unpaid. It can be
+    cancelled; the customer orders again to pay again."""
+    for charge in (p.payments.lookup(order.id), p.orders.get_charge(order.id)):
+        if charge is not None and charge.status == model.REFUNDED:
+            raise Conflict(
+                f"order {order.id} was refunded; it cannot be retried. Cancel it, and the "
+                "customer orders again to pay again"
+            )
 
 
 def cancel_stuck_order(p: OrderPorts, who: Principal, cmd: CancelStuckOrder) -> Order:

@@ -19,6 +19,7 @@ from funcmart.domain.errors import (
     InvalidRequest,
     NotFound,
     OutOfStock,
+    TransientFailure,
     VersionConflict,
 )
 from funcmart.domain.identity import Principal
@@ -333,11 +334,15 @@ def finish_refund(p: OrderPorts, order: Order) -> None:
     charge = p.payments.lookup(order.id) or p.orders.get_charge(order.id)
     if charge is None:
         return
+    if charge.processing:
+        # Not taken yet: its intent is cancelled (or refunded, if it succeeded meanwhile).
+        _settle_decided(p, order, charge)
+        return
     if charge.captured:
         charge = p.payments.refund(charge)
         p.metrics.incr("OrdersRefunded")
     recorded = p.orders.get_charge(order.id)
-    if recorded is None or recorded.captured:
+    if recorded is None or recorded.captured or recorded.processing:
         p.orders.record_charge(order.id, replace(charge, status=model.REFUNDED), p.clock.now())
 
 
@@ -361,9 +366,32 @@ def process_order(p: OrderPorts, event: OrderPlaced) -> str:
         if order.status in (model.CANCELLED, model.FAILED):
             _refund_stray_charge(p, order)
         return "skipped"
+    charge = _charge(p, order)
+    if isinstance(charge, str):
+        return charge  # declined or flagged
+    if charge.processing:
+        # Neither paid nor declined: the order waits (PENDING, stock held) and is looked up
+        # again when the reconciler re-publishes it; past the abandon limit it fails.
+        p.orders.record_charge(order.id, charge, p.clock.now())
+        p.metrics.incr("PaymentsProcessing")
+        return "processing"
+    paid = order.transition(model.PAID, p.clock.now())
+    if not p.orders.transition(order, paid, charge=charge):
+        # Flagged, cancelled or failed while we charged: the ledger must not disagree.
+        current = p.orders.get(order.id)
+        if current is not None:
+            _settle_raced_charge(p, current, charge)
+        return "lost-race"
+    p.metrics.incr("OrdersPaid")
+    publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+    return "paid"
+
+
+def _charge(p: OrderPorts, order: Order) -> Charge | str:
+    """The order's charge, or what became of the order when the provider refused it."""
     started = time.perf_counter()
     try:
-        charge = p.payments.charge(order.id, order.total, order.payment_token)
+        return p.payments.charge(order.id, order.total, order.payment_token)
     except PaymentDeclined as declined:
         failed = order.transition(model.FAILED, p.clock.now(), reason=declined.reason)
         if p.orders.transition(order, failed, release_stock=True):
@@ -381,16 +409,6 @@ def process_order(p: OrderPorts, event: OrderPlaced) -> str:
         return "flagged" if p.orders.transition(order, flagged) else "lost-race"
     finally:
         p.metrics.observe_ms("PaymentLatency", (time.perf_counter() - started) * 1000)
-    paid = order.transition(model.PAID, p.clock.now())
-    if not p.orders.transition(order, paid, charge=charge):
-        # Flagged, cancelled or failed while we charged: the ledger must not disagree.
-        current = p.orders.get(order.id)
-        if current is not None:
-            _settle_raced_charge(p, current, charge)
-        return "lost-race"
-    p.metrics.incr("OrdersPaid")
-    publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
-    return "paid"
 
 
 def _settle_raced_charge(p: OrderPorts, order: Order, charge: Charge) -> None:
@@ -407,11 +425,14 @@ def _settle_raced_charge(p: OrderPorts, order: Order, charge: Charge) -> None:
 def _refund_stray_charge(p: OrderPorts, order: Order, charge: Charge | None = None) -> None:
     """Refund a charge captured for an order that was cancelled or failed, and record the
     refund on the order. The charge is passed when in hand: a lookup may lag (Stripe)."""
-    charge = charge or p.payments.lookup(order.id)
-    if charge is not None and charge.captured:
+    charge = charge or p.payments.lookup(order.id) or p.orders.get_charge(order.id)
+    if charge is not None and (charge.captured or charge.processing):
+        # A processing payment is cancelled; one that cannot be cancelled yet raises
+        # TransientFailure, and the message comes back until it settles either way.
         refunded = p.payments.refund(charge)
         p.orders.record_charge(order.id, refunded, p.clock.now())
-        p.metrics.incr("OrdersRefunded")
+        if refunded.status == model.REFUNDED:
+            p.metrics.incr("OrdersRefunded")
 
 
 def fulfil_order(p: OrderPorts, event: OrderPaid) -> str:
@@ -437,11 +458,19 @@ def fulfil_order(p: OrderPorts, event: OrderPaid) -> str:
     return "skipped"
 
 
+# The state an order waits in for each event's step: a dead letter flags only an order
+# still at the step its event was for.
+_STEP_OF = {"OrderPlaced": model.PENDING, "OrderPaid": model.PAID}
+
+
 def handle_dead_letter(p: OrderPorts, event: model.Event, source: str) -> str:
-    """An order whose message exhausted its retries needs a person: NEEDS_ATTENTION."""
+    """An order whose message exhausted its retries needs a person: NEEDS_ATTENTION.
+
+    Only for the step the event was for: an OrderPlaced dead letter flags a PENDING order,
+    never a PAID one (a replayed event is about a step the order may have left)."""
     p.metrics.incr("OrdersDeadLettered")
     order = p.orders.get(event.order_id)
-    if order is None or order.status not in model.OPEN_STATES:
+    if order is None or order.status != _STEP_OF.get(event.type):
         return "ignored"
     flagged = order.transition(
         model.NEEDS_ATTENTION, p.clock.now(), reason=f"{event.type} dead-lettered from {source}"
@@ -510,6 +539,7 @@ def reconcile_orders(
             if p.orders.transition(order, failed, release_stock=True):
                 p.cache.invalidate(*(line.product_id for line in order.lines))
                 counts["abandoned"] += 1
+                _settle_decided(p, failed)
             continue
         event: model.Event = (
             OrderPlaced(order.id, order.correlation_id)
@@ -523,7 +553,7 @@ def reconcile_orders(
         count = p.orders.record_republish(order, now)
         if count is None:
             continue
-        if count > policy.max_republish:
+        if count > policy.max_republish and not _payment_processing(p, order):
             if waiting == 0 or order.updated_at < flag_before:
                 reason = "not processed: its event was re-published and still nothing moved it"
                 flagged = order.transition(model.NEEDS_ATTENTION, now, reason=reason)
@@ -535,6 +565,31 @@ def reconcile_orders(
         if n:
             p.metrics.incr(RECONCILE_METRICS[name], n)
     return counts
+
+
+def _payment_processing(p: OrderPorts, order: Order) -> bool:
+    """Whether the order waits on a payment the provider is still settling: it is looked up
+    again, not flagged, until the abandon limit."""
+    if order.status != model.PENDING:
+        return False
+    charge = p.orders.get_charge(order.id)
+    return charge is not None and charge.processing
+
+
+def _settle_decided(p: OrderPorts, order: Order, charge: Charge | None = None) -> None:
+    """The payment of an order decided FAILED or CANCELLED, if one was still processing:
+    cancelled, or refunded if it was captured. One the provider cannot cancel yet gets its
+    OrderPlaced published again: ProcessOrder, finding the order decided, refunds a capture
+    that lands later (the message retried while the payment still processes)."""
+    charge = charge or p.orders.get_charge(order.id)
+    if charge is None or not (charge.processing or charge.captured):
+        return
+    try:
+        _refund_stray_charge(p, order, charge)
+    except (TransientFailure, DependencyUnavailable):
+        p.metrics.incr("PaymentsUnsettled")
+        log.warning("abandoned order's payment not settled yet", extra={"orderId": order.id})
+        publish_or_leave_for_reconciler(p, OrderPlaced(order.id, order.correlation_id))
 
 
 def _iso(epoch: float) -> str:

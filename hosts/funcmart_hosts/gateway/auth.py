@@ -6,20 +6,30 @@ Verification follows API Gateway's JWT authorizer: the token comes from the iden
 the HS256 secret or, when a JWKS URL is given, a key of that JWKS (RSA, as API Gateway
 requires); `iss` must equal the issuer; `aud` (or `client_id`) must be one of the audiences;
 `exp` must be in the future (`nbf`, `iat` are checked when present); `alg: none` never passes.
-A failure is a 401; a token without a scope the route requires is a 403."""
+A failure is a 401; a token without a scope the route requires is a 403.
+
+Times are compared with a leeway of `CLOCK_SKEW_LEEWAY_SECONDS` (60 s) either way, for clocks
+that differ between the issuer and this host: a token is taken up to 60 s after its `exp`,
+and from 60 s before its `nbf` or `iat`. The JWKS is fetched over https only (plain http to
+a loopback address excepted, for local issuers): its keys decide who is an admin."""
 
 from __future__ import annotations
 
+import ipaddress
 import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from funcmart_hosts.gateway.responses import header_safe
 
 if TYPE_CHECKING:
     pass
+
+
+CLOCK_SKEW_LEEWAY_SECONDS = 60
 
 
 def _jwt() -> Any:
@@ -94,7 +104,7 @@ class TokenVerifier:
         if not secret and not jwks_url:
             raise ValueError("a dev secret or a JWKS URL is needed to verify tokens")
         self._secret = secret
-        self._jwks_url = jwks_url
+        self._jwks_url = require_https(jwks_url) if jwks_url else None
         self._jwks_client: Any = None
 
     @property
@@ -126,6 +136,7 @@ class TokenVerifier:
                 algorithms=allowed,
                 issuer=config.issuer,
                 options={"require": ["exp", "iss"], "verify_aud": False},
+                leeway=CLOCK_SKEW_LEEWAY_SECONDS,
             )
         except jwt.ExpiredSignatureError as exc:
             raise AuthError(401, "invalid_token", "the token has expired") from exc
@@ -182,3 +193,25 @@ def mint_token(
     claims.update(extra)
     token: str = _jwt().encode(claims, secret, algorithm="HS256")
     return token
+
+
+def require_https(url: str) -> str:
+    """`url` if it is https, or http to a loopback address; ValueError otherwise."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme == "https" and host:
+        return url
+    if parts.scheme == "http" and _is_loopback(host):
+        return url
+    raise ValueError(
+        f"the JWKS URL must be https (plain http only to a loopback address), got {url[:200]!r}"
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, unquote
 
+from funcmart.domain.identity import GROUP_CLAIMS, is_group_name
+
 if TYPE_CHECKING:
     pass
 from funcmart_hosts.gateway.responses import is_text
@@ -49,11 +51,19 @@ class HttpRequest:
 
 def api_gateway_claims(claims: Mapping[str, Any]) -> dict[str, str]:
     """Claims as the JWT authorizer hands them on: every value a string, arrays as "[a b]",
-    nested objects as JSON text, null-valued claims left out."""
+    nested objects as JSON text, null-valued claims left out.
+
+    Group names that are not one exact token (a space, comma, bracket or quote in them) are
+    dropped from the group claims before they are flattened: in "[a b]" the name
+    "Store admin" would read as "Store" and "admin"."""
     out = {}
     for name, value in claims.items():
         if value is None:
             continue
+        if name in GROUP_CLAIMS:
+            value = [g for g in value if is_group_name(g)] if isinstance(value, list) else value
+            if isinstance(value, str) and not is_group_name(value):
+                continue
         if isinstance(value, bool):
             out[name] = "true" if value else "false"
         elif isinstance(value, list | tuple):

@@ -85,7 +85,7 @@ from prometheus_client.core import (
     Metric,
 )
 
-from funcmart.adapters.event_signing import BadSignature, EventKeys
+from funcmart.adapters.event_signing import BadSignature, EventKeys, sqs_origin, verify
 from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
 from funcmart.entrypoints.http import MAX_JSON_DEPTH, async_handler, nests_deeper_than
 from funcmart.settings import Settings, SettingsError
@@ -156,7 +156,7 @@ class KnativeSettings:
     memory_mb: int = 512
     jwt_issuer: str | None = None
     jwt_audiences: tuple[str, ...] = ()
-    jwt_secret: str | None = None
+    jwt_secret: str | None = field(default=None, repr=False)
     jwks_url: str | None = None
     namespace: str = "default"
     region: str = "us-east-1"
@@ -463,7 +463,13 @@ class Runtime:
         try:
             if self.event_keys is None:
                 raise BadSignature("this function holds no event signing key")
-            self.event_keys.verify(attributes, event.data)
+            verify(
+                self.event_keys,
+                attributes,
+                event.data,
+                consumer=self.settings.function,
+                now=time.time(),
+            )
         except BadSignature as bad:
             REGISTRY.incr("EventSignatureFailures")
             log.warning(
@@ -588,9 +594,8 @@ def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
     else:
         body = json.dumps(data, separators=(",", ":"))
     correlation = str(attributes.get("correlationid") or "")
-    # A dead-lettered event names the subscriber that gave up on it (knativeerrordest).
-    origin = str(attributes.get("knativeerrordest") or attributes.get("source") or "broker")
-    origin = origin.split("://", 1)[-1].split(".", 1)[0].strip("/").replace("/", "-") or "broker"
+    # Named from signed attributes only (a dead letter's knativeerror* are not signed).
+    origin, sent = sqs_origin(attributes)
     now_ms = str(int(time.time() * 1000))
     message_attributes = {
         "eventType": _string_attribute(str(attributes.get("type", ""))),
@@ -603,7 +608,7 @@ def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
         "body": body,
         "attributes": {
             "ApproximateReceiveCount": "1",
-            "SentTimestamp": now_ms,
+            "SentTimestamp": str(int((sent or time.time()) * 1000)),
             "SenderId": str(attributes.get("source", "")),
             "ApproximateFirstReceiveTimestamp": now_ms,
         },

@@ -77,6 +77,13 @@ def _parser() -> argparse.ArgumentParser:
     _common(dev)
     dev.add_argument("--port", type=int, help="gateway port (default 3000; 0 picks a free one)")
     dev.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    dev.add_argument(
+        "--allowed-host",
+        action="append",
+        metavar="NAME",
+        help="a Host name to serve besides localhost, 127.0.0.1 and [::1] (repeatable; or "
+        "FUNCMART_ALLOWED_HOSTS=a,b)",
+    )
     dev.add_argument("--seed", action="store_true", help="add 30 demo products if none exist")
     dev.add_argument(
         "--schedule-every",
@@ -238,7 +245,13 @@ def _dev_serve(args: argparse.Namespace, sock: socket.socket) -> int:
     from funcmart_hosts.local.platform import LocalPlatform
     from funcmart_hosts.local.reloader import parent_watchdog
 
-    settings = _settings(args, port=args.port, host=args.host, schedule_every=args.schedule_every)
+    settings = _settings(
+        args,
+        port=args.port,
+        host=args.host,
+        schedule_every=args.schedule_every,
+        allowed_hosts=",".join(args.allowed_host) if args.allowed_host else None,
+    )
     consumers = not args.no_consumers
     platform = LocalPlatform(
         settings,

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, ClassVar
 
-from funcmart.settings import SettingsError, coerce
+from funcmart.settings import SettingsError, coerce, redacted_repr
 from funcmart_hosts.gateway.template import TEMPLATE_PATH
 
 # Only ever accepted by the local gateway; 32+ bytes so HS256 keys meet RFC 7518's minimum.
@@ -56,6 +56,12 @@ class LocalSettings:
     # Fire every schedule at this interval instead of its rate(...) (demos and tests).
     schedule_every: float | None = None
     max_body_bytes: int = API_GATEWAY_BODY_LIMIT
+    # Host names the gateway serves besides the loopback ones, comma-separated (against DNS
+    # rebinding: see funcmart_hosts.local.hostnames).
+    allowed_hosts: str = ""
+
+    def __repr__(self) -> str:
+        return redacted_repr(self, frozenset({"jwt_secret"}))
 
     _ENV: ClassVar[dict[str, tuple[str, ...]]] = {
         "template_path": ("FUNCMART_TEMPLATE",),
@@ -72,6 +78,7 @@ class LocalSettings:
         "poll_wait_seconds": ("FUNCMART_POLL_WAIT_SECONDS",),
         "pollers": ("FUNCMART_POLLERS",),
         "schedule_every": ("FUNCMART_SCHEDULE_EVERY",),
+        "allowed_hosts": ("FUNCMART_ALLOWED_HOSTS",),
     }
 
     @classmethod

@@ -44,6 +44,7 @@ from funcmart_hosts.gateway.routes import Route, RouteTable
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.console import Console
 from funcmart_hosts.local.cors import CorsConfig
+from funcmart_hosts.local.hostnames import HostNames
 from funcmart_hosts.local.runtime import Invoker
 from funcmart_hosts.serving import (
     BodyTooLarge,
@@ -74,8 +75,10 @@ class Gateway:
         cors: CorsConfig | None = None,
         docs: ApiDocs | None = None,
         console: Console | None = None,
+        hosts: HostNames | None = None,
     ) -> None:
         self.invoker = invoker
+        self.hosts = hosts or HostNames()
         self.cors = cors
         self.docs = docs
         self.console = console
@@ -99,7 +102,11 @@ class Gateway:
     def handle(self, request: HttpRequest, *, claims: Mapping[str, Any] | None = None) -> Outcome:
         """Answer one request (the gateway's `Edge` routes, authorizes and maps it). GET /metrics
         is the process's metrics in the Prometheus text format, as on Knative. CORS wraps
-        every answer, as API Gateway's does."""
+        every answer, as API Gateway's does. A Host name the gateway does not serve is
+        answered 421 before anything else (see `hostnames`)."""
+        refused = self.hosts.refusal(request)
+        if refused is not None:
+            return Outcome(refused, request_id())
         if self.cors is not None and self.cors.is_preflight(request):
             return Outcome(self.cors.preflight(request), request_id())
         outcome = self._answer(request, claims)

@@ -33,6 +33,7 @@ from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.config import LocalSettings
 from funcmart_hosts.local.console import Console, OidcConfig
 from funcmart_hosts.local.gateway import Gateway
+from funcmart_hosts.local.hostnames import HostNames
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
 from funcmart_hosts.local.resources import TABLE, Deployment, default_jwt_config
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
@@ -268,6 +269,7 @@ class LocalPlatform:
             cors=deployment.cors_config(),
             docs=ApiDocs(),
             console=console_for(s, deployment),
+            hosts=HostNames([*s.allowed_hosts.split(","), s.host]),
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
