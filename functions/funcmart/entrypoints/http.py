@@ -262,7 +262,12 @@ class HttpFunction(APIGatewayHttpResolver):
         path = self.current_event.get("rawPath", "")
         return problem(404, "Not found", f"no route for {path}", self.request_id)
 
-    def _unexpected(self, _exc: Exception) -> Response[Any]:
+    def _unexpected(self, exc: Exception) -> Response[Any]:
+        if _is_store_fault(exc):
+            # A store that failed or throttled outside an adapter's own translation is the
+            # store's fault, not the request's: 503 with Retry-After, as any outage.
+            fault = errors.DependencyUnavailable(f"{type(exc).__name__}: {exc}"[:500])
+            return self._domain_error(fault)
         logger.exception("unhandled error", extra={"requestId": self.request_id})
         return problem(
             500,
@@ -551,6 +556,17 @@ def _correlation_id(event: dict[str, Any]) -> str | None:
         return supplied
     rid = (event.get("requestContext") or {}).get("requestId")
     return str(rid) if rid else None
+
+
+def _is_store_fault(exc: Exception) -> bool:
+    """Whether a failure is the store's (unreachable, throttled, an internal error), which
+    only a botocore or pynamodb error can be: their modules are loaded only then, so a
+    function that never calls AWS does not load the SDK here."""
+    if type(exc).__module__.split(".", 1)[0] not in ("botocore", "pynamodb"):
+        return False
+    from funcmart.adapters.dynamodb.errors import is_store_fault
+
+    return is_store_fault(exc)
 
 
 def _raw_problem(status: int, title: str, detail: str, request_id: str | None) -> dict[str, Any]:
