@@ -177,6 +177,22 @@ class TestPipeline:
         assert ns.orders.shipments[oid].tracking_number
         assert ns.orders.notifications[oid][0].kind == "order-shipped"
 
+    def test_redelivery_of_a_paid_or_fulfilled_order_publishes_nothing(self, ns):
+        # GIVEN an order paid (its OrderPaid published once), then one fulfilled too
+        pid = fake_product(ns)
+        paid = place(ns, customer(), pid).body["id"]
+        fulfilled = place(ns, customer(), pid).body["id"]
+        for oid in (paid, fulfilled):
+            assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        orders.fulfil_order(ns.ports, OrderPaid(fulfilled, "c"))
+        before = list(ns.publisher.published)
+        # WHEN their OrderPlaced is redelivered, three times each
+        for oid in (paid, fulfilled) * 3:
+            assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "already-paid"
+        # THEN nothing more is published nor charged
+        assert ns.publisher.published == before
+        assert ns.payments.capture_calls == 2
+
     def test_redelivery_never_charges_twice(self, ns):
         pid = fake_product(ns)
         oid = place(ns, customer(), pid).body["id"]

@@ -63,6 +63,7 @@ COUNTERS = (
     "CacheHits",
     "CacheMisses",
     "CartClearFailures",
+    "DeadLettersUnactionable",
     "DeadLettersUnreadable",
     # Counted by the Knative host: CloudEvents refused for a missing or bad signature.
     "EventSignatureFailures",
@@ -87,6 +88,8 @@ COUNTERS = (
     "ReconciledBacklogged",
     "ReconciledFlagged",
     "ReconciledRepublished",
+    "RecordsNotStarted",
+    "RedeliveriesSkipped",
 )
 
 

@@ -347,16 +347,18 @@ def finish_refund(p: OrderPorts, order: Order) -> None:
 def process_order(p: OrderPorts, event: OrderPlaced) -> str:
     """Charge a PENDING order: PAID (and OrderPaid published) or FAILED with stock back.
 
-    Safe under redelivery: the charge is idempotent on the order id, every transition is
-    conditional, and an order already PAID gets its OrderPaid published again.
-    Raises TransientFailure / DependencyUnavailable to have the message retried.
+    Free of side effects under redelivery: the charge is idempotent on the order id, every
+    transition is conditional, and an order already PAID or past it publishes nothing again
+    (an OrderPaid whose publishing failed is re-published by ReconcileOrders, which finds the
+    order still PAID). Raises TransientFailure / DependencyUnavailable to have the message
+    retried.
     """
     order = p.orders.get(event.order_id)
     if order is None:
         raise NotFound(f"order {event.order_id} does not exist")
-    if order.status == model.PAID:
-        publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
-        return "republished"
+    if order.status in (model.PAID, model.FULFILLED):
+        p.metrics.incr("RedeliveriesSkipped")
+        return "already-paid"
     if order.status != model.PENDING:
         if order.status in (model.CANCELLED, model.FAILED):
             _refund_stray_charge(p, order)
