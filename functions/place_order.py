@@ -16,7 +16,7 @@ deps = build().ready("order_ports", "carts")
 # A retry of an order already placed replays its answer even past a spent limit.
 app = HttpFunction(
     deps,
-    problems=(409, 422),
+    problems=(404, 409, 422),
     replays=lambda who, key: orders.is_replay(deps.orders, who, key),
 )
 

@@ -149,8 +149,8 @@ class TestPlaceOrder:
             place(ns, customer(), pid, 2)
         assert err.value.extra["lines"] == [{"productId": pid, "requested": 2, "available": 1}]
 
-    def test_unknown_product_is_rejected(self, ns):
-        with pytest.raises(InvalidRequest):
+    def test_unknown_product_is_not_found(self, ns):
+        with pytest.raises(NotFound):
             place(ns, customer(), "nope", 1)
 
     def test_mixed_currencies_are_rejected(self, ns):

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from funcmart.api.catalog import MoneyOut, Strict
+from funcmart.api.numbers import WHOLE
 from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
 
 ProductId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -14,7 +15,7 @@ ProductId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[
 
 class OrderLineIn(Strict):
     productId: ProductId
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY), WHOLE]
 
 
 PaymentToken = Annotated[

@@ -153,7 +153,7 @@ def _place(
 ) -> Placed:
     try:
         return _place_new(p, principal, key, fingerprint, lines, payment_token, correlation_id)
-    except (InvalidRequest, OutOfStock) as refused:
+    except (InvalidRequest, NotFound, OutOfStock) as refused:
         # Refused now; but a retry of an order placed while it could be gets its answer.
         return _replay_or_raise(p, principal, key, fingerprint, refused)
 
@@ -236,7 +236,7 @@ def _price(
         if r.product_id in products and not products[r.product_id].active
     ]
     if missing:
-        raise InvalidRequest(f"unknown products: {', '.join(missing)}", productIds=missing)
+        raise NotFound(f"unknown products: {', '.join(missing)}", productIds=missing)
     short = [
         {
             "productId": r.product_id,

@@ -198,7 +198,11 @@ def start_moto(port: int | None = None) -> Moto:
     a time (`one_dynamodb_request_at_a_time`)."""
     import threading
 
-    from moto.server import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
     from werkzeug.serving import make_server
 
     app = DomainDispatcherApplication(create_backend_app)
