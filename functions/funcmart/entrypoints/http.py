@@ -402,15 +402,15 @@ class HttpFunction(APIGatewayHttpResolver):
                 f"the body is {size} bytes; the limit is {self.max_body_bytes}",
                 rid,
             )
-        text = _body_text(event)
-        if text is None:
-            return _raw_problem(400, "Malformed request", "the body is not UTF-8 text", rid)
-        event["body"], event["isBase64Encoded"] = text, False
-        if text:
+        if body:  # the media type first: a body in another charset is a 415, not a 400
             refused = json_body_problem(_header(event, "content-type"))
             if refused is not None:
                 return _raw_problem(415, "Unsupported media type", refused, rid)
             _as_plain_json(event)
+        text = _body_text(event)
+        if text is None:
+            return _raw_problem(400, "Malformed request", "the body is not UTF-8 text", rid)
+        event["body"], event["isBase64Encoded"] = text, False
         if nests_deeper_than(event["body"], MAX_JSON_DEPTH):
             return _raw_problem(
                 400,
