@@ -127,10 +127,11 @@ PRICE = '"price": {"amount": 1, "currency": "EUR"}'
         '{"name": "A", "category": "k", "price": {"amount": 1, "amount": 9, "currency": "EUR"}}',
         '{"name": "A", "category": "kitchen", "stock": 1, "stock": 900, ' + PRICE + "}",
         '{"name": "A", "category": "k", "price": {"amount": NaN, "currency": "EUR"}}',
+        '{"name": "A\\ud800", "category": "kitchen", ' + PRICE + "}",
     ],
-    ids=["name", "nested-price", "stock", "nan"],
+    ids=["name", "nested-price", "stock", "nan", "lone-surrogate-escape"],
 )
-def test_a_body_naming_a_key_twice_is_400(create_product: Handler, text: str) -> None:
+def test_a_body_that_is_not_rfc8259_json_is_400(create_product: Handler, text: str) -> None:
     status, _, body = invoke(
         create_product, event_for("create_product.json", text, "application/json")
     )

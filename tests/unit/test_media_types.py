@@ -44,6 +44,14 @@ def test_the_charset_is_compared_case_insensitively() -> None:
 
 def test_strict_json_refuses_duplicate_keys_at_any_depth_and_nan() -> None:
     assert strict_json_loads('{"a": {"b": 1}, "c": [{"d": 2}]}') == {"a": {"b": 1}, "c": [{"d": 2}]}
-    for text in ('{"a": 1, "a": 1}', '{"x": [{"b": 1, "b": 2}]}', "[NaN]", '{"a": -Infinity}'):
+    assert strict_json_loads('["\\ud83d\\ude00"]') == ["\U0001f600"]  # a pair is one character
+    for text in (
+        '{"a": 1, "a": 1}',
+        '{"x": [{"b": 1, "b": 2}]}',
+        "[NaN]",
+        '{"a": -Infinity}',
+        '["\\ud800"]',
+        '{"k": "\\udc00 alone"}',
+    ):
         with pytest.raises(json.JSONDecodeError):
             strict_json_loads(text)

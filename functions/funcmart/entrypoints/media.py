@@ -9,8 +9,9 @@
   is 415. A body without a Content-Type is read as JSON, as API Gateway passes it.
 - `strict_json_loads` parses a body as RFC 8259 JSON and refuses what Python's parser would
   let through: an object naming one key twice (two parsers reading one body differently is
-  how a check is bypassed: the last value would silently win) and the non-JSON constants
-  NaN and Infinity.
+  how a check is bypassed: the last value would silently win), the non-JSON constants
+  NaN and Infinity, and a string escaping half of a surrogate pair (`"\\ud800"`), which is
+  no Unicode text and could not be stored.
 """
 
 from __future__ import annotations
@@ -104,7 +105,20 @@ def _refuse_constant(name: str) -> Any:
     raise json.JSONDecodeError(f"{name} is not a JSON number", "", 0)
 
 
+# A \uD800-\uDFFF escape: only then can a parsed string hold a lone surrogate.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def strict_json_loads(text: str | bytes) -> Any:
-    """`json.loads` for RFC 8259 JSON only: duplicate keys and NaN/Infinity raise
-    json.JSONDecodeError (a ValueError), as any other malformed body."""
-    return json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    """`json.loads` for RFC 8259 JSON only: duplicate keys, NaN/Infinity and lone surrogates
+    raise json.JSONDecodeError (a ValueError), as any other malformed body."""
+    data = json.loads(text, object_pairs_hook=_refuse_duplicates, parse_constant=_refuse_constant)
+    source = text.decode("utf-8", "replace") if isinstance(text, bytes) else text
+    if _SURROGATE_ESCAPE.search(source):
+        try:
+            json.dumps(data, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise json.JSONDecodeError(
+                "a string escapes half of a surrogate pair, which is not Unicode text", "", 0
+            ) from None
+    return data
