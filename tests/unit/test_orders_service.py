@@ -193,6 +193,19 @@ class TestPipeline:
         assert ns.publisher.published == before
         assert ns.payments.capture_calls == 2
 
+    def test_a_delivery_that_never_answered_has_its_paid_order_published_again(self, ns):
+        # GIVEN an order paid by a consumer that stopped before publishing its batch's events
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.publisher.fail = True
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        ns.publisher.fail = False
+        # WHEN the message comes back (received before)
+        outcome = orders.process_order(ns.ports, OrderPlaced(oid, "c"), redelivered=True)
+        # THEN its OrderPaid goes out, and nothing is charged again
+        assert outcome == "republished"
+        assert ns.publisher.published[-1] == OrderPaid(oid, "c")
+        assert ns.payments.capture_calls == 1
+
     def test_redelivery_never_charges_twice(self, ns):
         pid = fake_product(ns)
         oid = place(ns, customer(), pid).body["id"]

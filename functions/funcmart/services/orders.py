@@ -344,25 +344,23 @@ def finish_refund(p: OrderPorts, order: Order) -> None:
 # ------------------------------------------------------------------ queue consumers
 
 
-def process_order(p: OrderPorts, event: OrderPlaced) -> str:
+def process_order(p: OrderPorts, event: OrderPlaced, *, redelivered: bool = False) -> str:
     """Charge a PENDING order: PAID (and OrderPaid published) or FAILED with stock back.
 
     Free of side effects under redelivery: the charge is idempotent on the order id, every
-    transition is conditional, and an order already PAID or past it publishes nothing again
-    (an OrderPaid whose publishing failed is re-published by ReconcileOrders, which finds the
-    order still PAID). Raises TransientFailure / DependencyUnavailable to have the message
-    retried.
+    transition is conditional, and an order already PAID or past it publishes nothing again.
+    Except where the message comes back after a delivery that never answered (`redelivered`:
+    received before; nothing this function does after the payment fails a record, so the
+    consumer stopped or timed out there, before its batch's events were published): an order
+    found PAID then gets its OrderPaid published (FulfilOrder takes a second one as a no-op).
+    Any other lost OrderPaid is ReconcileOrders' to re-publish.
+    Raises TransientFailure / DependencyUnavailable to have the message retried.
     """
     order = p.orders.get(event.order_id)
     if order is None:
         raise NotFound(f"order {event.order_id} does not exist")
-    if order.status in (model.PAID, model.FULFILLED):
-        p.metrics.incr("RedeliveriesSkipped")
-        return "already-paid"
     if order.status != model.PENDING:
-        if order.status in (model.CANCELLED, model.FAILED):
-            _refund_stray_charge(p, order)
-        return "skipped"
+        return _past_pending(p, order, event, redelivered)
     started = time.perf_counter()
     try:
         charge = p.payments.charge(order.id, order.total, order.payment_token)
@@ -393,6 +391,19 @@ def process_order(p: OrderPorts, event: OrderPlaced) -> str:
     p.metrics.incr("OrdersPaid")
     publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
     return "paid"
+
+
+def _past_pending(p: OrderPorts, order: Order, event: OrderPlaced, redelivered: bool) -> str:
+    """What a delivery of OrderPlaced does for an order no longer PENDING (see process_order)."""
+    if order.status == model.PAID and redelivered:
+        publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+        return "republished"
+    if order.status in (model.PAID, model.FULFILLED):
+        p.metrics.incr("RedeliveriesSkipped")
+        return "already-paid"
+    if order.status in (model.CANCELLED, model.FAILED):
+        _refund_stray_charge(p, order)
+    return "skipped"
 
 
 def _settle_raced_charge(p: OrderPorts, order: Order, charge: Charge) -> None:
