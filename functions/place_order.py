@@ -6,7 +6,7 @@ from typing import Annotated
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.event_handler.openapi.params import Body, Header
 
-from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
+from funcmart.api.orders import IDEMPOTENCY_KEY_PATTERN, NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
 from funcmart.entrypoints.http import HttpFunction, json_response
@@ -24,7 +24,16 @@ app = HttpFunction(
 @app.post("/orders", status_code=202)
 def place_order(
     body: Annotated[NewOrder | NewOrderFromCart, Body()],
-    key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
+    key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="visible ASCII characters, spaces only between them (e.g. a UUID)",
+        ),
+    ],
 ) -> Response[OrderOut]:
     who, cid, sent = app.principal(), app.correlation_id, body.model_dump()
     if isinstance(body, NewOrderFromCart):

@@ -13,6 +13,7 @@ import json
 import uuid
 from typing import Any
 
+import jsonschema
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, given, settings
@@ -32,20 +33,22 @@ EXAMPLES = settings(
 )
 
 
-def bodies(path: str, method: str) -> st.SearchStrategy[Any]:
-    """Schema-valid bodies of one operation of the document."""
+def requests(path: str, method: str) -> st.SearchStrategy[tuple[Any, dict[str, str]]]:
+    """Schema-valid bodies and headers of one operation of the document."""
     operation = DOCUMENT[path][method]
     return operation.as_strategy(generation_mode=GenerationMode.POSITIVE).map(
-        lambda case: case.body
+        lambda case: (case.body, dict(case.headers or {}))
     )
 
 
-def event(name: str, body: Any) -> dict[str, Any]:
-    """The events/ file with this JSON body, from a caller and with a key of its own."""
+def event(name: str, body: Any, key: str | None = None) -> dict[str, Any]:
+    """The events/ file with this JSON body, from a caller of its own, with this
+    Idempotency-Key (else a new one)."""
     out = copy.deepcopy(load_event(name))
     out["body"] = json.dumps(body)
     out["isBase64Encoded"] = False
-    out["headers"]["idempotency-key"] = uuid.uuid4().hex
+    # the key as generated, and unique to this example (a key is one customer's anyway)
+    out["headers"]["idempotency-key"] = key if key is not None else uuid.uuid4().hex
     out["requestContext"]["authorizer"]["jwt"]["claims"]["sub"] = uuid.uuid4().hex
     return out
 
@@ -69,8 +72,9 @@ def product_ids(handlers: dict[str, Handler]) -> list[str]:
 
 def test_every_schema_valid_new_product_is_created(handlers: dict[str, Handler]) -> None:
     @EXAMPLES
-    @given(bodies("/products", "POST"))
-    def check(body: Any) -> None:
+    @given(requests("/products", "POST"))
+    def check(request: tuple[Any, dict[str, str]]) -> None:
+        body = request[0]
         status, _, answer = invoke(handlers["CreateProduct"], event("create_product.json", body))
         assert status == 201, (body, answer)
 
@@ -81,12 +85,14 @@ def test_every_schema_valid_order_is_taken(
     handlers: dict[str, Handler], product_ids: list[str]
 ) -> None:
     @EXAMPLES
-    @given(bodies("/orders", "POST"), st.data())
-    def check(body: Any, data: st.DataObject) -> None:
+    @given(requests("/orders", "POST"), st.data())
+    def check(request: tuple[Any, dict[str, str]], data: st.DataObject) -> None:
+        body, headers = request
+        key = next(v for k, v in headers.items() if k.lower() == "idempotency-key")
         for line in body.get("lines", []):
             if data.draw(st.booleans(), label="a real product"):
                 line["productId"] = data.draw(st.sampled_from(product_ids), label="product")
-        status, _, answer = invoke(handlers["PlaceOrder"], event("place_order.json", body))
+        status, _, answer = invoke(handlers["PlaceOrder"], event("place_order.json", body, key))
         lines = body.get("lines")
         if lines is None:  # from an empty cart: nothing to order
             assert status == 409, (body, answer)
@@ -96,3 +102,20 @@ def test_every_schema_valid_order_is_taken(
             assert status == 404, (body, answer)
 
     check()
+
+
+@pytest.mark.parametrize("key", [" ", "\t", "\x01key", "key\x7f", "\u00a0"])
+def test_an_idempotency_key_the_function_refuses_is_one_the_document_refuses(
+    handlers: dict[str, Handler], key: str
+) -> None:
+    # GIVEN a key PlaceOrder refuses (blank, or holding a character that is not printable)
+    body = {"fromCart": True, "paymentToken": "tok_ok"}
+    status, _, answer = invoke(handlers["PlaceOrder"], event("place_order.json", body, key))
+    assert status == 400, answer
+    # THEN the document says so: the key is not valid against its header schema
+    schema = next(
+        p["schema"]
+        for p in DOCUMENT.raw_schema["paths"]["/orders"]["post"]["parameters"]
+        if p["name"].lower() == "idempotency-key"
+    )
+    assert not jsonschema.Draft202012Validator(schema).is_valid(key)
