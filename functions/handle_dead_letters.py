@@ -1,4 +1,8 @@
-"""SQS dead-letter queues: flag the order NEEDS_ATTENTION, count it, log it for a person."""
+"""SQS dead-letter queues: flag the order NEEDS_ATTENTION, count it, log it for a person.
+
+A record it can never act on (no body, not an order event, an unknown order) is logged in
+full, counted and acknowledged: retrying cannot change it, and a failure here would only send
+it round again."""
 
 from aws_lambda_powertools import Logger
 
@@ -24,4 +28,4 @@ def on_message(message: QueueMessage) -> str:
     return orders.handle_dead_letter(deps.order_ports, event, message.source)
 
 
-handler = QueueFunction(deps, on_message).handler
+handler = QueueFunction(deps, on_message, acknowledge_permanent=True).handler

@@ -3,7 +3,7 @@ lines come from the body, or from the caller's cart when the body says "fromCart
 
 from typing import Annotated
 
-from funcmart.api.orders import NewOrder, NewOrderFromCart, OrderOut
+from funcmart.api.orders import IDEMPOTENCY_KEY_PATTERN, NewOrder, NewOrderFromCart, OrderOut
 from funcmart.bootstrap import build
 from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
 from funcmart.entrypoints.http import Body, Header, HttpFunction, Response, json_response
@@ -13,7 +13,7 @@ deps = build().ready("order_ports", "carts")
 # A retry of an order already placed replays its answer even past a spent limit.
 app = HttpFunction(
     deps,
-    problems=(409, 422),
+    problems=(404, 409, 422),
     replays=lambda who, key: orders.is_replay(deps.orders, who, key),
 )
 
@@ -21,7 +21,16 @@ app = HttpFunction(
 @app.post("/orders", status_code=202)
 def place_order(
     body: Annotated[NewOrder | NewOrderFromCart, Body()],
-    key: Annotated[str, Header(alias="Idempotency-Key", min_length=1, max_length=128)],
+    key: Annotated[
+        str,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=128,
+            pattern=IDEMPOTENCY_KEY_PATTERN,
+            description="visible ASCII characters, spaces only between them (e.g. a UUID)",
+        ),
+    ],
 ) -> Response[OrderOut]:
     who, cid, sent = app.principal(), app.correlation_id, body.model_dump()
     if isinstance(body, NewOrderFromCart):

@@ -9,7 +9,8 @@ deps = build().ready("order_ports")
 
 
 def on_message(message: QueueMessage) -> str:
-    return orders.process_order(deps.order_ports, message.event_of(OrderPlaced))
+    event = message.event_of(OrderPlaced)
+    return orders.process_order(deps.order_ports, event, redelivered=message.receive_count > 1)
 
 
 handler = QueueFunction(deps, on_message).handler

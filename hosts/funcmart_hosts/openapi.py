@@ -55,13 +55,16 @@ _TITLES = {
     503: "Service temporarily unavailable",
 }
 _WHEN = {
-    400: "The request is malformed or breaks a rule; `errors` lists the fields.",
+    400: (
+        "The request is malformed (not UTF-8, not JSON, a key named twice) or breaks a "
+        "rule; `errors` lists the fields."
+    ),
     401: "No bearer token, or one that is invalid, expired, or for another audience or issuer.",
     403: "The caller may not do this (catalog writes need the admin group).",
     404: "No such resource, or one the caller may not see.",
     409: "The resource's state does not allow it (version, stock, empty or full cart).",
     413: "The body is larger than the function accepts (MAX_BODY_BYTES).",
-    415: "The body is not JSON.",
+    415: "The body is not JSON: send application/json or application/*+json, in UTF-8.",
     422: "The Idempotency-Key was used before for a different request.",
     429: "The caller's budget for this route class is spent; see Retry-After.",
     500: "An unexpected error; it has been logged with the request id.",

@@ -189,6 +189,48 @@ def test_a_body_over_the_configured_limit_is_413(api, token, product, method, pa
     assert_problem(resp, 413)
 
 
+# ------------------------------------------------------------- media types and body text
+NEW = (
+    b'{"name": "Caf\xc3\xa9 mug", "category": "kitchen", "price": {"amount": 1, "currency": "EUR"}}'
+)
+
+
+@pytest.mark.parametrize(
+    "content_type",
+    ["Application/JSON", "application/vnd.api+json", "application/json; Charset=UTF-8"],
+)
+def test_any_json_media_type_creates_the_product(api, token, content_type):
+    resp = api.post(
+        "/products",
+        content=NEW,
+        headers={**bearer(token("admin")), "Content-Type": content_type},
+    )
+    assert resp.status_code == 201, resp.text
+    assert resp.json()["name"] == "Caf\u00e9 mug"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "body", "status"),
+    [
+        ("application/json", NEW.replace(b"\xc3\xa9", b"\xe9"), 400),  # Latin-1, not UTF-8
+        ("application/json", NEW.replace(b"\xc3\xa9", b"\xff"), 400),
+        ("application/json; charset=iso-8859-1", NEW.replace(b"\xc3\xa9", b"\xe9"), 415),
+        ("text/plain", NEW, 415),
+        ("application/json", NEW.replace(b'"kitchen"', b'"kitchen", "name": "Other"'), 400),
+    ],
+    ids=["latin-1", "byte-ff", "declared-latin-1", "text-plain", "duplicate-key"],
+)
+def test_a_body_not_sent_as_utf8_json_is_refused_never_altered(
+    api, token, content_type, body, status
+):
+    resp = api.post(
+        "/products",
+        content=body,
+        headers={**bearer(token("admin")), "Content-Type": content_type},
+    )
+    assert_problem(resp, status)
+
+
 # ------------------------------------------------------------------------ odd path ids
 ODD_IDS = [
     "' OR '1'='1",

@@ -214,6 +214,31 @@ class TestOrderRepository:
         assert record is not None
         assert record.response["id"] == theirs.id
 
+    @pytest.mark.parametrize(
+        ("one", "other"),
+        [
+            (("c#1", "k"), ("c", "1#k")),
+            (("c%231", "k"), ("c#1", "k")),
+            (("c", "%23k"), ("c", "#k")),
+        ],
+    )
+    def test_keys_joining_separators_never_collide(
+        self, store: Store, one: tuple[str, str], other: tuple[str, str]
+    ) -> None:
+        # GIVEN two customers whose id and key, joined with the separator, read the same
+        product = store.add_product(stock=5)
+        first = store.place(product, 1, customer=one[0], key=one[1])
+        # WHEN the other customer orders under their key
+        second = store.place(product, 1, customer=other[0], key=other[1])
+        # THEN each gets an order of their own, and each key answers with its own
+        assert first.id != second.id
+        assert stored(store, second.id).customer == other[0]
+        assert store.stock(product.id) == 3
+        for (customer, key), order in ((one, first), (other, second)):
+            record = store.orders.get_idempotency(customer, key)
+            assert record is not None
+            assert record.response["id"] == order.id
+
     def test_short_lines_are_named_and_nothing_is_written(self, store: Store) -> None:
         # GIVEN one product with enough stock, one with too little, one archived
         plenty = store.add_product(stock=10)

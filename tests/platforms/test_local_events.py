@@ -85,6 +85,18 @@ def test_json_bodies_are_text_and_binary_bodies_base64():
     assert untyped["isBase64Encoded"] is True
 
 
+@pytest.mark.parametrize("raw", [b'{"name":"Caf\xe9"}', b'{"a":"\xff"}', b'{"a":"\xed\xa0\x80"}'])
+def test_a_text_body_that_is_not_utf8_goes_as_the_bytes_sent(raw):
+    # A replacement character would hide the bad bytes from the function, which refuses them.
+    event = http_event(
+        request(method="POST", headers=[("Content-Type", "application/json")], body=raw),
+        "POST /products",
+        now=NOW,
+    )
+    assert event["isBase64Encoded"] is True
+    assert base64.b64decode(event["body"]) == raw
+
+
 def test_request_context_is_complete():
     event = http_event(
         request(target="/products/p%201?x=1", source_ip="127.0.0.9"),

@@ -149,8 +149,8 @@ class TestPlaceOrder:
             place(ns, customer(), pid, 2)
         assert err.value.extra["lines"] == [{"productId": pid, "requested": 2, "available": 1}]
 
-    def test_unknown_product_is_rejected(self, ns):
-        with pytest.raises(InvalidRequest):
+    def test_unknown_product_is_not_found(self, ns):
+        with pytest.raises(NotFound):
             place(ns, customer(), "nope", 1)
 
     def test_mixed_currencies_are_rejected(self, ns):
@@ -176,6 +176,35 @@ class TestPipeline:
         assert ns.orders.get(oid).status == model.FULFILLED
         assert ns.orders.shipments[oid].tracking_number
         assert ns.orders.notifications[oid][0].kind == "order-shipped"
+
+    def test_redelivery_of_a_paid_or_fulfilled_order_publishes_nothing(self, ns):
+        # GIVEN an order paid (its OrderPaid published once), then one fulfilled too
+        pid = fake_product(ns)
+        paid = place(ns, customer(), pid).body["id"]
+        fulfilled = place(ns, customer(), pid).body["id"]
+        for oid in (paid, fulfilled):
+            assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        orders.fulfil_order(ns.ports, OrderPaid(fulfilled, "c"))
+        before = list(ns.publisher.published)
+        # WHEN their OrderPlaced is redelivered, three times each
+        for oid in (paid, fulfilled) * 3:
+            assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "already-paid"
+        # THEN nothing more is published nor charged
+        assert ns.publisher.published == before
+        assert ns.payments.capture_calls == 2
+
+    def test_a_delivery_that_never_answered_has_its_paid_order_published_again(self, ns):
+        # GIVEN an order paid by a consumer that stopped before publishing its batch's events
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.publisher.fail = True
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        ns.publisher.fail = False
+        # WHEN the message comes back (received before)
+        outcome = orders.process_order(ns.ports, OrderPlaced(oid, "c"), redelivered=True)
+        # THEN its OrderPaid goes out, and nothing is charged again
+        assert outcome == "republished"
+        assert ns.publisher.published[-1] == OrderPaid(oid, "c")
+        assert ns.payments.capture_calls == 1
 
     def test_redelivery_never_charges_twice(self, ns):
         pid = fake_product(ns)

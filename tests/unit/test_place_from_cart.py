@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from funcmart.domain.commands import ArchiveProduct, CancelOrder, PlaceOrderFromCart
-from funcmart.domain.errors import Conflict, DependencyUnavailable, InvalidRequest, OutOfStock
+from funcmart.domain.errors import Conflict, DependencyUnavailable, OutOfStock
 from funcmart.services import orders
 from tests.fakes import FakeCartStore
 from tests.support.builders import customer, fake_order_ports, fake_product, random_id
@@ -109,13 +109,14 @@ def test_redis_out_before_the_order_is_dependency_unavailable(ns):
 
 
 def test_an_archived_product_in_the_cart_refuses_the_order(ns):
+    from funcmart.domain.errors import NotFound
     from funcmart.services import catalog
     from tests.support.builders import ADMIN
 
     me, pid = customer(), fake_product(ns)
     ns.carts.set_quantity(me.subject, pid, 1, 50)
     catalog.archive_product(ns, ADMIN, ArchiveProduct(pid))
-    with pytest.raises(InvalidRequest):
+    with pytest.raises(NotFound):
         checkout(ns, me, random_id())
     assert ns.carts.get(me.subject).quantities == {pid: 1}
 

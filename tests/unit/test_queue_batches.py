@@ -190,3 +190,38 @@ def test_a_dead_letter_keeps_the_body_and_attributes_and_names_the_failure():
     fifo = dead_letter(record, "x", "https://dlq.fifo")
     assert fifo["MessageDeduplicationId"] == record["messageId"]
     assert fifo["MessageGroupId"]
+
+
+class Context:
+    """A Lambda context with `seconds` left from now."""
+
+    def __init__(self, seconds: float) -> None:
+        self._deadline = time.monotonic() + seconds
+
+    def get_remaining_time_in_millis(self) -> int:
+        return max(0, int((self._deadline - time.monotonic()) * 1000))
+
+
+def test_a_batch_answers_within_its_time_whatever_its_size():
+    # GIVEN a consumer whose records take 20 ms each, one at a time, with 2 s left
+    done: list[str] = []
+
+    def slow(message: QueueMessage) -> str:
+        time.sleep(0.02)
+        done.append(message.message_id)
+        return "done"
+
+    sqs = FakeSqs()
+    consumer = function(slow, sqs_client=sqs, batch_concurrency=1)
+    # WHEN a batch that would take 20 s arrives
+    started = time.monotonic()
+    answer = consumer.handler(batch(1000), Context(2.0))
+    took = time.monotonic() - started
+    # THEN it answers within its time, having started records only while time was left
+    assert took < 2.0
+    assert 10 <= len(done) < 1000
+    # AND every record not done is reported failed, in the batch's order, for redelivery
+    failed = [f["itemIdentifier"] for f in answer["batchItemFailures"]]
+    assert failed == [f"m{n}" for n in range(1000) if f"m{n}" not in done]
+    # AND the records never started are not pushed back one call each
+    assert not [c for c in sqs.calls if c[0] == "change_message_visibility"]

@@ -63,6 +63,7 @@ COUNTERS = (
     "CacheHits",
     "CacheMisses",
     "CartClearFailures",
+    "DeadLettersUnactionable",
     "DeadLettersUnreadable",
     # Counted by the Knative host: CloudEvents refused for a missing or bad signature.
     "EventSignatureFailures",
@@ -91,6 +92,8 @@ COUNTERS = (
     "ReconciledBacklogged",
     "ReconciledFlagged",
     "ReconciledRepublished",
+    "RecordsNotStarted",
+    "RedeliveriesSkipped",
 )
 
 

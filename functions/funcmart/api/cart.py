@@ -7,6 +7,7 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt
 
 from funcmart.api.common import MoneyOut, Strict
+from funcmart.api.numbers import WHOLE
 from funcmart.domain.cart import MAX_QUANTITY
 
 
@@ -16,6 +17,7 @@ class CartItemIn(Strict):
     quantity: Annotated[
         StrictInt,
         Field(ge=0, le=MAX_QUANTITY, description="the quantity to hold; 0 removes the line"),
+        WHOLE,
     ]
 
 

@@ -7,9 +7,11 @@ from typing import Annotated
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from funcmart.api.common import MoneyOut, Strict
+from funcmart.api.numbers import WHOLE
 from funcmart.domain.catalog import (
     CATEGORY_PATTERN,
     MAX_STOCK,
+    NAME_PATTERN,
     Product,
     ProductChanges,
     StockChange,
@@ -18,10 +20,11 @@ from funcmart.domain.commands import CreateProduct, SetStock, UpdateProduct
 from funcmart.domain.money import Money
 
 Category = Annotated[StrictStr, Field(pattern=CATEGORY_PATTERN, examples=["books"])]
+ProductName = Annotated[StrictStr, Field(min_length=1, max_length=200, pattern=NAME_PATTERN)]
 
 
 class MoneyIn(Strict):
-    amount: Annotated[StrictInt, Field(ge=0, le=10_000_000_000, description="minor units")]
+    amount: Annotated[StrictInt, Field(ge=0, le=10_000_000_000, description="minor units"), WHOLE]
     currency: Annotated[StrictStr, Field(pattern=r"^[A-Z]{3}$", examples=["EUR"])]
 
     def money(self) -> Money:
@@ -42,11 +45,11 @@ class NewProduct(Strict):
         }
     )
 
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)]
+    name: ProductName
     description: Annotated[StrictStr, Field(max_length=4000)] = ""
     category: Category
     price: MoneyIn
-    stock: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] = 0
+    stock: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), WHOLE] = 0
 
     def command(self) -> CreateProduct:
         return CreateProduct(
@@ -65,8 +68,8 @@ class ProductPatch(Strict):
         }
     )
 
-    version: Annotated[StrictInt, Field(ge=1, description="the version you read")]
-    name: Annotated[StrictStr, Field(min_length=1, max_length=200)] | None = None
+    version: Annotated[StrictInt, Field(ge=1, description="the version you read"), WHOLE]
+    name: ProductName | None = None
     description: Annotated[StrictStr, Field(max_length=4000)] | None = None
     category: Category | None = None
     price: MoneyIn | None = None
@@ -84,8 +87,8 @@ class ProductPatch(Strict):
 class StockUpdate(Strict):
     model_config = ConfigDict(json_schema_extra={"examples": [{"adjust": -2}]})
 
-    set: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK)] | None = None
-    adjust: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK)] | None = None
+    set: Annotated[StrictInt, Field(ge=0, le=MAX_STOCK), WHOLE] | None = None
+    adjust: Annotated[StrictInt, Field(ge=-MAX_STOCK, le=MAX_STOCK), WHOLE] | None = None
 
     def command(self, product_id: str) -> SetStock:
         return SetStock(product_id, StockChange(set_to=self.set, adjust_by=self.adjust))

@@ -7,14 +7,19 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from funcmart.api.common import MoneyOut, Strict
+from funcmart.api.numbers import WHOLE
 from funcmart.domain.orders import MAX_LINES, MAX_QUANTITY, Order, RequestedLine
+
+# An Idempotency-Key: visible ASCII, spaces only between visible characters (an HTTP field
+# value carries no control characters, and its ends are trimmed on the way).
+IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"
 
 ProductId = Annotated[StrictStr, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
 class OrderLineIn(Strict):
     productId: ProductId
-    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY)]
+    quantity: Annotated[StrictInt, Field(ge=1, le=MAX_QUANTITY), WHOLE]
 
 
 PaymentToken = Annotated[

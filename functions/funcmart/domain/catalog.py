@@ -11,6 +11,9 @@ from funcmart.domain.money import Money
 
 ACTIVE = "ACTIVE"
 ARCHIVED = "ARCHIVED"
+# A name holds something besides spaces, tabs and line breaks (the same rule in the OpenAPI
+# document, in a character class every regex dialect reads alike).
+NAME_PATTERN = r"[^ \t\n\r\f\v]"
 CATEGORY_PATTERN = r"^[a-z0-9][a-z0-9-]{0,49}$"
 _CATEGORY = re.compile(CATEGORY_PATTERN)
 MAX_STOCK = 1_000_000_000
@@ -165,7 +168,7 @@ class StockChange:
 
 
 def _check_name(name: str) -> None:
-    if not name.strip() or len(name) > 200:
+    if not re.search(NAME_PATTERN, name) or len(name) > 200:
         raise InvalidRequest("name must be 1-200 characters", field="name")
 
 

@@ -45,6 +45,7 @@ from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from funcmart.domain import errors
 from funcmart.domain.identity import GROUP_CLAIMS, Principal, is_group_name, require
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
+from funcmart.entrypoints.media import json_body_problem, strict_json_loads
 from funcmart.observability import Observer, correlate
 from funcmart.problems import PROBLEM_JSON, problem_body
 from funcmart.settings import SettingsError
@@ -120,8 +121,10 @@ MAX_ISSUES = 20
 
 
 def _validation_detail(errs: list[dict[str, Any]]) -> tuple[int, str, list[dict[str, Any]]]:
-    if any(e.get("type") == "json_invalid" for e in errs):
-        return 400, "the request body is not valid JSON", []
+    invalid = next((e for e in errs if e.get("type") == "json_invalid"), None)
+    if invalid is not None:
+        why = str((invalid.get("ctx") or {}).get("error") or "")[:200]
+        return 400, "the request body is not valid JSON" + (f": {why}" if why else ""), []
     issues = []
     # A body of ten thousand unknown keys is ten thousand issues: the answer names the first
     # MAX_ISSUES, and a field's name (the caller's own key) is cut at 100 characters.
@@ -201,7 +204,11 @@ class HttpFunction(APIGatewayHttpResolver):
         limiter reads in its own round trip; with `cached_answer(text, product_id, principal)`
         saying when that entry's text is the answer as it is, `handler_async` serves such a hit
         without a thread (a host on an event loop)."""
-        super().__init__(enable_validation=True, response_validation_error_http_code=500)
+        super().__init__(
+            enable_validation=True,
+            response_validation_error_http_code=500,
+            json_body_deserializer=strict_json_loads,
+        )
         self.deps = deps
         self._replays = replays
         self.error_statuses = tuple(sorted(set(problems)))
@@ -311,7 +318,12 @@ class HttpFunction(APIGatewayHttpResolver):
         path = self.current_event.get("rawPath", "")
         return problem(404, "Not found", f"no route for {path}", self.request_id)
 
-    def _unexpected(self, _exc: Exception) -> Response[Any]:
+    def _unexpected(self, exc: Exception) -> Response[Any]:
+        if _is_store_fault(exc):
+            # A store that failed or throttled outside an adapter's own translation is the
+            # store's fault, not the request's: 503 with Retry-After, as any outage.
+            fault = errors.DependencyUnavailable(f"{type(exc).__name__}: {exc}"[:500])
+            return self._domain_error(fault)
         logger.exception("unhandled error", extra={"requestId": self.request_id})
         return problem(
             500,
@@ -484,7 +496,8 @@ class HttpFunction(APIGatewayHttpResolver):
         body = event.get("body")
         if body is None:
             return None
-        size = len(body) * 3 // 4 if event.get("isBase64Encoded") else len(body.encode())
+        b64 = event.get("isBase64Encoded")
+        size = len(body) * 3 // 4 if b64 else len(body.encode("utf-8", "surrogatepass"))
         if size > self.max_body_bytes:
             return _raw_problem(
                 413,
@@ -492,22 +505,15 @@ class HttpFunction(APIGatewayHttpResolver):
                 f"the body is {size} bytes; the limit is {self.max_body_bytes}",
                 rid,
             )
-        if event.get("isBase64Encoded"):
-            try:
-                event["body"] = base64.b64decode(body, validate=True).decode("utf-8")
-                event["isBase64Encoded"] = False
-            except (ValueError, UnicodeDecodeError):
-                return _raw_problem(
-                    400, "Malformed request", "the body is not base64-encoded UTF-8", rid
-                )
-        content_type = _header(event, "content-type")
-        if event["body"] and content_type and "json" not in content_type.lower():
-            return _raw_problem(
-                415,
-                "Unsupported media type",
-                f"send application/json, not {content_type[:100]}",
-                rid,
-            )
+        if body:  # the media type first: a body in another charset is a 415, not a 400
+            refused = json_body_problem(_header(event, "content-type"))
+            if refused is not None:
+                return _raw_problem(415, "Unsupported media type", refused, rid)
+            _as_plain_json(event)
+        text = _body_text(event)
+        if text is None:
+            return _raw_problem(400, "Malformed request", "the body is not UTF-8 text", rid)
+        event["body"], event["isBase64Encoded"] = text, False
         if nests_deeper_than(event["body"], MAX_JSON_DEPTH):
             return _raw_problem(
                 400,
@@ -660,6 +666,41 @@ def _correlation_id(event: dict[str, Any]) -> str | None:
         return supplied
     rid = (event.get("requestContext") or {}).get("requestId")
     return str(rid) if rid else None
+
+
+def _body_text(event: dict[str, Any]) -> str | None:
+    """The body as the text that was sent: base64 decoded, which must be UTF-8; None when
+    it is not UTF-8 text (invalid bytes, or lone surrogates a host let through)."""
+    body: str = event["body"]
+    try:
+        if event.get("isBase64Encoded"):
+            return base64.b64decode(body, validate=True).decode("utf-8")
+        body.encode("utf-8")
+    except (ValueError, UnicodeError):
+        return None
+    return body
+
+
+def _as_plain_json(event: dict[str, Any]) -> None:
+    """Name an accepted JSON media type (any case, +json, parameters) as application/json,
+    the one Powertools parses: it was checked against the policy already."""
+    headers = event.get("headers")
+    if not headers:
+        return
+    for name in [k for k in headers if k.lower() == "content-type"]:
+        del headers[name]
+    headers["content-type"] = "application/json"
+
+
+def _is_store_fault(exc: Exception) -> bool:
+    """Whether a failure is the store's (unreachable, throttled, an internal error), which
+    only a botocore or pynamodb error can be: their modules are loaded only then, so a
+    function that never calls AWS does not load the SDK here."""
+    if type(exc).__module__.split(".", 1)[0] not in ("botocore", "pynamodb"):
+        return False
+    from funcmart.adapters.dynamodb.errors import is_store_fault
+
+    return is_store_fault(exc)
 
 
 def _raw_problem(status: int, title: str, detail: str, request_id: str | None) -> dict[str, Any]:

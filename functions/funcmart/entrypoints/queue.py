@@ -26,6 +26,17 @@ BATCH_CONCURRENCY per batch, as Lambda's instances each have theirs. Events the 
 publish are sent when the batch is done, ten to a request, where the publisher can batch
 (SQS).
 
+A batch answers within its invocation's time whatever its size: a record is started only
+while more than a fifth of the time the invocation had at its start is left (at most
+RESERVE_MAX_SECONDS kept back), for the records in flight, dead-lettering and publishing to
+finish in; the records not started are reported failed, without a backoff and without a
+log line each, and come back once the queue's visibility timeout passes.
+
+A consumer of dead-letter queues (`acknowledge_permanent`) acknowledges a record it can never
+act on (no body, not an event, nesting no parser follows): logged in full at error level,
+counted (`DeadLettersUnactionable`) and reported processed, so it does not go round between
+the queue and the function until the queue's retention drops it.
+
 Any record shape gets an answer Lambda accepts: every field of a record is read defensively,
 a malformed record fails alone (reported by its messageId), and a record without a usable
 messageId fails the whole batch on purpose (an empty itemIdentifier, which Lambda treats as
@@ -41,6 +52,7 @@ import contextlib
 import contextvars
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -75,6 +87,28 @@ E = TypeVar("E", bound=Event)
 FAILURE_ATTRIBUTE = "failure"
 # SQS takes at most 10 message attributes per message.
 MAX_MESSAGE_ATTRIBUTES = 10
+# Records start only while more than this share of the invocation's time is left ...
+RESERVE_SHARE = 0.2
+# ... and never more than this many seconds are kept back.
+RESERVE_MAX_SECONDS = 10.0
+
+
+class NotStarted(TransientFailure):
+    """A record left for a later delivery: the invocation's time was nearly up."""
+
+
+def start_deadline(context: Any) -> float | None:
+    """The monotonic time after which no record of the batch starts; None without a context
+    that knows its remaining time (a test calling the handler directly)."""
+    remaining = getattr(context, "get_remaining_time_in_millis", None)
+    if not callable(remaining):
+        return None
+    try:
+        seconds = float(remaining()) / 1000
+    except (TypeError, ValueError):
+        return None
+    reserve = min(RESERVE_MAX_SECONDS, seconds * RESERVE_SHARE)
+    return time.monotonic() + seconds - reserve
 
 
 def is_permanent(exc: BaseException) -> bool:
@@ -204,9 +238,18 @@ class RecordPools:
 
 
 class QueueFunction:
-    def __init__(self, deps: Container, on_message: Callable[[QueueMessage], object]) -> None:
+    def __init__(
+        self,
+        deps: Container,
+        on_message: Callable[[QueueMessage], object],
+        *,
+        acknowledge_permanent: bool = False,
+    ) -> None:
+        """`acknowledge_permanent`: a record that fails for good is logged, counted and
+        acknowledged, not dead-lettered (for the consumer of the dead-letter queues)."""
         self._deps = deps
         self._on_message = on_message
+        self._acknowledge_permanent = acknowledge_permanent
         self._concurrency = max(1, deps.settings.batch_concurrency)
         self._pools = RecordPools(self._concurrency)
         self._queue_urls: dict[str, str] = {}
@@ -226,10 +269,22 @@ class QueueFunction:
         else:
             yield BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
 
-    def _record(self, record: SQSRecord, keys: dict[str, Any], permanent: dict[str, str]) -> object:
+    def _record(
+        self,
+        record: SQSRecord,
+        keys: dict[str, Any],
+        permanent: dict[str, str],
+        deadline: float | None,
+        not_started: set[str],
+    ) -> object:
         """Run one record under the invocation's log keys (it may be on another thread).
         A failure is logged and raised, for the batch processor to report; a permanent one
-        is also noted in `permanent` (messageId -> why), to be dead-lettered at once."""
+        is also noted in `permanent` (messageId -> why), to be dead-lettered at once. Past
+        the `deadline` the record is not started (NotStarted, noted in `not_started`, not
+        logged one by one)."""
+        if deadline is not None and time.monotonic() >= deadline:
+            not_started.add(str(record.raw_event["messageId"]))
+            raise NotStarted("not started: the invocation's time was nearly up")
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**keys)
         raw = record.raw_event
@@ -285,23 +340,36 @@ class QueueFunction:
         fifo = any(_text(r.get("eventSourceARN")).endswith(".fifo") for r in records)
         keys = logger.thread_safe_get_current_keys()
         permanent: dict[str, str] = {}  # messageId -> why; written by the records' threads
+        deadline = start_deadline(context)
+        not_started: set[str] = set()  # written by the records' threads
         try:
             with self._batched_publishing(), self._processor(fifo) as processor:
                 result = process_partial_response(
                     event=event,
-                    record_handler=lambda record: self._record(record, keys, permanent),
+                    record_handler=lambda record: self._record(
+                        record, keys, permanent, deadline, not_started
+                    ),
                     processor=processor,
                     context=context,
                 )
             failed = {str(f["itemIdentifier"]) for f in result["batchItemFailures"]}
             if permanent:
                 self._deps.metrics.incr("PermanentFailures", len(permanent))
-                failed -= self._dead_letter(records, permanent)
+                if self._acknowledge_permanent:
+                    failed -= self._acknowledge(records, permanent)
+                else:
+                    failed -= self._dead_letter(records, permanent)
+            if not_started:
+                self._deps.metrics.incr("RecordsNotStarted", len(not_started))
+                logger.warning(
+                    "the invocation's time was nearly up: records left for a later delivery",
+                    extra={"records": len(records), "notStarted": len(not_started)},
+                )
             # in the batch's order, whatever order the threads finished in
             failures = [
                 {"itemIdentifier": r["messageId"]} for r in records if r["messageId"] in failed
             ]
-            self._back_off(event, failures)
+            self._back_off(event, [f for f in failures if f["itemIdentifier"] not in not_started])
             answer: dict[str, Any] = {"batchItemFailures": failures}
             refused = [
                 {"itemIdentifier": r["messageId"], "reason": permanent[r["messageId"]]}
@@ -315,6 +383,22 @@ class QueueFunction:
             return answer
         finally:
             self._deps.flush_metrics()
+
+    def _acknowledge(self, records: list[Any], permanent: dict[str, str]) -> set[str]:
+        """Acknowledge the records no retry can make actionable: each logged in full (the
+        archive a person reads), counted, and reported processed."""
+        done: set[str] = set()
+        for rec in records:
+            mid = rec["messageId"]
+            if mid not in permanent:
+                continue
+            logger.error(
+                "message can never be acted on; acknowledged",
+                extra={"messageId": mid, "failure": permanent[mid], "record": _archived(rec)},
+            )
+            done.add(mid)
+        self._deps.metrics.incr("DeadLettersUnactionable", len(done))
+        return done
 
     def _dead_letter(self, records: list[Any], permanent: dict[str, str]) -> set[str]:
         """Send each SQS record that failed for good to this consumer's dead-letter queue;
@@ -388,6 +472,15 @@ class QueueFunction:
         if arn not in self._queue_urls:
             self._queue_urls[arn] = queue_url_of(self._deps.sqs_client, arn)
         return self._queue_urls[arn]
+
+
+def _archived(record: dict[str, Any], limit: int = 8192) -> str:
+    """The record as received, as JSON text cut at `limit` characters, for the log."""
+    try:
+        text = json.dumps(record, default=str)
+    except (TypeError, ValueError, RecursionError):
+        text = repr(record)
+    return text[:limit]
 
 
 def dead_letter(record: dict[str, Any], failure: str, queue_url: str) -> dict[str, Any]:

@@ -154,7 +154,7 @@ def _place(
 ) -> Placed:
     try:
         return _place_new(p, principal, key, fingerprint, lines, payment_token, correlation_id)
-    except (InvalidRequest, OutOfStock) as refused:
+    except (InvalidRequest, NotFound, OutOfStock) as refused:
         # Refused now; but a retry of an order placed while it could be gets its answer.
         return _replay_or_raise(p, principal, key, fingerprint, refused)
 
@@ -237,7 +237,7 @@ def _price(
         if r.product_id in products and not products[r.product_id].active
     ]
     if missing:
-        raise InvalidRequest(f"unknown products: {', '.join(missing)}", productIds=missing)
+        raise NotFound(f"unknown products: {', '.join(missing)}", productIds=missing)
     short = [
         {
             "productId": r.product_id,
@@ -349,23 +349,23 @@ def finish_refund(p: OrderPorts, order: Order) -> None:
 # ------------------------------------------------------------------ queue consumers
 
 
-def process_order(p: OrderPorts, event: OrderPlaced) -> str:
+def process_order(p: OrderPorts, event: OrderPlaced, *, redelivered: bool = False) -> str:
     """Charge a PENDING order: PAID (and OrderPaid published) or FAILED with stock back.
 
-    Safe under redelivery: the charge is idempotent on the order id, every transition is
-    conditional, and an order already PAID gets its OrderPaid published again.
+    Free of side effects under redelivery: the charge is idempotent on the order id, every
+    transition is conditional, and an order already PAID or past it publishes nothing again.
+    Except where the message comes back after a delivery that never answered (`redelivered`:
+    received before; nothing this function does after the payment fails a record, so the
+    consumer stopped or timed out there, before its batch's events were published): an order
+    found PAID then gets its OrderPaid published (FulfilOrder takes a second one as a no-op).
+    Any other lost OrderPaid is ReconcileOrders' to re-publish.
     Raises TransientFailure / DependencyUnavailable to have the message retried.
     """
     order = p.orders.get(event.order_id)
     if order is None:
         raise NotFound(f"order {event.order_id} does not exist")
-    if order.status == model.PAID:
-        publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
-        return "republished"
     if order.status != model.PENDING:
-        if order.status in (model.CANCELLED, model.FAILED):
-            _refund_stray_charge(p, order)
-        return "skipped"
+        return _past_pending(p, order, event, redelivered)
     charge = _charge(p, order)
     if isinstance(charge, str):
         return charge  # declined or flagged
@@ -409,6 +409,19 @@ def _charge(p: OrderPorts, order: Order) -> Charge | str:
         return "flagged" if p.orders.transition(order, flagged) else "lost-race"
     finally:
         p.metrics.observe_ms("PaymentLatency", (time.perf_counter() - started) * 1000)
+
+
+def _past_pending(p: OrderPorts, order: Order, event: OrderPlaced, redelivered: bool) -> str:
+    """What a delivery of OrderPlaced does for an order no longer PENDING (see process_order)."""
+    if order.status == model.PAID and redelivered:
+        publish_or_leave_for_reconciler(p, OrderPaid(order.id, event.correlation_id))
+        return "republished"
+    if order.status in (model.PAID, model.FULFILLED):
+        p.metrics.incr("RedeliveriesSkipped")
+        return "already-paid"
+    if order.status in (model.CANCELLED, model.FAILED):
+        _refund_stray_charge(p, order)
+    return "skipped"
 
 
 def _settle_raced_charge(p: OrderPorts, order: Order, charge: Charge) -> None:

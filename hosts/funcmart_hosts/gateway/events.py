@@ -198,10 +198,13 @@ def http_event(
         context["authorizer"] = {"jwt": {"claims": api_gateway_claims(claims), "scopes": scopes}}
     event["requestContext"] = context
     if request.body:
-        if is_text(headers.get("content-type")):
-            event["body"] = request.body.decode("utf-8", errors="replace")
+        text = _utf8(request.body) if is_text(headers.get("content-type")) else None
+        if text is not None:
+            event["body"] = text
             event["isBase64Encoded"] = False
         else:
+            # Bytes as sent, never altered: a text body that is not UTF-8 goes base64-encoded
+            # too, for the function to refuse (a replacement character would hide it).
             event["body"] = base64.b64encode(request.body).decode("ascii")
             event["isBase64Encoded"] = True
     else:
@@ -209,6 +212,13 @@ def http_event(
     if path_parameters:
         event["pathParameters"] = {k: unquote(v) for k, v in path_parameters.items()}
     return event
+
+
+def _utf8(body: bytes) -> str | None:
+    try:
+        return body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
 
 def scheduled_event(

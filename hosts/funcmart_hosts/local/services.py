@@ -167,21 +167,70 @@ def start_dynamodb_local(port: int | None = None, root: Path = ROOT) -> Process:
 @dataclass
 class Moto:
     server: Any
+    thread: Any
     url: str
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+def one_dynamodb_request_at_a_time(app: Any) -> Any:
+    """WSGI middleware that runs moto's DynamoDB requests one at a time.
+
+    moto's DynamoDB backend is not safe under concurrent requests: TransactWriteItems iterates
+    over tables that concurrent writes change ("dictionary changed size during iteration"),
+    and its condition checks and writes are not atomic together, so concurrent conditional
+    transactions oversell stock and duplicate idempotent orders. DynamoDB (and DynamoDB Local)
+    serialise conflicting transactions; one request at a time gives the same answers. SQS
+    requests (long polls among them) still run side by side."""
+    import threading
+
+    lock = threading.Lock()
+
+    def serialised(environ: dict[str, Any], start_response: Any) -> Any:
+        target = str(environ.get("HTTP_X_AMZ_TARGET", ""))
+        if not target.startswith("DynamoDB"):
+            return app(environ, start_response)
+        with lock:
+            result = app(environ, start_response)
+            try:
+                body = b"".join(result)  # the whole answer, computed under the lock
+            finally:
+                close = getattr(result, "close", None)
+                if close is not None:
+                    close()
+        return [body]
+
+    return serialised
 
 
 def start_moto(port: int | None = None) -> Moto:
-    """An in-process moto server (DynamoDB and SQS) on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
+    """An in-process moto server (DynamoDB and SQS) on 127.0.0.1, DynamoDB requests one at
+    a time (`one_dynamodb_request_at_a_time`)."""
+    import threading
 
-    port = port or free_port()
-    server = ThreadedMotoServer(ip_address=LOOPBACK, port=port, verbose=False)
-    server.start()
-    wait_for_port(port, 10)
-    return Moto(server, f"http://{LOOPBACK}:{port}")
+    from moto.moto_server.werkzeug_app import (
+        DomainDispatcherApplication,
+        MotoRequestHandler,
+        create_backend_app,
+    )
+    from werkzeug.serving import make_server
+
+    app = DomainDispatcherApplication(create_backend_app)
+    server = make_server(
+        LOOPBACK,
+        port or 0,
+        one_dynamodb_request_at_a_time(app),
+        threaded=True,
+        request_handler=MotoRequestHandler,
+    )
+    thread = threading.Thread(target=server.serve_forever, daemon=True, name="moto")
+    thread.start()
+    bound = int(server.server_address[1])
+    wait_for_port(bound, 10)
+    return Moto(server, thread, f"http://{LOOPBACK}:{bound}")
 
 
 # ----------------------------------------------------------------------------- Redis

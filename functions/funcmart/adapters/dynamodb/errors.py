@@ -17,9 +17,12 @@ R = TypeVar("R")
 _RETRYABLE = {
     "ProvisionedThroughputExceededException",
     "ThrottlingException",
+    "Throttling",
     "RequestLimitExceeded",
     "InternalServerError",
+    "InternalFailure",
     "ServiceUnavailable",
+    "TransactionInProgressException",
 }
 
 
@@ -35,6 +38,24 @@ def error_code(exc: BaseException) -> str | None:
     return None
 
 
+def is_store_fault(exc: BaseException) -> bool:
+    """Whether `exc` is the store's fault, not the request's: it could not be reached or
+    answered in time (any botocore failure that is not a service answer), it throttled, or
+    it answered with an internal error (a 5xx). Such a failure is retried: 503 over HTTP,
+    a redelivery on a queue."""
+    if isinstance(exc, PynamoDBException):
+        if error_code(exc) in _RETRYABLE:
+            return True
+        cause = exc.cause
+        return cause is None or is_store_fault(cause)
+    if isinstance(exc, BotoCoreError):
+        return True
+    if isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        return error_code(exc) in _RETRYABLE or (isinstance(status, int) and status >= 500)
+    return False
+
+
 def is_conditional_failure(exc: BaseException) -> bool:
     return error_code(exc) == "ConditionalCheckFailedException"
 
@@ -47,8 +68,8 @@ def translate_errors(fn: Callable[P, R]) -> Callable[P, R]:
         try:
             return fn(*args, **kwargs)
         except (PynamoDBException, BotoCoreError, ClientError) as exc:
-            code = error_code(exc)
-            if code in _RETRYABLE or code is None:
+            if is_store_fault(exc) or error_code(exc) is None:
+                code = error_code(exc)
                 raise DependencyUnavailable(f"DynamoDB is unavailable ({code or exc})") from exc
             raise
 

@@ -30,6 +30,7 @@ from funcmart.adapters.dynamodb.table import (
     Tables,
     decode_cursor,
     encode_cursor,
+    key_part,
 )
 from funcmart.domain.catalog import ACTIVE, Product
 from funcmart.domain.errors import (
@@ -255,7 +256,7 @@ class DynamoOrderRepository:
 
     @staticmethod
     def _idempotency_key(customer: str, key: str) -> tuple[str, str]:
-        return f"IDEMPOTENCY#{customer}#{key}", "IDEMPOTENCY"
+        return f"IDEMPOTENCY#{key_part(customer)}#{key_part(key)}", "IDEMPOTENCY"
 
     @translate_errors
     def get_charge(self, order_id: str) -> Charge | None:

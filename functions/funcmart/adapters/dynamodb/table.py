@@ -24,6 +24,14 @@ from funcmart.adapters import cursors
 if TYPE_CHECKING:
     from botocore.session import Session
 
+
+def key_part(value: str) -> str:
+    """One caller-given part of a key that joins several with "#": "%" and "#" percent-encoded,
+    so no two different tuples of parts make one key (customer "a#b" with key "c" and customer
+    "a" with key "b#c" are two items). A part with neither character is unchanged."""
+    return value.replace("%", "%25").replace("#", "%23")
+
+
 # Requests to the table: short timeouts and few retries, as a function's own timeout is short.
 CONNECT_TIMEOUT_SECONDS = 2
 READ_TIMEOUT_SECONDS = 5
@@ -155,7 +163,8 @@ class OrderItem(_Item):
 
 
 class IdempotencyItem(_Item):
-    """IDEMPOTENCY#<customer>#<key> / IDEMPOTENCY: the first answer, replayed to retries."""
+    """IDEMPOTENCY#<customer>#<key> / IDEMPOTENCY: the first answer, replayed to retries.
+    Both parts go through `key_part`."""
 
     fingerprint = UnicodeAttribute()
     status_code = NumberAttribute()
