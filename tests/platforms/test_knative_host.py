@@ -538,3 +538,22 @@ def test_no_secret_shows_in_the_knative_settings_repr() -> None:
     )
     assert "do-not-print-me" not in repr(s)
     assert EVENT_KEY not in repr(s)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"[" * 30_000 + b"]" * 30_000, b'{"type": "OrderPlaced", "orderId": "\xff\xfe"}'],
+    ids=["30000 deep", "not UTF-8"],
+)
+def test_a_malformed_cloudevent_body_is_a_400_problem_before_any_work(
+    app_of: Any, body: bytes
+) -> None:
+    handler = Recorder({"batchItemFailures": []})
+    client = app_of(Runtime(settings(FUNCMART_TRIGGER="queue"), handler))
+    refusals = REGISTRY.prometheus_text().count("event_signature_failures_total 1")
+    answer = client.post("/", data=body, headers=binary_headers(order_placed()))
+    assert answer.status_code == 400
+    assert answer.headers["content-type"] == "application/problem+json"
+    assert answer.get_json()["status"] == 400
+    assert handler.events == []
+    assert REGISTRY.prometheus_text().count("event_signature_failures_total 1") == refusals

@@ -545,6 +545,7 @@ def parse_cloudevent(headers: list[tuple[bytes, bytes]], body: bytes) -> Receive
         elif name.startswith("ce-") and len(name) > 3:
             attributes[name[3:]] = unquote(raw_value.decode("latin-1"))
     mime = content_type.split(";", 1)[0].strip().lower()
+    _readable(body)
     if mime.startswith("application/cloudevents") and not attributes:
         return _structured(body)
     if content_type:
@@ -553,9 +554,18 @@ def parse_cloudevent(headers: list[tuple[bytes, bytes]], body: bytes) -> Receive
     return ReceivedEvent(attributes, body if body else None)
 
 
-def _structured(body: bytes) -> ReceivedEvent:
-    if nests_deeper_than(body.decode("utf-8", "replace"), MAX_JSON_DEPTH):
+def _readable(body: bytes) -> None:
+    """Every funcmart event is JSON text: refuse, before any work (the signature check
+    included), a body that is not UTF-8 or nests deeper than any event."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedEvent("the event's body is not UTF-8 text") from exc
+    if nests_deeper_than(text, MAX_JSON_DEPTH):
         raise MalformedEvent("the event nests deeper than any CloudEvent this host takes")
+
+
+def _structured(body: bytes) -> ReceivedEvent:
     try:
         envelope = json.loads(body)
     except (ValueError, RecursionError) as exc:
