@@ -321,3 +321,51 @@ def test_knative_answers_a_method_no_route_takes_with_405_and_allow(knative_clie
     response = knative_client.open("/closed/7", method="PUT")
     assert response.status_code == 405
     assert response.headers["Allow"] == "DELETE, POST"
+
+
+def read_answer(port: int, raw: bytes, timeout: float = 5) -> bytes:
+    """Everything the server sends for `raw` until it closes or goes quiet (bounded)."""
+    chunks: list[bytes] = []
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(raw)
+        sock.shutdown(socket.SHUT_WR)
+        while True:
+            try:
+                chunk = sock.recv(65536)
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+@pytest.mark.parametrize(
+    ("raw", "status"),
+    [
+        # a bare CR does not end a header line (RFC 9112 2.2): refused, not split
+        (b"GET /open HTTP/1.1\r\nHost: 127.0.0.1\rX-Sneaked: 1\r\n\r\n", 400),
+        # Transfer-Encoding beside Content-Length (RFC 9112 6.1): refused and closed
+        (
+            b"POST /closed/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 3\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            400,
+        ),
+        # HTTP/0.9 has no status line to answer with: refused with an HTTP/1.1 one
+        (b"GET /open\r\n\r\n", 400),
+    ],
+    ids=["bare CR", "TE and CL", "HTTP/0.9"],
+)
+def test_rfc_9112_framing_is_the_http_librarys(gateway: Gateway, raw: bytes, status: int) -> None:
+    answer = read_answer(gateway.port, raw)
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(f"HTTP/1.1 {status} ".encode()), answer[:200]
+    assert b"application/problem+json" in head.lower()
+    assert json.loads(body)["status"] == status
+    assert b"x-sneaked" not in answer.lower()
+
+
+def test_an_absolute_form_target_is_routed_by_its_path(gateway: Gateway) -> None:
+    raw = b"GET http://127.0.0.1/open HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+    status, _headers, body = send_raw(gateway.port, raw, "GET")
+    assert status == 200, body
