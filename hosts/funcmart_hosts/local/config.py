@@ -53,6 +53,9 @@ class LocalSettings:
     # Fire every schedule at this interval instead of its rate(...) (demos and tests).
     schedule_every: float | None = None
     max_body_bytes: int = API_GATEWAY_BODY_LIMIT
+    # "memory": the functions trace with OpenTelemetry into this process, which keeps the
+    # recent traces and shows them at /traces (`make dev` turns it on); "off": no tracing.
+    traces: str = "off"
 
     _ENV: ClassVar[dict[str, tuple[str, ...]]] = {
         "template_path": ("FUNCMART_TEMPLATE",),
@@ -68,6 +71,7 @@ class LocalSettings:
         "poll_wait_seconds": ("FUNCMART_POLL_WAIT_SECONDS",),
         "pollers": ("FUNCMART_POLLERS",),
         "schedule_every": ("FUNCMART_SCHEDULE_EVERY",),
+        "traces": ("FUNCMART_LOCAL_TRACES",),
     }
 
     @classmethod
@@ -110,6 +114,8 @@ class LocalSettings:
             raise SettingsError(f"pollers per queue must be 1-{MAX_POLLERS}, got {self.pollers}")
         if self.schedule_every is not None and self.schedule_every <= 0:
             raise SettingsError("schedule interval must be positive")
+        if self.traces not in ("memory", "off"):
+            raise SettingsError(f"FUNCMART_LOCAL_TRACES must be memory or off, got {self.traces!r}")
 
 
 def _loopback(host: str) -> bool:

@@ -15,7 +15,8 @@ valid response. No header value the gateway writes carries a control character.
 
 With the template's CorsConfiguration the gateway answers preflights and adds the
 Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
-/openapi.json and a Swagger UI at /docs, which no function route can shadow (see `apidocs`).
+/openapi.json and a Swagger UI at /docs, which no function route can shadow (see `apidocs`),
+and with `traces` the recent traces at /traces (see `traces`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from funcmart_hosts.gateway.routes import Route, RouteTable
 from funcmart_hosts.local.apidocs import ApiDocs
 from funcmart_hosts.local.cors import CorsConfig
 from funcmart_hosts.local.runtime import Invoker
+from funcmart_hosts.local.traces import TracePages
 
 log = logging.getLogger("local-platform")
 access_log = logging.getLogger("local-platform.access")
@@ -57,10 +59,12 @@ class Gateway:
         max_body_bytes: int = 10 * 1024 * 1024,
         cors: CorsConfig | None = None,
         docs: ApiDocs | None = None,
+        traces: TracePages | None = None,
     ) -> None:
         self.invoker = invoker
         self.cors = cors
         self.docs = docs
+        self.traces = traces
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.max_body_bytes = max_body_bytes
         self._server: _Server | None = None
@@ -90,6 +94,8 @@ class Gateway:
         if request.method == "GET" and request.raw_path == "/metrics":
             return metrics_outcome()
         page = self.docs.serve(request) if self.docs is not None else None
+        if page is None and self.traces is not None:
+            page = self.traces.serve(request)
         if page is not None:
             return Outcome(page, request_id())
         return self.edge.handle(request, self._call, claims=claims)

@@ -35,6 +35,7 @@ from funcmart_hosts.local.gateway import Gateway
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
 from funcmart_hosts.local.resources import TABLE, Deployment
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
+from funcmart_hosts.local.traces import TracePages, TraceStore
 
 log = logging.getLogger("local-platform")
 WARM_UP_DELAY_SECONDS = 1.0
@@ -159,6 +160,7 @@ class LocalPlatform:
         self.deployment: Deployment | None = None
         self.invoker: Invoker | None = None
         self.gateway: Gateway | None = None
+        self.traces: TraceStore | None = None
         self.pollers: list[QueuePoller] = []
         self.timers: list[ScheduleTimer] = []
 
@@ -180,6 +182,10 @@ class LocalPlatform:
         )
         self.deployment = deployment
         self._resources(deployment)
+        if s.traces == "memory":  # before any function's cold start looks for a provider
+            from funcmart_hosts.local import traces
+
+            self.traces = traces.install()
         after_load = _text_logs(s.stack_name) if self.log_format == "text" else None
         self.invoker = Invoker(load_functions(deployment, self.function_ids, after_load))
         if not self.warm_up:
@@ -266,6 +272,7 @@ class LocalPlatform:
             max_body_bytes=s.max_body_bytes,
             cors=deployment.cors_config(),
             docs=ApiDocs(),
+            traces=TracePages(self.traces) if self.traces is not None else None,
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
@@ -382,6 +389,8 @@ class LocalPlatform:
             lines.append(f"  {base}/openapi.json    the OpenAPI document")
             lines.append(f"  {base}/metrics         Prometheus metrics")
             lines.append(f"  {base}/health          DynamoDB and Redis reachable")
+            if self.traces is not None:
+                lines.append(f"  {base}/traces          recent traces (?order=<id> finds one)")
         if self.backends is not None:
             lines.append("endpoints:")
             lines.extend(f"  {kind:<9} {note}" for kind, note in self.backends.notes.items())
