@@ -35,6 +35,13 @@ RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
         "prometheus-client>=0.20,<1" \
     && rm /tmp/requirements.txt /tmp/requirements-stripe.txt
 
+# OpenTelemetry (FUNCMART_TRACING=otlp) only in an image built with --build-arg TRACING=1:
+# with it installed, redis-py imports part of the SDK at every cold start.
+ARG TRACING=0
+COPY functions/requirements-tracing.txt /tmp/
+RUN if [ "$TRACING" = "1" ]; then pip install -r /tmp/requirements-tracing.txt; fi \
+    && rm /tmp/requirements-tracing.txt
+
 # The function package (handler modules and funcmart) and the Knative host with the gateway
 # emulation it uses: no local platform, no OpenAPI writer, no fakes.
 COPY functions/*.py /app/
