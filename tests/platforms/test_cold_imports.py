@@ -114,3 +114,33 @@ def test_cold_start_objects_are_frozen_at_the_first_invocation_on_lambda(
         assert second > 0
     else:
         assert first == second == 0
+
+
+# Modules only the OpenTelemetry SDK's tracing and W3C propagation bring (redis-py imports the
+# SDK's metrics part by itself wherever the SDK is installed: that is why the SDK is kept
+# out of the runtime's requirements, functions/requirements-tracing.txt).
+OTEL_TRACING = ("opentelemetry.sdk.trace", "opentelemetry.trace.propagation.tracecontext")
+
+
+@pytest.mark.parametrize("mode", ["off", "xray"])
+def test_tracing_off_or_on_x_ray_imports_no_opentelemetry(mode: str) -> None:
+    modules = cold_start("process_order", FUNCMART_TRACING=mode)["modules"]
+    assert isinstance(modules, list)
+    assert not [m for m in modules if m.startswith(OTEL_TRACING)]
+    assert ("aws_xray_sdk.core" in modules) == (mode == "xray")
+
+
+def test_tracing_with_opentelemetry_loads_its_sdk_and_no_x_ray() -> None:
+    result = cold_start(
+        "process_order", FUNCMART_TRACING="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9"
+    )
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    assert "opentelemetry.sdk.trace" in modules
+    assert not [m for m in modules if m.startswith("aws_xray_sdk")]
+    assert result["botocore_patched"] is False  # botocore's own events, no X-Ray patch
+
+
+def test_an_unknown_tracing_mode_stops_the_cold_start() -> None:
+    with pytest.raises(AssertionError, match="FUNCMART_TRACING='zipkin'"):
+        cold_start("process_order", FUNCMART_TRACING="zipkin")

@@ -31,6 +31,8 @@ from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from typing import Any
 
+from funcmart.settings import SettingsError
+
 log = logging.getLogger(__name__)
 
 MODES = ("off", "otlp", "xray")
@@ -47,11 +49,12 @@ _lock = threading.Lock()
 
 
 def mode(environ: Mapping[str, str] | None = None) -> str:
-    """The tracing mode named by FUNCMART_TRACING: off, otlp or xray (a ValueError else)."""
+    """The tracing mode named by FUNCMART_TRACING: off, otlp or xray (SettingsError else,
+    at cold start)."""
     env = os.environ if environ is None else environ
     value = (env.get("FUNCMART_TRACING") or "off").strip().lower()
     if value not in MODES:
-        raise ValueError(f"FUNCMART_TRACING={value!r}: expected one of {', '.join(MODES)}")
+        raise SettingsError(f"FUNCMART_TRACING={value!r}: expected one of {', '.join(MODES)}")
     return value
 
 
