@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import pytest
 
 from bench.common import wait_until
+from funcmart.adapters.dynamodb.table import bind
 from funcmart_hosts.local.platform import LocalPlatform
 from funcmart_hosts.local.traces import SpanRecord, TraceStore
 from tests.e2e.test_order_pipeline import Shop
@@ -96,6 +97,13 @@ def test_an_order_is_one_trace_from_the_request_to_fulfilment(traced: Shop) -> N
     for consumer, published in ((process, "publish OrderPlaced"), (fulfil, "publish OrderPaid")):
         record = next(s for s in consumer if s.name.startswith("process "))
         assert by_id[record.parent_id or ""].name == published
+    # the order keeps the request's context, for the reconciler to continue its trace
+    stored = bind(
+        traced.platform.settings.names["Table"],
+        "us-east-1",
+        traced.platform.settings.dynamodb_endpoint,
+    )
+    assert str(stored.Order.get(f"ORDER#{oid}", "ORDER").trace_context).split("-")[1] == trace_id
     # the payment and table calls sit under the record span that made them
     charge = next(s for s in process if s.name == "payment charge")
     assert charge.parent_id in {s.span_id for s in process}

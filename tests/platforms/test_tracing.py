@@ -112,6 +112,24 @@ def test_events_sent_with_their_batch_keep_the_context_they_were_published_in(
     assert store.spans(trace_ids[0]) != []
 
 
+def test_a_republished_event_goes_on_in_its_orders_trace_linked_to_the_reconciler(
+    store: TraceStore,
+):
+    # GIVEN an order placed in one trace, re-published by the reconciler's run (another)
+    order_trace, placing_span = secrets.token_hex(16), secrets.token_hex(8)
+    sqs = FakeSqs()
+    with tracing.span("scheduled run") as run:
+        event = OrderPlaced("o1", "c1", traceparent(order_trace, placing_span))
+        SqsPublisher(sqs, URLS).publish(event)
+    # THEN the message goes on in the order's trace, and its publish span links the run
+    ((_, call),) = sqs.calls
+    assert sent_traceparent(call["MessageAttributes"]).split("-")[1] == order_trace
+    (publish,) = store.spans(order_trace)
+    assert publish.parent_id == placing_span
+    run_trace = f"{run.get_span_context().trace_id:032x}"
+    assert [link["traceId"] for link in publish.links] == [run_trace]
+
+
 @pytest.mark.usefixtures("off")
 def test_with_tracing_off_a_message_carries_no_trace_attributes():
     sqs = FakeSqs()

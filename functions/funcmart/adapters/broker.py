@@ -87,7 +87,7 @@ class CloudEventPublisher:
             "messaging.message.id": attributes["id"],
             "funcmart.order_id": event.order_id,
         }
-        with tracing.span(f"publish {event.type}", "producer", span_attributes):
+        with tracing.producer_span(f"publish {event.type}", span_attributes, event.trace_context):
             attributes.update(tracing.inject())  # not signed: see the module docstring
             self._post(sink, event, attributes, body)
 

@@ -58,7 +58,7 @@ class SqsPublisher:
             "messaging.destination.name": self._urls[event.type].rsplit("/", 1)[-1],
             "funcmart.order_id": event.order_id,
         }
-        with tracing.span(f"publish {event.type}", "producer", attributes):
+        with tracing.producer_span(f"publish {event.type}", attributes, event.trace_context):
             trace = tracing.inject()
             pending = self._pending.get()
             if pending is not None:

@@ -130,6 +130,19 @@ def span(
     )
 
 
+def producer_span(
+    name: str, attributes: Mapping[str, Any] | None, continues: str = ""
+) -> AbstractContextManager[Any]:
+    """The span an event is published under: a child of the current span, or, where the
+    event `continues` a trace of its own (a traceparent: an order re-published by the
+    reconciler), a span in that trace, linked to the current one."""
+    if _tracer is None:
+        return _NULL
+    parent = extract({TRACEPARENT: continues}) if continues else None
+    links = [extract_span_context(inject())] if parent is not None else []
+    return span(name, "producer", attributes, parent=parent, links=links)
+
+
 def start_span(name: str, kind: str = "client", attributes: Mapping[str, Any] | None = None) -> Any:
     """A span started now, child of the current one and not made current (end it with
     `end_span`); None when tracing is off. For calls whose start and end are two hooks."""

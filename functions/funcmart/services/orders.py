@@ -512,9 +512,9 @@ def reconcile_orders(
                 counts["abandoned"] += 1
             continue
         event: model.Event = (
-            OrderPlaced(order.id, order.correlation_id)
+            OrderPlaced(order.id, order.correlation_id, order.trace_context)
             if order.status == model.PENDING
-            else OrderPaid(order.id, order.correlation_id)
+            else OrderPaid(order.id, order.correlation_id, order.trace_context)
         )
         waiting = backlogs.of(event.type)
         if waiting:
