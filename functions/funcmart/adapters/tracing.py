@@ -45,6 +45,7 @@ _KINDS = ("internal", "server", "client", "producer", "consumer")
 _NULL: AbstractContextManager[None] = contextlib.nullcontext()
 _tracer: Any = None  # the OpenTelemetry tracer where tracing is on, else None
 _own_provider: Any = None  # the provider this module installed (to flush), if it did
+_to_install: Mapping[str, str] | None = None  # the environment to install one from, at first use
 _lock = threading.Lock()
 
 
@@ -61,7 +62,7 @@ def mode(environ: Mapping[str, str] | None = None) -> str:
 def configure(environ: Mapping[str, str] | None = None) -> bool:
     """Turn OpenTelemetry on for this process if FUNCMART_TRACING is `otlp` (once; later calls
     only answer). Whether spans are recorded."""
-    global _tracer, _own_provider
+    global _tracer, _to_install
     if _tracer is not None:
         return True
     if mode(environ) != "otlp":
@@ -71,9 +72,26 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
             from opentelemetry import trace
 
             if not _has_provider(trace.get_tracer_provider()):
-                _own_provider = _install_provider(os.environ if environ is None else environ)
+                # Imported now (the cold start's), installed with the first span: a host that
+                # forks after loading the function (gunicorn's workers) must not inherit the
+                # provider's export thread, which a forked child cannot restart safely.
+                import opentelemetry.sdk.trace.export  # noqa: F401
+
+                _to_install = dict(os.environ if environ is None else environ)
+            # A proxy until a provider is installed, then the provider's tracer.
             _tracer = trace.get_tracer(SCOPE)
     return True
+
+
+def _ensure_provider() -> None:
+    """Install this process's provider at its first span, where configure left it to us."""
+    global _own_provider, _to_install
+    if _to_install is None:
+        return
+    with _lock:
+        if _to_install is not None:
+            _own_provider = _install_provider(_to_install)
+            _to_install = None
 
 
 def _has_provider(provider: Any) -> bool:
@@ -119,6 +137,7 @@ def span(
     span contexts (from `extract_span_context`) this work also belongs to."""
     if _tracer is None:
         return _NULL
+    _ensure_provider()
     from opentelemetry.trace import Link
 
     return _tracer.start_as_current_span(  # type: ignore[no-any-return]
@@ -148,6 +167,7 @@ def start_span(name: str, kind: str = "client", attributes: Mapping[str, Any] | 
     `end_span`); None when tracing is off. For calls whose start and end are two hooks."""
     if _tracer is None:
         return None
+    _ensure_provider()
     return _tracer.start_span(name, kind=_kind(kind), attributes=dict(attributes or {}))
 
 
@@ -224,6 +244,7 @@ def inject() -> dict[str, str]:
     """The current span's context as W3C fields ({} when off or outside any span)."""
     if _tracer is None:
         return {}
+    _ensure_provider()
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
     out: dict[str, str] = {}
