@@ -35,11 +35,15 @@ RUN pip install -r /tmp/requirements.txt -r /tmp/requirements-stripe.txt \
         "prometheus-client>=0.20,<1" \
     && rm /tmp/requirements.txt /tmp/requirements-stripe.txt
 
-# OpenTelemetry (FUNCMART_TRACING=otlp) only in an image built with --build-arg TRACING=1:
-# with it installed, redis-py imports part of the SDK at every cold start.
+# OpenTelemetry (FUNCMART_TRACING=otlp) only in an image built with --build-arg TRACING=1,
+# without the SDK's metrics part, which redis-py would import at every cold start (as the
+# Lambda layer: functions/Makefile, build-OpenTelemetry).
 ARG TRACING=0
 COPY functions/requirements-tracing.txt /tmp/
-RUN if [ "$TRACING" = "1" ]; then pip install -r /tmp/requirements-tracing.txt; fi \
+RUN if [ "$TRACING" = "1" ]; then \
+        pip install -r /tmp/requirements-tracing.txt \
+        && python -c "import opentelemetry.sdk.metrics as m, os, shutil; shutil.rmtree(os.path.dirname(m.__file__))"; \
+    fi \
     && rm /tmp/requirements-tracing.txt
 
 # The function package (handler modules and funcmart) and the Knative host with the gateway

@@ -259,6 +259,8 @@ def test_the_opentelemetry_layer_holds_the_sdk_and_no_exporter_stack(
 ) -> None:
     layer = built / "OpenTelemetry" / "python" / "opentelemetry"
     assert (layer / "sdk" / "trace").is_dir()
+    # redis-py would import the SDK's metrics part at every cold start; nothing else uses it
+    assert not (layer / "sdk" / "metrics").exists()
     # spans go out as OTLP JSON over urllib: no protobuf, no requests, no gRPC
     for heavy in ("google", "requests", "grpc"):
         assert not (built / "OpenTelemetry" / "python" / heavy).exists(), heavy
