@@ -32,6 +32,17 @@ WORKDIR /app
 COPY requirements/image.lock /tmp/
 RUN pip install --require-hashes --no-deps -r /tmp/image.lock && rm /tmp/image.lock
 
+# OpenTelemetry (FUNCMART_TRACING=otlp) only in an image built with --build-arg TRACING=1,
+# without the SDK's metrics part, which redis-py would import at every cold start (as the
+# Lambda layer: functions/Makefile, build-OpenTelemetry).
+ARG TRACING=0
+COPY functions/requirements-tracing.lock /tmp/
+RUN if [ "$TRACING" = "1" ]; then \
+        pip install --require-hashes --no-deps -r /tmp/requirements-tracing.lock \
+        && python -c "import opentelemetry.sdk.metrics as m, os, shutil; shutil.rmtree(os.path.dirname(m.__file__))"; \
+    fi \
+    && rm /tmp/requirements-tracing.lock
+
 # The function package (handler modules and funcmart) and the Knative host with the gateway
 # emulation it uses: no local platform, no OpenAPI writer, no fakes.
 COPY functions/*.py /app/

@@ -16,6 +16,8 @@ SUB ?=
 	test-fast test-pythons lint typecheck fmt openapi screenshots sam-build sam-env sam-events bench clean \
 	image manifests lock audit
 IMAGE ?= funcmart:dev
+# TRACING=1: the image carries OpenTelemetry, for FUNCMART_TRACING=otlp (docs/deploy.md).
+TRACING ?= 0
 
 help:
 	@echo "make dev            run every function locally on http://127.0.0.1:$(PORT) (SEED=1 adds demo products)"
@@ -171,6 +173,7 @@ image:
 		docker build --build-arg BASE_IMAGE="$$base" \
 			--build-arg VERSION="$$(git describe --always --dirty 2>/dev/null || echo dev)" \
 			--build-arg REVISION="$$(git rev-parse HEAD 2>/dev/null || echo unknown)" \
+			--build-arg TRACING="$(TRACING)" \
 			-t $(IMAGE) . ; \
 	else \
 		echo "make image: no Docker engine answers here. Build on a machine with Docker:"; \

@@ -5,6 +5,7 @@
 #
 #   functions/requirements.lock          the function package's runtime (Lambda layer)
 #   functions/requirements-stripe.lock   the Stripe SDK layer, with the runtime's versions
+#   functions/requirements-tracing.lock  the OpenTelemetry layer (TracingMode=otlp), likewise
 #   requirements/image.lock              the container image: runtime, Stripe, the hosts extra
 #   requirements/<extras>.lock           a virtualenv of tools/dx.sh (`make dev`, `make test`,
 #                                        `make bench`, `make test-pythons`): extras joined by -
@@ -33,6 +34,8 @@ compile() {
 
 compile functions/requirements.lock functions/requirements.txt
 compile functions/requirements-stripe.lock functions/requirements-stripe.txt \
+  -c functions/requirements.lock
+compile functions/requirements-tracing.lock functions/requirements-tracing.txt \
   -c functions/requirements.lock
 compile requirements/image.lock pyproject.toml --extra hosts -c functions/requirements.lock
 for extras in "${VENV_SETS[@]}"; do

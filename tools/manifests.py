@@ -95,6 +95,11 @@ INGRESS_NAMESPACE = "kourier-system"
 INGRESS_SERVICE = "kourier-internal"
 EVENTING_NAMESPACE = "knative-eventing"
 MONITORING_NAMESPACE = "monitoring"
+# Where traces go when FUNCMART_TRACING is otlp (an OpenTelemetry Collector, or Tempo's or
+# Jaeger's own OTLP/HTTP receiver, in this namespace; docs/deploy.md, Traces).
+OTEL_NAMESPACE = "observability"
+OTEL_COLLECTOR = f"http://otel-collector.{OTEL_NAMESPACE}.svc.cluster.local:4318"
+OTLP_HTTP_PORT = 4318
 # kube-prometheus-stack selects PodMonitors and PrometheusRules by its Helm release label.
 PROMETHEUS_RELEASE = "kube-prometheus-stack"
 GATEWAY = "funcmart"
@@ -274,6 +279,10 @@ def config_map(tpl: Template) -> dict[str, Any]:
             # outside the cluster's private networks.
             "TRUSTED_PROXY_CIDRS": ",".join(TRUSTED_NETWORKS),
             "THREADS": str(THREADS),
+            # Off until the image carries OpenTelemetry (built with TRACING=1) and a collector
+            # listens at OTEL_COLLECTOR; then "otlp" (X-Ray is for Lambda only).
+            "FUNCMART_TRACING": "off",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": OTEL_COLLECTOR,
         }
     )
     missing = set(_global_env(tpl)) - set(data) - set(SECRET_KEYS) - set(AWS_ONLY_ENV)
@@ -786,7 +795,8 @@ REDIS_PODS = {"matchLabels": {"app.kubernetes.io/name": "redis"}}
 def network_policies() -> list[dict[str, Any]]:
     """Default deny; then: the Knative data path (ingress, activator) and the autoscaler to
     the functions' queue-proxy, Prometheus to the metrics port, the functions to Redis, DNS,
-    the broker and the AWS endpoints (HTTPS outside the cluster's private networks)."""
+    the broker, the OpenTelemetry Collector and the AWS endpoints (HTTPS outside the
+    cluster's private networks)."""
 
     def policy(name: str, spec: dict[str, Any]) -> dict[str, Any]:
         return {
@@ -836,6 +846,8 @@ def network_policies() -> list[dict[str, Any]]:
                     },
                     # The broker's ingress (publishers).
                     {"to": [_from_namespace(EVENTING_NAMESPACE)], "ports": _ports(8080)},
+                    # The OpenTelemetry Collector's OTLP/HTTP receiver (traces).
+                    {"to": [_from_namespace(OTEL_NAMESPACE)], "ports": _ports(OTLP_HTTP_PORT)},
                     # DynamoDB and the other AWS endpoints, or a JWKS URL: HTTPS outside.
                     {
                         "to": [{"ipBlock": {"cidr": "0.0.0.0/0", "except": private}}],

@@ -23,6 +23,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from funcmart_hosts.gateway.template import ROOT, Template, load
 from funcmart_hosts.local.config import LocalSettings
@@ -56,6 +57,10 @@ def env_vars(
     for lid in sorted(tpl.functions):
         fn = tpl.functions[lid]
         env = deployment.function_env(fn)
+        if "OTEL_EXPORTER_OTLP_ENDPOINT" in env:
+            # A collector on the host, like the other services (TracingMode=otlp).
+            host = urlparse(aws_endpoint).hostname or "host.docker.internal"
+            env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://{host}:4318"
         out[lid] = {key: env[key] for key in sorted(fn.environment)}
     return out
 

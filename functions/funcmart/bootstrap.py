@@ -16,6 +16,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+from funcmart.adapters import tracing
 from funcmart.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
@@ -118,13 +119,17 @@ class Container:
     def aws_session(self) -> Session:
         """One botocore session for every AWS client: its loaders read botocore's service
         descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)
-        Patched for tracing first, where traces are written."""
+        Patched for X-Ray first, or its calls traced with OpenTelemetry, where traces are
+        written."""
         import botocore.session
 
         from funcmart.observability import trace_aws_sdk
 
         trace_aws_sdk()
-        return botocore.session.get_session()
+        session = botocore.session.get_session()
+        if tracing.configure():
+            tracing.trace_botocore(session)
+        return session
 
     @cached_property
     def tables(self) -> Tables:
@@ -354,13 +359,22 @@ class _DeferredPayments:
         self._container = container
 
     def charge(self, idempotency_key: str, amount: Money, token: str) -> Charge:
-        return self._container.payments.charge(idempotency_key, amount, token)
+        with tracing.span("payment charge", "client", self._attributes(idempotency_key)):
+            return self._container.payments.charge(idempotency_key, amount, token)
 
     def lookup(self, idempotency_key: str) -> Charge | None:
-        return self._container.payments.lookup(idempotency_key)
+        with tracing.span("payment lookup", "client", self._attributes(idempotency_key)):
+            return self._container.payments.lookup(idempotency_key)
 
     def refund(self, charge: Charge) -> Charge:
-        return self._container.payments.refund(charge)
+        with tracing.span("payment refund", "client", self._attributes(charge.order_id)):
+            return self._container.payments.refund(charge)
+
+    def _attributes(self, order_id: str) -> dict[str, str] | None:
+        if not tracing.enabled():
+            return None
+        provider = self._container.settings.payment_provider or "none"
+        return {"funcmart.payment.provider": provider, "funcmart.order_id": order_id}
 
 
 _OVERRIDABLE = {

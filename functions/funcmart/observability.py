@@ -4,11 +4,14 @@
   the platform modules), the function's name, the request id and whether this invocation was
   a cold start. The standard-library loggers of funcmart's own modules (services, adapters)
   write through the same JSON formatter.
-- Traces: Powertools Tracer (X-Ray) on Lambda only, unless POWERTOOLS_TRACE_DISABLED says
-  otherwise. Elsewhere no tracer is built at all (nor the X-Ray SDK imported), so no X-Ray call
-  is ever attempted locally or on Knative. botocore is patched for tracing when the function
-  builds its first AWS client (`trace_aws_sdk`), so a function that never calls AWS (the cart
-  functions) never imports botocore.
+- Traces: OpenTelemetry where FUNCMART_TRACING is `otlp` (`funcmart.adapters.tracing`: spans
+  for requests, records, DynamoDB, Redis and payment calls; log lines then carry `trace_id`
+  and `span_id`). The Powertools Tracer (X-Ray) where it is `xray`, or unset, on Lambda
+  only, unless POWERTOOLS_TRACE_DISABLED says otherwise. Elsewhere no X-Ray tracer is built
+  at all (nor the X-Ray SDK imported), so no X-Ray call is ever attempted locally or on
+  Knative. botocore is patched for X-Ray when the function builds its first AWS client
+  (`trace_aws_sdk`), so a function that never calls AWS (the cart functions) never imports
+  botocore.
 - Garbage collection: what a Lambda function builds at cold start lives as long as the
   process, so the collector is held off while it is built (funcmart/coldstart.py); at the
   first invocation (and, collected once, before a SnapStart snapshot) it is moved out of the
@@ -29,6 +32,7 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 from funcmart import coldstart
+from funcmart.adapters import tracing
 from funcmart.coldstart import on_lambda
 
 SERVICE = "funcmart"
@@ -53,10 +57,12 @@ def _share_json_formatting() -> None:
 
 
 def tracing_enabled(environ: Mapping[str, str] | None = None) -> bool:
-    """Whether X-Ray traces are written: on Lambda, unless POWERTOOLS_TRACE_DISABLED is true."""
+    """Whether X-Ray traces are written: on Lambda where FUNCMART_TRACING is `xray` or unset,
+    unless POWERTOOLS_TRACE_DISABLED is true."""
     env = os.environ if environ is None else environ
     disabled = env.get("POWERTOOLS_TRACE_DISABLED", "false").strip().lower()
-    return on_lambda(env) and disabled not in ("1", "true", "yes", "on")
+    wanted = (env.get("FUNCMART_TRACING") or "xray").strip().lower() == "xray"
+    return wanted and on_lambda(env) and disabled not in ("1", "true", "yes", "on")
 
 
 def tracer() -> Any:
@@ -96,6 +102,16 @@ def freeze_init_objects() -> None:
     coldstart.end()
 
 
+def trace_in_logs() -> None:
+    """Tag this thread's log lines with the current span's trace and span ids (OpenTelemetry
+    on); without a current span, take them off."""
+    ids = tracing.current_ids()
+    if ids is not None:
+        logger.thread_safe_append_keys(trace_id=ids[0], span_id=ids[1])
+    elif tracing.enabled():
+        logger.thread_safe_remove_keys(["trace_id", "span_id"])
+
+
 def correlate(correlation_id: str | None) -> None:
     """Tag this thread's log lines with the correlation id of the work it is doing."""
     if correlation_id:
@@ -106,12 +122,16 @@ def correlate(correlation_id: str | None) -> None:
 
 class Observer:
     """Wraps one function's handler: cold-start flag and names in every log line, a trace
-    segment on Lambda. One per handler, built at cold start."""
+    segment on Lambda with X-Ray; with OpenTelemetry, the spans recorded are sent before the
+    invocation ends on Lambda. One per handler, built at cold start."""
 
     def __init__(self, kind: str) -> None:
         self.kind = kind
         self._cold = True
-        self._tracer: Any = tracer()
+        # At cold start, under the function's own environment (the local platform's too).
+        self._otel = tracing.configure()
+        self._flush = self._otel and on_lambda()
+        self._tracer: Any = None if self._otel else tracer()
         _share_json_formatting()
 
     def wrap(self, handler: Handler[R]) -> Handler[R]:
@@ -131,7 +151,12 @@ class Observer:
             if self._cold:
                 self._cold = False
                 freeze_init_objects()
-            return traced(event, context)
+            if not self._flush:
+                return traced(event, context)
+            try:
+                return traced(event, context)
+            finally:  # Lambda freezes the environment as soon as the handler returns
+                tracing.flush()
 
         observed.__doc__ = handler.__doc__
         return observed

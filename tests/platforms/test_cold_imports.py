@@ -216,3 +216,33 @@ def test_a_deferred_package_gives_what_a_plain_import_gives() -> None:
     assert deferred["async"] == "redis.asyncio.client"
     assert set(plain["names"]) <= set(deferred["names"])  # type: ignore[arg-type]
     assert set(plain["resolvers"]) <= set(deferred["resolvers"])  # type: ignore[arg-type]
+
+
+# Modules only the OpenTelemetry SDK's tracing and W3C propagation bring (redis-py imports the
+# SDK's metrics part by itself wherever the SDK is installed: that is why the SDK is kept
+# out of the runtime's requirements, functions/requirements-tracing.txt).
+OTEL_TRACING = ("opentelemetry.sdk.trace", "opentelemetry.trace.propagation.tracecontext")
+
+
+@pytest.mark.parametrize("mode", ["off", "xray"])
+def test_tracing_off_or_on_x_ray_imports_no_opentelemetry(mode: str) -> None:
+    modules = cold_start("process_order", FUNCMART_TRACING=mode)["modules"]
+    assert isinstance(modules, list)
+    assert not [m for m in modules if m.startswith(OTEL_TRACING)]
+    assert ("aws_xray_sdk.core" in modules) == (mode == "xray")
+
+
+def test_tracing_with_opentelemetry_loads_its_sdk_and_no_x_ray() -> None:
+    result = cold_start(
+        "process_order", FUNCMART_TRACING="otlp", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:9"
+    )
+    modules = result["modules"]
+    assert isinstance(modules, list)
+    assert "opentelemetry.sdk.trace" in modules
+    assert not [m for m in modules if m.startswith("aws_xray_sdk")]
+    assert result["botocore_patched"] is False  # botocore's own events, no X-Ray patch
+
+
+def test_an_unknown_tracing_mode_stops_the_cold_start() -> None:
+    with pytest.raises(AssertionError, match="FUNCMART_TRACING='zipkin'"):
+        cold_start("process_order", FUNCMART_TRACING="zipkin")

@@ -821,10 +821,17 @@ def test_functions_take_traffic_only_from_knative_and_prometheus() -> None:
     assert all(8080 not in ports for ports in sources.values())
 
 
-def test_functions_reach_only_redis_dns_the_broker_and_https_outside() -> None:
+def test_functions_reach_only_redis_dns_the_broker_the_collector_and_https_outside() -> None:
     egress = POLICIES["functions-egress"]["spec"]["egress"]
     ports = sorted(p["port"] for rule in egress for p in rule["ports"])
-    assert ports == [53, 53, 443, 6379, 8080]
+    assert ports == [53, 53, 443, 4318, 6379, 8080]
+    (collector,) = [r for r in egress if r["ports"][0]["port"] == 4318]
+    namespace = collector["to"][0]["namespaceSelector"]["matchLabels"]
+    assert namespace == {"kubernetes.io/metadata.name": manifests.OTEL_NAMESPACE}
+    assert CONFIG["data"]["OTEL_EXPORTER_OTLP_ENDPOINT"] == manifests.OTEL_COLLECTOR
+    assert manifests.OTEL_COLLECTOR.endswith(f".{manifests.OTEL_NAMESPACE}.svc.cluster.local:4318")
+    # X-Ray is for Lambda: Knative traces only once the image carries OpenTelemetry
+    assert CONFIG["data"]["FUNCMART_TRACING"] == "off"
     (outside,) = [r for r in egress if "ipBlock" in r["to"][0]]
     assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"} <= set(
         outside["to"][0]["ipBlock"]["except"]

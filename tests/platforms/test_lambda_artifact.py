@@ -15,6 +15,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ from funcmart_hosts.gateway.template import ROOT, load_yaml
 
 SAM = ROOT / ".venv-sam" / "bin" / "sam"
 MAX_UNPACKED = 30 * 1024 * 1024  # per function: its own artifact plus the layers it uses
-LAYERS = ("Dependencies", "StripeSdk")
+LAYERS = ("Dependencies", "StripeSdk", "OpenTelemetry")
 # What the Lambda Python runtime provides: bundling it would only add weight.
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3")
 HOST_MARKERS = ("funcmart_hosts", "mint_token", "FakeRateLimiter", "dev-only-secret")
@@ -164,7 +165,17 @@ def layers_of(built_template: dict, resource: dict) -> list[str]:
         *(built_template["Globals"]["Function"].get("Layers") or []),
         *(resource["Properties"].get("Layers") or []),
     ]
-    return [str(n.get("Ref") if isinstance(n, dict) else getattr(n, "value", n)) for n in names]
+    return [name for n in names for name in _layer_names(n)]
+
+
+def _layer_names(entry: Any) -> list[str]:
+    """`{"Ref": Layer}`, or both branches of `{"Fn::If": [condition, a, b]}` (a layer used
+    under a condition counts as used: its size with the others must fit); AWS::NoValue is
+    none."""
+    if isinstance(entry, dict) and "Fn::If" in entry:
+        return [name for branch in entry["Fn::If"][1:] for name in _layer_names(branch)]
+    name = str(entry.get("Ref") if isinstance(entry, dict) else getattr(entry, "value", entry))
+    return [] if name == "AWS::NoValue" else [name]
 
 
 def test_every_function_unpacks_to_at_most_30_mb_with_its_layers(
@@ -248,3 +259,20 @@ def test_every_handler_imports_from_bytecode_alone_as_lambda_loads_it(
             timeout=120,
         )
         assert result.returncode == 0, f"{logical_id}: {result.stderr[-2000:]}"
+
+
+def test_the_opentelemetry_layer_holds_the_sdk_and_no_exporter_stack(
+    built: Path, built_template: dict
+) -> None:
+    layer = built / "OpenTelemetry" / "python" / "opentelemetry"
+    assert (layer / "sdk" / "trace").is_dir()
+    # redis-py would import the SDK's metrics part at every cold start; nothing else uses it
+    assert not (layer / "sdk" / "metrics").exists()
+    # spans go out as OTLP JSON over urllib: no protobuf, no requests, no gRPC
+    for heavy in ("google", "requests", "grpc"):
+        assert not (built / "OpenTelemetry" / "python" / heavy).exists(), heavy
+    everyone = {
+        lid: layers_of(built_template, resource)
+        for lid, resource in functions_of(built_template).items()
+    }
+    assert all("OpenTelemetry" in layers for layers in everyone.values())

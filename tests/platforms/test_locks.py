@@ -66,7 +66,14 @@ def file_requirements(path: Path) -> list[Requirement]:
 SETS = {f"requirements/{s.replace(',', '-')}.lock": s.split(",") for s in VENV_SETS} | {
     "requirements/image.lock": ["hosts"],
 }
-LOCKS = sorted([*SETS, "functions/requirements.lock", "functions/requirements-stripe.lock"])
+LOCKS = sorted(
+    [
+        *SETS,
+        "functions/requirements.lock",
+        "functions/requirements-stripe.lock",
+        "functions/requirements-tracing.lock",
+    ]
+)
 
 
 @pytest.mark.parametrize("lock", LOCKS)

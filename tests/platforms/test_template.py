@@ -39,6 +39,17 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def layer_names(layer: Any) -> list[str]:
+    """The layers an entry of Layers may name: `!Ref Layer`, or either branch of an `!If`
+    (AWS::NoValue names none)."""
+    if layer is None:
+        return []
+    if getattr(layer, "name", None) == "If":
+        return [n for branch in layer.value[1:] for n in layer_names(branch)]
+    name = str(getattr(layer, "value", layer))
+    return [] if name == "AWS::NoValue" else [name]
+
+
 def test_the_template_declares_functions() -> None:
     assert FUNCTIONS
 
@@ -214,7 +225,7 @@ def test_every_layer_a_function_uses_is_built_for_its_runtime(logical_id: str) -
     layers = as_list(TPL.raw["Globals"]["Function"].get("Layers")) + as_list(
         TPL.resource(logical_id)["Properties"].get("Layers")
     )
-    names = {getattr(layer, "value", layer) for layer in layers if layer}  # !Ref Layer
+    names = {name for layer in layers for name in layer_names(layer)}
     assert names
     for name in names:
         assert runtime in TPL.resource(name)["Properties"]["CompatibleRuntimes"], name
@@ -320,3 +331,19 @@ def test_the_functions_that_use_redis_run_in_its_vpc_when_one_is_given() -> None
     assert both.name == "And"
     assert "RedisSubnetIds" in repr(both.value)
     assert "RedisSecurityGroupIds" in repr(both.value)
+
+
+def test_the_opentelemetry_layer_and_x_ray_follow_the_tracing_mode() -> None:
+    function = TPL.raw["Globals"]["Function"]
+    tracing = function["Tracing"]
+    assert tracing.name == "If"
+    assert tracing.value == ["TracingXRay", "Active", "PassThrough"]
+    layers = as_list(function["Layers"])
+    conditional = [layer for layer in layers if getattr(layer, "name", None) == "If"]
+    assert [c.value[0] for c in conditional] == ["TracingOtlp"]
+    assert layer_names(conditional[0]) == ["OpenTelemetry"]
+    assert TPL.resource("OpenTelemetry")["Condition"] == "TracingOtlp"
+    env = function["Environment"]["Variables"]
+    assert env["FUNCMART_TRACING"].value == "TracingMode"
+    assert env["OTEL_TRACES_SAMPLER"] == "parentbased_traceidratio"
+    assert set(TPL.raw["Parameters"]["TracingMode"]["AllowedValues"]) == {"off", "otlp", "xray"}

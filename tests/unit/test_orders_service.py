@@ -319,6 +319,19 @@ class TestReconciler:
         assert types == ["OrderPaid", "OrderPlaced"]
         assert pending in {e.order_id for e in ns.publisher.published}
 
+    def test_a_republished_event_continues_the_orders_own_trace(self, ns):
+        import dataclasses
+
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        traced = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+        ns.orders.orders[oid] = dataclasses.replace(ns.orders.orders[oid], trace_context=traced)
+        ns.publisher.published.clear()
+        ns.clock.advance(600)
+        orders.reconcile_orders(ns.ports, orders.ReconcilePolicy())
+        (event,) = ns.publisher.published
+        assert event.order_id == oid
+        assert event.trace_context == traced
+
     def test_fresh_orders_are_left_alone(self, ns):
         place(ns, customer(), fake_product(ns))
         ns.publisher.published.clear()

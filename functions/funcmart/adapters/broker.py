@@ -9,6 +9,14 @@ sends, so the consumer reads one message format on every platform.
 Every event is signed (`funcmart.adapters.event_signing`): two extension attributes that the
 Knative host verifies before a consumer runs, so a CloudEvent POSTed by anyone else is
 refused.
+
+With tracing on, each event carries the CloudEvents distributed-tracing extension
+(`traceparent`, and `tracestate` when there is one): the context of the producer span it was
+published under, which the consumer continues. The signature does not cover them, on
+purpose: Knative Eventing's broker, where its own tracing is on, rewrites `traceparent` as
+the event passes through its ingress and filter (so a signed one would fail every check),
+and a trace context decides nothing a consumer does: a forged one can at most file spans
+under another trace, never change an order.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from funcmart.adapters import tracing
 from funcmart.adapters.event_signing import EventKeys
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.orders import Event, event_to_dict
@@ -57,12 +66,9 @@ class CloudEventPublisher:
         self._open = opener or urllib.request.urlopen
 
     def publish(self, event: Event) -> None:
-        if not self._sink:
+        sink = self._sink
+        if not sink:
             raise DependencyUnavailable("no broker is configured (BROKER_URL or K_SINK)")
-        # Imported here: the SDK ships in the Knative image, not in the Lambda package.
-        from cloudevents.conversion import to_binary
-        from cloudevents.http import CloudEvent
-
         attributes = {
             "specversion": "1.0",
             "id": uuid.uuid4().hex,
@@ -75,8 +81,23 @@ class CloudEventPublisher:
         }
         body = json.dumps(event_to_dict(event), separators=(",", ":")).encode()
         attributes.update(self._keys.sign(attributes, body))
+        span_attributes = {
+            "messaging.system": "knative_broker",
+            "messaging.destination.name": attributes["type"],
+            "messaging.message.id": attributes["id"],
+            "funcmart.order_id": event.order_id,
+        }
+        with tracing.producer_span(f"publish {event.type}", span_attributes, event.trace_context):
+            attributes.update(tracing.inject())  # not signed: see the module docstring
+            self._post(sink, event, attributes, body)
+
+    def _post(self, sink: str, event: Event, attributes: dict[str, str], body: bytes) -> None:
+        # Imported here: the SDK ships in the Knative image, not in the Lambda package.
+        from cloudevents.conversion import to_binary
+        from cloudevents.http import CloudEvent
+
         headers, data = to_binary(CloudEvent(attributes, body))
-        request = urllib.request.Request(self._sink, data=data, headers=headers, method="POST")
+        request = urllib.request.Request(sink, data=data, headers=headers, method="POST")
         try:
             with self._open(request, timeout=self._timeout) as response:
                 status = int(response.status)

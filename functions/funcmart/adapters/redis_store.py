@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from funcmart.adapters import tracing
 from funcmart.domain.cart import Cart
 from funcmart.domain.errors import DependencyUnavailable
 from funcmart.domain.ratelimit import RateDecision, RatePolicy
@@ -79,7 +80,11 @@ class RedisGuard:
                 "Redis is unavailable", retry_after=self.breaker.retry_after
             )
         try:
-            result = fn(*args, **kwargs)
+            if tracing.enabled():
+                with tracing.span(f"redis {what}", "client", {"db.system.name": "redis"}):
+                    result = fn(*args, **kwargs)
+            else:
+                result = fn(*args, **kwargs)
         except REDIS_ERRORS as exc:
             self.breaker.trip()
             log.warning("redis unavailable during %s: %s", what, exc)

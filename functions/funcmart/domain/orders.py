@@ -148,6 +148,9 @@ class Order:
     # The state the order was in when it was flagged NEEDS_ATTENTION (the step that failed).
     flagged_from: str | None = None
     actions: tuple[OperatorAction, ...] = ()
+    # The W3C traceparent of the request that placed it, where tracing is on: a re-published
+    # event continues the order's trace. Opaque text to the domain.
+    trace_context: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -304,6 +307,8 @@ class Notification:
 class OrderPlaced:
     order_id: str
     correlation_id: str
+    # Set only on a re-published event: the order's own trace, to continue (Order.trace_context).
+    trace_context: str = field(default="", compare=False)
     type: str = field(default="OrderPlaced", init=False)
 
 
@@ -311,6 +316,7 @@ class OrderPlaced:
 class OrderPaid:
     order_id: str
     correlation_id: str
+    trace_context: str = field(default="", compare=False)
     type: str = field(default="OrderPaid", init=False)
 
 

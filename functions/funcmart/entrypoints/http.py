@@ -42,11 +42,12 @@ from aws_lambda_powertools.event_handler.openapi.params import Header as Header
 from aws_lambda_powertools.event_handler.openapi.params import Query as Query
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 
+from funcmart.adapters import tracing
 from funcmart.domain import errors
 from funcmart.domain.identity import GROUP_CLAIMS, Principal, is_group_name, require
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, RateDecision, RatePolicy, parse_policy
 from funcmart.entrypoints.media import json_body_problem, strict_json_loads
-from funcmart.observability import Observer, correlate
+from funcmart.observability import Observer, correlate, trace_in_logs
 from funcmart.problems import PROBLEM_JSON, problem_body
 from funcmart.settings import SettingsError
 
@@ -338,6 +339,28 @@ class HttpFunction(APIGatewayHttpResolver):
         return self._observed(event, context)
 
     def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        if not tracing.enabled():
+            return self._checked(event, context)
+        name, attributes = _span_of(event)
+        attributes["faas.name"] = str(getattr(context, "function_name", None) or "")
+        headers = event.get("headers") if isinstance(event, dict) else None
+        parent = tracing.extract(headers) if isinstance(headers, dict) else None
+        with tracing.span(name, "server", attributes, parent=parent) as span:
+            trace_in_logs()
+            response = self._checked(event, context)
+            status = response.get("statusCode") if isinstance(response, dict) else None
+            tracing.set_attributes(
+                span,
+                http__response__status_code=status if isinstance(status, int) else None,
+                funcmart__route_class=self._rate_policy(event)[0]
+                if http_event_problem(event) is None
+                else None,
+            )
+            if isinstance(status, int) and status >= 500:
+                tracing.fail(span, f"answered {status}")
+            return response
+
+    def _checked(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         rejected = self._reject_early(event)
         if rejected is not None:
             return rejected
@@ -653,6 +676,36 @@ def _caller(event: dict[str, Any]) -> str:
     if isinstance(claims, dict) and claims.get("sub"):
         return f"sub:{claims['sub']}"
     return f"ip:{(ctx.get('http') or {}).get('sourceIp') or 'unknown'}"
+
+
+def _span_of(event: Any) -> tuple[str, dict[str, Any]]:
+    """The request span's name (the route, as API Gateway names it: `POST /orders`) and
+    attributes (OpenTelemetry's HTTP names, and who is calling: anonymous, customer or
+    admin), read defensively: the event is not checked yet."""
+    if not isinstance(event, dict):
+        return "HTTP", {}
+    ctx = _object(event.get("requestContext"))
+    method = str(_object(ctx.get("http")).get("method") or "HTTP")[:16]
+    route = event.get("routeKey") or ctx.get("routeKey")
+    route = route if isinstance(route, str) and route != "$default" else None
+    claims = _object(_object(_object(ctx.get("authorizer")).get("jwt")).get("claims"))
+    who = principal_from_claims(claims)
+    caller = "anonymous" if who is None else "admin" if who.is_admin else "customer"
+    attributes: dict[str, Any] = {
+        "http.request.method": method,
+        "url.path": str(event.get("rawPath") or "")[:1000],
+        "funcmart.caller": caller,
+    }
+    if route:
+        attributes["http.route"] = route.split(" ", 1)[-1]
+    rid = _request_id_of(event)
+    if rid:
+        attributes["funcmart.request_id"] = rid
+    return (route or method), attributes
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def _header(event: dict[str, Any], name: str) -> str | None:

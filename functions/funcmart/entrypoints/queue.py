@@ -67,6 +67,7 @@ from aws_lambda_powertools.utilities.batch import (
 )
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
+from funcmart.adapters import tracing
 from funcmart.adapters.sqs import queue_url_of
 from funcmart.domain.errors import (
     DependencyUnavailable,
@@ -76,7 +77,7 @@ from funcmart.domain.errors import (
 )
 from funcmart.domain.orders import Event, event_from_dict
 from funcmart.domain.retries import backoff_seconds
-from funcmart.observability import Observer, correlate
+from funcmart.observability import Observer, correlate, trace_in_logs
 
 if TYPE_CHECKING:
     from funcmart.bootstrap import Container
@@ -288,6 +289,26 @@ class QueueFunction:
         logger.thread_safe_clear_keys()
         logger.thread_safe_append_keys(**keys)
         raw = record.raw_event
+        if not tracing.enabled():
+            return self._run_record(raw, permanent)
+        # The record's own trace (the order's) continues here; the batch is linked.
+        parent = tracing.extract(trace_carrier(raw))
+        batch = tracing.extract_span_context(tracing.inject()) if parent is not None else None
+        source = _text(raw.get("eventSourceARN")).rsplit(":", 1)[-1] or "queue"
+        attributes = {
+            "messaging.system": _messaging_system(raw),
+            "messaging.destination.name": source,
+            "messaging.message.id": str(raw.get("messageId", "")),
+            "messaging.operation.type": "process",
+            "faas.name": str(keys.get("function_name") or ""),
+        }
+        with tracing.span(
+            f"process {source}", "consumer", attributes, parent=parent, links=[batch]
+        ):
+            trace_in_logs()
+            return self._run_record(raw, permanent)
+
+    def _run_record(self, raw: dict[str, Any], permanent: dict[str, str]) -> object:
         message: QueueMessage | None = None
         try:
             message = to_message(raw)
@@ -337,6 +358,15 @@ class QueueFunction:
                 extra={"records": len(records), "withoutMessageId": without_id},
             )
             return {"batchItemFailures": [{"itemIdentifier": ""}]}
+        if not tracing.enabled():
+            return self._batch(event, context, records)
+        name, attributes, parent, links = _batch_span(records)
+        attributes["faas.name"] = str(getattr(context, "function_name", None) or "")
+        with tracing.span(name, "consumer", attributes, parent=parent, links=links):
+            trace_in_logs()
+            return self._batch(event, context, records)
+
+    def _batch(self, event: dict[str, Any], context: Any, records: list[Any]) -> dict[str, Any]:
         fifo = any(_text(r.get("eventSourceARN")).endswith(".fifo") for r in records)
         keys = logger.thread_safe_get_current_keys()
         permanent: dict[str, str] = {}  # messageId -> why; written by the records' threads
@@ -481,6 +511,42 @@ def _archived(record: dict[str, Any], limit: int = 8192) -> str:
     except (TypeError, ValueError, RecursionError):
         text = repr(record)
     return text[:limit]
+
+
+def trace_carrier(record: Any) -> dict[str, str]:
+    """The W3C trace fields among a record's message attributes (`traceparent`,
+    `tracestate`), as the publisher set them."""
+    attrs = record.get("messageAttributes") if isinstance(record, dict) else None
+    out: dict[str, str] = {}
+    for name in (tracing.TRACEPARENT, tracing.TRACESTATE):
+        attr = attrs.get(name) if isinstance(attrs, dict) else None
+        value = attr.get("stringValue") if isinstance(attr, dict) else None
+        if isinstance(value, str):
+            out[name] = value
+    return out
+
+
+def _messaging_system(record: dict[str, Any]) -> str:
+    return "aws_sqs" if record.get("eventSource") == "aws:sqs" else "knative_broker"
+
+
+def _batch_span(records: list[Any]) -> tuple[str, dict[str, Any], Any, list[Any]]:
+    """The batch span's name, attributes, parent and links. A batch of one order's
+    records (one trace) continues that trace; a batch of several orders is a trace of its
+    own, linked to each order's (each record's span still joins its order's trace)."""
+    source = _text(records[0].get("eventSourceARN")).rsplit(":", 1)[-1] or "queue"
+    contexts = [tracing.extract_span_context(trace_carrier(r)) for r in records]
+    found = [c for c in contexts if c is not None]
+    traces = {c.trace_id for c in found}
+    attributes = {
+        "messaging.system": _messaging_system(records[0]),
+        "messaging.destination.name": source,
+        "messaging.batch.message_count": len(records),
+        "messaging.operation.type": "receive",
+    }
+    if len(traces) == 1 and len(found) == len(records):
+        return f"receive {source}", attributes, tracing.extract(trace_carrier(records[0])), []
+    return f"receive {source}", attributes, None, found
 
 
 def dead_letter(record: dict[str, Any], failure: str, queue_url: str) -> dict[str, Any]:

@@ -555,9 +555,9 @@ def reconcile_orders(
                 _settle_decided(p, failed)
             continue
         event: model.Event = (
-            OrderPlaced(order.id, order.correlation_id)
+            OrderPlaced(order.id, order.correlation_id, order.trace_context)
             if order.status == model.PENDING
-            else OrderPaid(order.id, order.correlation_id)
+            else OrderPaid(order.id, order.correlation_id, order.trace_context)
         )
         waiting = backlogs.of(event.type)
         if waiting:

@@ -612,6 +612,10 @@ def cloudevent_to_sqs_record(event: Any, region: str) -> dict[str, Any]:
     }
     if correlation:
         message_attributes["correlationId"] = _string_attribute(correlation)
+    # The CloudEvents distributed-tracing extension, where SQS carries it: the trace goes on.
+    for name in ("traceparent", "tracestate"):
+        if isinstance(attributes.get(name), str) and attributes[name]:
+            message_attributes[name] = _string_attribute(attributes[name])
     return {
         "messageId": str(attributes["id"]),
         "receiptHandle": "",

@@ -245,12 +245,15 @@ def _dev_serve(args: argparse.Namespace, sock: socket.socket) -> int:
     from funcmart_hosts.local.platform import LocalPlatform
     from funcmart_hosts.local.reloader import parent_watchdog
 
+    # `make dev` keeps its traces and shows them at /traces unless FUNCMART_LOCAL_TRACES=off.
+    traces = None if os.environ.get("FUNCMART_LOCAL_TRACES") else "memory"
     settings = _settings(
         args,
         port=args.port,
         host=args.host,
         schedule_every=args.schedule_every,
         allowed_hosts=",".join(args.allowed_host) if args.allowed_host else None,
+        traces=traces,
     )
     consumers = not args.no_consumers
     platform = LocalPlatform(

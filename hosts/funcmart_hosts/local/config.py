@@ -63,6 +63,10 @@ class LocalSettings:
     def __repr__(self) -> str:
         return redacted_repr(self, frozenset({"jwt_secret"}))
 
+    # "memory": the functions trace with OpenTelemetry into this process, which keeps the
+    # recent traces and shows them at /traces (`make dev` turns it on); "off": no tracing.
+    traces: str = "off"
+
     _ENV: ClassVar[dict[str, tuple[str, ...]]] = {
         "template_path": ("FUNCMART_TEMPLATE",),
         "host": ("FUNCMART_LOCAL_HOST",),
@@ -79,6 +83,7 @@ class LocalSettings:
         "pollers": ("FUNCMART_POLLERS",),
         "schedule_every": ("FUNCMART_SCHEDULE_EVERY",),
         "allowed_hosts": ("FUNCMART_ALLOWED_HOSTS",),
+        "traces": ("FUNCMART_LOCAL_TRACES",),
     }
 
     @classmethod
@@ -121,6 +126,8 @@ class LocalSettings:
             raise SettingsError(f"pollers per queue must be 1-{MAX_POLLERS}, got {self.pollers}")
         if self.schedule_every is not None and self.schedule_every <= 0:
             raise SettingsError("schedule interval must be positive")
+        if self.traces not in ("memory", "off"):
+            raise SettingsError(f"FUNCMART_LOCAL_TRACES must be memory or off, got {self.traces!r}")
 
 
 def _loopback(host: str) -> bool:

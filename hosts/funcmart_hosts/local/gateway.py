@@ -18,8 +18,9 @@ valid response. No header value the gateway writes carries a control character.
 
 With the template's CorsConfiguration the gateway answers preflights and adds the
 Access-Control-* headers as API Gateway does (see `cors`); with `docs` it also serves
-/openapi.json and a Swagger UI at /docs, and with `console` the operator console at /console
-(see `console`); no function route can shadow either.
+/openapi.json and a Swagger UI at /docs, with `console` the operator console at /console
+(see `console`), and with `traces` the recent traces at /traces (see `traces`); no function
+route can shadow them.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ from funcmart_hosts.local.console import Console
 from funcmart_hosts.local.cors import CorsConfig
 from funcmart_hosts.local.hostnames import HostNames
 from funcmart_hosts.local.runtime import Invoker
+from funcmart_hosts.local.traces import TracePages
 from funcmart_hosts.serving import (
     BodyTooLarge,
     Receive,
@@ -76,12 +78,14 @@ class Gateway:
         docs: ApiDocs | None = None,
         console: Console | None = None,
         hosts: HostNames | None = None,
+        traces: TracePages | None = None,
     ) -> None:
         self.invoker = invoker
         self.hosts = hosts or HostNames()
         self.cors = cors
         self.docs = docs
         self.console = console
+        self.traces = traces
         self.edge = Edge(routes, verifier, authorizers, api=api, metrics=REGISTRY)
         self.max_body_bytes = max_body_bytes
         self._server: uvicorn.Server | None = None
@@ -120,6 +124,8 @@ class Gateway:
         page = self.docs.serve(request) if self.docs is not None else None
         if page is None and self.console is not None:
             page = self.console.serve(request)
+        if page is None and self.traces is not None:
+            page = self.traces.serve(request)
         if page is not None:
             return Outcome(page, request_id())
         return self.edge.handle(request, self._call, claims=claims)

@@ -37,6 +37,7 @@ from funcmart_hosts.local.hostnames import HostNames
 from funcmart_hosts.local.pollers import QueuePoller, ScheduleTimer, pollers_for
 from funcmart_hosts.local.resources import TABLE, Deployment, default_jwt_config
 from funcmart_hosts.local.runtime import Invoker, LoadedFunction, load_functions, warm_up
+from funcmart_hosts.local.traces import TracePages, TraceStore
 
 log = logging.getLogger("local-platform")
 WARM_UP_DELAY_SECONDS = 1.0
@@ -161,6 +162,7 @@ class LocalPlatform:
         self.deployment: Deployment | None = None
         self.invoker: Invoker | None = None
         self.gateway: Gateway | None = None
+        self.traces: TraceStore | None = None
         self.pollers: list[QueuePoller] = []
         self.timers: list[ScheduleTimer] = []
 
@@ -182,6 +184,10 @@ class LocalPlatform:
         )
         self.deployment = deployment
         self._resources(deployment)
+        if s.traces == "memory":  # before any function's cold start looks for a provider
+            from funcmart_hosts.local import traces
+
+            self.traces = traces.install()
         after_load = _text_logs(s.stack_name) if self.log_format == "text" else None
         self.invoker = Invoker(load_functions(deployment, self.function_ids, after_load))
         if not self.warm_up:
@@ -270,6 +276,7 @@ class LocalPlatform:
             docs=ApiDocs(),
             console=console_for(s, deployment),
             hosts=HostNames([*s.allowed_hosts.split(","), s.host]),
+            traces=TracePages(self.traces) if self.traces is not None else None,
         )
 
     def _start_pollers(self, deployment: Deployment, invoker: Invoker) -> None:
@@ -387,6 +394,8 @@ class LocalPlatform:
             lines.append(f"  {base}/openapi.json    the OpenAPI document")
             lines.append(f"  {base}/metrics         Prometheus metrics")
             lines.append(f"  {base}/health          DynamoDB and Redis reachable")
+            if self.traces is not None:
+                lines.append(f"  {base}/traces          recent traces (?order=<id> finds one)")
         if self.backends is not None:
             lines.append("endpoints:")
             lines.extend(f"  {kind:<9} {note}" for kind, note in self.backends.notes.items())

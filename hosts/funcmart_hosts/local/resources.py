@@ -154,6 +154,8 @@ class Deployment:
                 "REDRIVE_METHOD": "copy",
             }
         )
+        if s.traces == "memory":  # into the platform's own tracer provider (local/traces.py)
+            env["FUNCMART_TRACING"] = "otlp"
         if self.dynamodb_endpoint:
             env["AWS_ENDPOINT_URL_DYNAMODB"] = self.dynamodb_endpoint
         if self.sqs_endpoint:

@@ -15,7 +15,7 @@ from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.transactions import TransactWrite
 
-from funcmart.adapters import cursors
+from funcmart.adapters import cursors, tracing
 from funcmart.adapters.dynamodb.catalog import product_key, to_product
 from funcmart.adapters.dynamodb.errors import is_conditional_failure, translate_errors
 from funcmart.adapters.dynamodb.table import (
@@ -126,6 +126,7 @@ def to_order(item: OrderItem) -> Order:
         created_at=item.created_at,
         updated_at=item.updated_at,
         correlation_id=item.correlation_id or "",
+        trace_context=item.trace_context or "",
         failure_reason=item.failure_reason,
         flagged_from=item.flagged_from,
         actions=tuple(
@@ -148,6 +149,7 @@ LISTED = (
     "currency",
     "payment_token",
     "correlation_id",
+    "trace_context",
     "created_at",
     "updated_at",
     "failure_reason",
@@ -186,6 +188,7 @@ def order_from_raw(raw: dict[str, Any]) -> Order:
         created_at=raw["created_at"]["S"],
         updated_at=raw["updated_at"]["S"],
         correlation_id=text("correlation_id") or "",
+        trace_context=text("trace_context") or "",
         failure_reason=text("failure_reason"),
         flagged_from=text("flagged_from"),
         actions=tuple(
@@ -338,6 +341,8 @@ class DynamoOrderRepository:
             currency=order.total.currency,
             payment_token=order.payment_token,
             correlation_id=order.correlation_id,
+            # the request's, stamped here so that the domain never handles trace context
+            trace_context=order.trace_context or tracing.inject().get(tracing.TRACEPARENT),
             created_at=order.created_at,
             updated_at=order.updated_at,
             republish_count=0,

@@ -150,6 +150,9 @@ class OrderItem(_Item):
     currency = UnicodeAttribute()
     payment_token = UnicodeAttribute()
     correlation_id = UnicodeAttribute(default="")
+    # The traceparent of the request that placed it (tracing on): the reconciler's re-published
+    # events continue the order's trace.
+    trace_context = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
     updated_at = UnicodeAttribute()
     failure_reason = UnicodeAttribute(null=True)
