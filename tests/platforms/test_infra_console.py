@@ -62,8 +62,13 @@ def test_the_gateway_routes_console_paths_to_it_as_it_routes_the_functions() -> 
     assert crds.gateway_violations([route]) == [[]]
     functions = [d for d in yaml.safe_load_all((ROOT / "infra" / "routes.yaml").read_text()) if d]
     gateway = next(d for d in functions if d["kind"] == "Gateway")
-    some_route = next(d for d in functions if d["kind"] == "HTTPRoute")
-    assert route["spec"]["parentRefs"] == [{"name": gateway["metadata"]["name"]}]
+    # A function's route (the plain-HTTP listener's one route only redirects to HTTPS)
+    some_route = next(
+        d for d in functions if d["kind"] == "HTTPRoute" and "backendRefs" in d["spec"]["rules"][0]
+    )
+    # On the HTTPS listener, as the API's routes
+    assert route["spec"]["parentRefs"] == some_route["spec"]["parentRefs"]
+    assert route["spec"]["parentRefs"][0]["name"] == gateway["metadata"]["name"]
     (rule,) = route["spec"]["rules"]
     assert rule["backendRefs"] == some_route["spec"]["rules"][0]["backendRefs"]
     assert {m["path"]["value"] for m in rule["matches"]} == {"/console"}

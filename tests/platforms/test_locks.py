@@ -124,14 +124,16 @@ def test_every_install_uses_a_lock_with_hashes() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     installs = re.findall(r"pip install [^\n]*", dockerfile)
     assert installs == [
-        "pip install --require-hashes --no-deps -r /tmp/image.lock && rm /tmp/image.lock"
+        "pip install --require-hashes --no-deps -r /tmp/image.lock && rm /tmp/image.lock",
+        "pip install --require-hashes --no-deps -r /tmp/requirements-tracing.lock \\",
     ]
     assert "!requirements/image.lock" in (ROOT / ".dockerignore").read_text()
     layers = (ROOT / "functions" / "Makefile").read_text()
-    assert layers.count("--require-hashes --no-deps") == 2
+    assert layers.count("--require-hashes --no-deps") == 3
     assert "-r requirements.lock" in layers
     assert "-r requirements-stripe.lock" in layers
-    assert not re.search(r"-r requirements(-stripe)?\.txt", layers)
+    assert "-r requirements-tracing.lock" in layers
+    assert not re.search(r"-r requirements(-stripe|-tracing)?\.txt", layers)
 
 
 # ------------------------------------------------------------------------------ audit
