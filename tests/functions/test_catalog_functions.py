@@ -415,3 +415,28 @@ def test_an_entry_the_async_path_cannot_serve_as_it_is_gets_the_handlers_answer(
             without_rate_limit(expected[1]),
             expected[2],
         ), stored
+
+
+@pytest.mark.usefixtures("seeded")
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda e: e["requestContext"].update(authorizer="admin"),
+        lambda e: e["requestContext"].update(http=["GET"]),
+        lambda e: e.update(pathParameters=None),
+        lambda e: e.update(pathParameters={"productId": 7}),
+        lambda e: e.update(version="1.0"),
+    ],
+    ids=["authorizer not an object", "http not an object", "no path", "id not text", "v1"],
+)
+def test_an_event_the_async_path_cannot_read_gets_the_handlers_answer(
+    handlers: dict[str, Handler], change: Callable[[dict[str, Any]], None]
+) -> None:
+    get = handlers["GetProduct"]
+    invoke(get, load_event("get_product.json"))  # cached
+    event = load_event("get_product.json")
+    change(event)
+    expected = invoke(get, json.loads(json.dumps(event)))
+    # THEN the same answer as the handler gives it (a 400 for a malformed event)
+    status, _headers, body = invoke_async(get, event)
+    assert (status, body) == (expected[0], expected[2])

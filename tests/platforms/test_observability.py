@@ -19,7 +19,12 @@ from funcmart.adapters.metrics import COUNTERS, InProcessMetrics, prometheus_nam
 from funcmart_hosts.gateway.template import ROOT
 
 CODE = (ROOT / "functions", ROOT / "hosts")
-METHODS = {"incr": "counter", "observe_ms": "histogram"}
+METHODS = {
+    "incr": "counter",
+    "incr_key": "counter",
+    "observe_ms": "histogram",
+    "observe_key": "histogram",
+}
 
 
 def _module_dicts(tree: ast.Module) -> dict[str, list[str]]:

@@ -16,6 +16,7 @@ letter of a pod started from zero would never page.
 
 from __future__ import annotations
 
+import bisect
 import logging
 import re
 import threading
@@ -127,16 +128,36 @@ class InProcessMetrics:
     def observe_ms(
         self, name: str, milliseconds: float, labels: Mapping[str, str] | None = None
     ) -> None:
-        key = _labels(labels)
+        self._observe(name, milliseconds, _labels(labels))
+
+    def observe_key(self, name: str, milliseconds: float, key: Labels) -> None:
+        """`observe_ms` with the labels already in their key form (`label_key`): for a
+        caller that records the same series on every request."""
+        self._observe(name, milliseconds, key)
+
+    def _observe(self, name: str, milliseconds: float, key: Labels) -> None:
         seconds = milliseconds / 1000
+        first = bisect.bisect_left(self.BUCKETS_SECONDS, seconds)
         with self._lock:
             series = self._histograms.setdefault(name, {})
-            h = series.setdefault(key, [0.0, 0.0] + [0.0] * len(self.BUCKETS_SECONDS))
+            h = series.get(key)
+            if h is None:
+                h = series[key] = [0.0, 0.0] + [0.0] * len(self.BUCKETS_SECONDS)
             h[0] += 1
             h[1] += seconds
-            for i, bound in enumerate(self.BUCKETS_SECONDS):
-                if seconds <= bound:
-                    h[2 + i] += 1
+            for i in range(2 + first, len(h)):
+                h[i] += 1
+
+    def incr_key(self, name: str, key: Labels, value: float = 1) -> None:
+        """`incr` with the labels already in their key form (`label_key`)."""
+        with self._lock:
+            series = self._counters.setdefault(name, {})
+            series[key] = series.get(key, 0.0) + value
+
+    @staticmethod
+    def label_key(labels: Mapping[str, str] | None) -> Labels:
+        """The key a series with these labels is kept under: computed once, reused."""
+        return _labels(labels)
 
     def flush(self) -> None:
         """Nothing to send: the numbers are read where they are kept."""

@@ -403,15 +403,22 @@ class HttpFunction(APIGatewayHttpResolver):
         answers, param = self._cached_answer, self._cached_product
         if answers is None or param is None:
             return None
-        if event.get("body") or http_event_problem(event) is not None:
+        # Only the fields this path reads, read defensively: any event of another shape takes
+        # the synchronous path, which checks every field (`http_event_problem`) and answers.
+        try:
+            if event.get("body") or event.get("version", "2.0") != "2.0":
+                return None
+            product_id = event["pathParameters"][param]
+            route_class, policy = self._rate_policy(event)
+            caller = _caller(event)
+            principal = principal_from_claims(_claims(event))
+        except (AttributeError, KeyError, TypeError):
             return None
-        product_id = (event.get("pathParameters") or {}).get(param)
-        route_class, policy = self._rate_policy(event)
-        if not product_id or policy is None:
+        if not isinstance(product_id, str) or not product_id or policy is None:
             return None
         try:
             decision = await self.deps.async_rate_limiter.hit(
-                f"{route_class}:{_caller(event)}", policy, (product_id,)
+                f"{route_class}:{caller}", policy, (product_id,)
             )
         except errors.DependencyUnavailable as exc:
             self._fail_open(route_class, exc)
@@ -423,7 +430,6 @@ class HttpFunction(APIGatewayHttpResolver):
         from funcmart.adapters.redis_store import read_ahead
 
         text = read_ahead(product_id)
-        principal = principal_from_claims(_claims(event))
         if not answers(text, product_id, principal):
             return None
         self.deps.metrics.incr("CacheHits")

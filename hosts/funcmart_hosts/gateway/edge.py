@@ -65,6 +65,7 @@ class Edge:
         self.authorizers = dict(authorizers)
         self.api = api or ApiContext()
         self.metrics = metrics
+        self._keys: dict[tuple[str | None, int], tuple[Any, Any]] = {}
 
     def handle(
         self, request: HttpRequest, invoke: Invoke, *, claims: Mapping[str, Any] | None = None
@@ -94,12 +95,20 @@ class Edge:
         return self._count(self.finish(call, result), started)
 
     def _count(self, outcome: Outcome, started: float) -> Outcome:
-        if self.metrics is not None:
-            key = outcome.route_key or "unmatched"
+        metrics = self.metrics
+        if metrics is not None:
             elapsed_ms = (time.perf_counter() - started) * 1000
-            code = str(outcome.response.status)
-            self.metrics.incr("HttpRequests", labels={"route": key, "code": code})
-            self.metrics.observe_ms("HttpLatency", elapsed_ms, labels={"route": key})
+            keys = self._keys.get((outcome.route_key, outcome.response.status))
+            if keys is None:  # once per route and status: the series' keys, pre-bound
+                route = outcome.route_key or "unmatched"
+                code = str(outcome.response.status)
+                keys = (
+                    metrics.label_key({"route": route, "code": code}),
+                    metrics.label_key({"route": route}),
+                )
+                self._keys[(outcome.route_key, outcome.response.status)] = keys
+            metrics.incr_key("HttpRequests", keys[0])
+            metrics.observe_key("HttpLatency", elapsed_ms, keys[1])
         return outcome
 
     def prepare(self, request: HttpRequest, claims: Mapping[str, Any] | None) -> Call | Outcome:
