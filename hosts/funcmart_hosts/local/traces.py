@@ -380,6 +380,8 @@ def _waterfall(trace_id: str, spans: list[SpanRecord]) -> str:
 def _page(title: str, body: str) -> str:
     return (
         '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        # no icon of its own: without this a browser asks for /favicon.ico and logs the 404
+        '<link rel="icon" href="data:,">'
         f"<title>{html.escape(title)}</title><style>{_STYLE}</style></head>"
         f"<body>{body}</body></html>"
     )
