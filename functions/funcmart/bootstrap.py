@@ -13,8 +13,9 @@ whatever pooled connection the snapshot holds and reseeds `random` (adapters/sna
 
 from __future__ import annotations
 
+import threading
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from funcmart.adapters import tracing
 from funcmart.settings import Settings, SettingsError
@@ -46,10 +47,35 @@ if TYPE_CHECKING:
     from funcmart.services.orders import OrderPorts, ReconcilePolicy
 
 
+_T = TypeVar("_T")
+
+
+class lazily(cached_property[_T]):  # noqa: N801 - a decorator, named like cached_property
+    """cached_property, built once under the container's lock: where clients are built at
+    first use (the Knative host), concurrent requests would otherwise each build their own."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> lazily[_T]: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T: ...
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> _T | lazily[_T]:
+        if instance is None:
+            return self
+        cache = instance.__dict__
+        if self.attrname in cache:
+            return cast("_T", cache[self.attrname])
+        with cache["_build_lock"]:
+            if self.attrname in cache:
+                return cast("_T", cache[self.attrname])
+            return super().__get__(instance, owner)
+
+
 class Container:
     """The adapters one function instance uses, built lazily and kept while warm."""
 
     def __init__(self, settings: Settings, **overrides: Any) -> None:
+        # Re-entrant: building one dependency builds those it needs.
+        self.__dict__["_build_lock"] = threading.RLock()
         self.settings = settings
         # Any port can be replaced (tests pass fakes or pre-built clients).
         for name, value in overrides.items():
@@ -115,7 +141,7 @@ class Container:
         if metrics is not None:
             metrics.flush()
 
-    @cached_property
+    @lazily
     def aws_session(self) -> Session:
         """One botocore session for every AWS client: its loaders read botocore's service
         descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)
@@ -131,20 +157,20 @@ class Container:
             tracing.trace_botocore(session)
         return session
 
-    @cached_property
+    @lazily
     def tables(self) -> Tables:
         from funcmart.adapters.dynamodb.table import bind
 
         s = self.settings
         return bind(s.table_name, s.aws_region, s.dynamodb_endpoint, self.aws_session)
 
-    @cached_property
+    @lazily
     def redis_client(self) -> redis.Redis:
         from funcmart.adapters.redis_store import connect
 
         return connect(self.redis_url, self.settings.redis_socket_timeout_seconds)
 
-    @cached_property
+    @lazily
     def redis_url(self) -> str:
         """REDIS_URL, or the URL read once from Secrets Manager (REDIS_URL_SECRET_ID): on
         AWS the password never sits in the function's configuration."""
@@ -161,37 +187,37 @@ class Container:
             name = Settings.env_names("redis_url_secret_id")[0]
             raise SettingsError(f"the secret {name} names: {exc}") from exc
 
-    @cached_property
+    @lazily
     def redis(self) -> RedisGuard:
         from funcmart.adapters.redis_store import Breaker, RedisGuard
 
         return RedisGuard(self.redis_client, Breaker(self.settings.redis_retry_after_seconds))
 
-    @cached_property
+    @lazily
     def products(self) -> ProductRepository:
         from funcmart.adapters.dynamodb.catalog import DynamoProductRepository
 
         return DynamoProductRepository(self.tables)
 
-    @cached_property
+    @lazily
     def cache(self) -> ProductCache:
         from funcmart.adapters.redis_store import RedisProductCache
 
         return RedisProductCache(self.redis, self.settings.cache_ttl_seconds)
 
-    @cached_property
+    @lazily
     def carts(self) -> CartStore:
         from funcmart.adapters.redis_store import RedisCartStore
 
         return RedisCartStore(self.redis, self.settings.cart_ttl_seconds)
 
-    @cached_property
+    @lazily
     def rate_limiter(self) -> RateLimiter:
         from funcmart.adapters.redis_store import RedisRateLimiter
 
         return RedisRateLimiter(self.redis)
 
-    @cached_property
+    @lazily
     def async_rate_limiter(self) -> AsyncRateLimiter:
         """The rate limiter on redis.asyncio, for hosts that serve on an event loop (built
         on first use there, never on Lambda)."""
@@ -201,7 +227,7 @@ class Container:
         breaker = self.redis.breaker
         return AsyncRedisRateLimiter(self.redis_url, s.redis_socket_timeout_seconds, breaker)
 
-    @cached_property
+    @lazily
     def table_probe(self) -> HealthProbe:
         from funcmart.adapters.dynamodb.health import TableProbe
 
@@ -214,29 +240,29 @@ class Container:
             session=self.aws_session,
         )
 
-    @cached_property
+    @lazily
     def redis_probe(self) -> HealthProbe:
         return self.redis.ping
 
-    @cached_property
+    @lazily
     def clock(self) -> Clock:
         from funcmart.adapters.system import SystemClock
 
         return SystemClock()
 
-    @cached_property
+    @lazily
     def ids(self) -> IdGenerator:
         from funcmart.adapters.system import UuidGenerator
 
         return UuidGenerator()
 
-    @cached_property
+    @lazily
     def orders(self) -> OrderRepository:
         from funcmart.adapters.dynamodb.orders import DynamoOrderRepository
 
         return DynamoOrderRepository(self.tables)
 
-    @cached_property
+    @lazily
     def payments(self) -> PaymentGateway:
         s = self.settings
         if s.payment_provider == "stripe":
@@ -253,7 +279,7 @@ class Container:
             "PAYMENT_PROVIDER is not set: set it to 'stripe' (or 'simulator' for development)"
         )
 
-    @cached_property
+    @lazily
     def stripe_api_key(self) -> str:
         """The Stripe secret key: from the environment, or read once from Secrets Manager."""
         s = self.settings
@@ -265,13 +291,13 @@ class Container:
         secret: str = client.get_secret_value(SecretId=s.stripe_secret_id)["SecretString"]
         return secret.strip()
 
-    @cached_property
+    @lazily
     def sqs_client(self) -> Any:
         return self.aws_session.create_client(
             "sqs", region_name=self.settings.aws_region, endpoint_url=self.settings.sqs_endpoint
         )
 
-    @cached_property
+    @lazily
     def publisher(self) -> Publisher:
         s = self.settings
         if s.publisher == "cloudevents":
@@ -293,7 +319,7 @@ class Container:
         urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}
         return SqsPublisher(self.sqs_client, {k: v for k, v in urls.items() if v}, self.metrics)
 
-    @cached_property
+    @lazily
     def redrive(self) -> DeadLetterRedrive:
         from funcmart.adapters.sqs_operations import SqsDeadLetterRedrive, parse_pairs
 
@@ -302,7 +328,7 @@ class Container:
             self.sqs_client, parse_pairs(s.redrive_queues), s.redrive_method
         )
 
-    @cached_property
+    @lazily
     def queue_backlog(self) -> QueueBacklog | None:
         """The queues' backlogs, where events travel over SQS; None over a broker."""
         s = self.settings
@@ -313,7 +339,7 @@ class Container:
         urls = {event: getattr(s, field) for event, field in Settings.EVENT_QUEUES.items()}
         return SqsQueueBacklog(self.sqs_client, {k: v for k, v in urls.items() if v})
 
-    @cached_property
+    @lazily
     def metrics(self) -> Metrics:
         from funcmart.adapters.metrics import REGISTRY, EmfMetrics
 
@@ -321,7 +347,7 @@ class Container:
             return EmfMetrics()
         return REGISTRY
 
-    @cached_property
+    @lazily
     def order_ports(self) -> OrderPorts:
         from funcmart.services.orders import OrderPorts
 
@@ -339,7 +365,7 @@ class Container:
             payment_provider=self.settings.payment_provider or "",
         )
 
-    @cached_property
+    @lazily
     def reconcile_policy(self) -> ReconcilePolicy:
         from funcmart.services.orders import ReconcilePolicy
 

@@ -166,3 +166,42 @@ def test_the_payment_simulator_runs_deployed_only_with_the_loud_override(caplog)
 def test_the_payment_simulator_runs_in_development_and_tests(local) -> None:
     env = {"TABLE_NAME": "t", "PAYMENT_PROVIDER": "simulator", **local}
     assert Settings.load(env).payment_provider == "simulator"
+
+
+def test_a_dependency_first_used_by_many_threads_at_once_is_built_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+    import time
+
+    from funcmart.adapters import system
+    from funcmart.bootstrap import Container
+
+    built: list[object] = []
+    original = system.SystemClock.__init__
+
+    def slow_init(self: object) -> None:
+        built.append(self)
+        time.sleep(0.05)  # long enough for every thread to ask meanwhile
+        original(self)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(system.SystemClock, "__init__", slow_init)
+    # GIVEN a container that builds at first use (the Knative host's)
+    deps = Container(Settings.load({"TABLE_NAME": "t", "FUNCMART_CLIENTS_AT_COLD_START": "false"}))
+    seen: list[object] = []
+    start = threading.Barrier(8)
+
+    def first_use() -> None:
+        start.wait(5)
+        seen.append(deps.clock)
+
+    # WHEN eight requests use it at once
+    threads = [threading.Thread(target=first_use) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # THEN it was built once, and every request got that one
+    assert len(built) == 1
+    assert len(seen) == 8
+    assert all(s is seen[0] for s in seen)
