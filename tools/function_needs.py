@@ -27,6 +27,10 @@ BOOTSTRAP = ROOT / "functions" / "funcmart" / "bootstrap.py"
 CONTAINER = "Container"
 
 
+# How bootstrap.Container declares a dependency (`lazily` is its thread-safe cached_property).
+DEPENDENCY_DECORATORS = frozenset({"lazily", "cached_property"})
+
+
 @functools.cache
 def container_graph(path: Path = BOOTSTRAP) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
     """Each cached dependency of the Container: (the dependencies it uses, the settings it
@@ -37,7 +41,7 @@ def container_graph(path: Path = BOOTSTRAP) -> dict[str, tuple[frozenset[str], f
         n
         for n in cls.body
         if isinstance(n, ast.FunctionDef)
-        and any(_decorator_name(d) == "cached_property" for d in n.decorator_list)
+        and any(_decorator_name(d) in DEPENDENCY_DECORATORS for d in n.decorator_list)
     ]
     names = {m.name for m in methods}
     fields = set(Settings.model_fields)
