@@ -44,12 +44,16 @@ MAX_HEADERS = 100
 
 
 class ProblemProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, answering what it refuses as problem+json."""
+    """uvicorn's httptools protocol, answering what it refuses as problem+json, writing each
+    response in one send."""
 
     _header_bytes = 0
     _header_count = 0
     _too_large = False
     _peer_done = False
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(OneSend(transport, self.loop))  # type: ignore[arg-type]
 
     def eof_received(self) -> bool | None:  # type: ignore[override]
         """A client may send its request and close its side (a half-close): its answer is
@@ -104,6 +108,41 @@ class ProblemProtocol(HttpToolsProtocol):
             detail = "the request is not valid HTTP/1.1" + (f": {msg}" if msg else "")
         self.transport.write(raw_problem(status, title, detail))
         self.transport.close()
+
+
+class OneSend:
+    """A connection's transport as the protocol writes to it: a write is held until the next
+    one joins it or the loop's next turn, whichever comes first, so a response's head and body
+    (two ASGI messages, two writes in uvicorn) leave in one system call and one packet instead
+    of two. Closing sends what is held first; everything else is the transport's own."""
+
+    __slots__ = ("_held", "_loop", "_transport")
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        held = self._held
+        if held is None:
+            self._held = bytes(data)
+            self._loop.call_soon(self.flush)
+        else:
+            self._held = None
+            self._transport.writelines((held, data))
+
+    def flush(self) -> None:
+        held, self._held = self._held, None
+        if held is not None and not self._transport.is_closing():
+            self._transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
 
 
 def raw_problem(status: int, title: str, detail: str) -> bytes:
