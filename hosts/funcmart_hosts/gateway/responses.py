@@ -117,12 +117,26 @@ _UNSAFE = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]|[^\x00-\xff]")
 def header_safe(value: str, limit: int = 4096) -> str:
     """A header value that cannot end its header or start another: control characters and
     anything outside Latin-1 become "?", and it is cut at `limit` characters."""
+    if len(value) <= limit and value.isascii() and value.isprintable():
+        return value  # the usual value, checked without a regular expression
     return _UNSAFE.sub("?", value[:limit])
 
 
 def safe_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     """The headers a host may write: values made safe, names that are not tokens dropped."""
-    return [(n, header_safe(v)) for n, v in headers if _TOKEN.fullmatch(n)]
+    return [(n, header_safe(v)) for n, v in headers if _is_token(n)]
+
+
+def _is_token(name: str) -> bool:
+    known = _TOKENS.get(name)
+    if known is None:
+        known = _TOKEN.fullmatch(name) is not None
+        if len(_TOKENS) < 1024:  # names come from the functions: a handful
+            _TOKENS[name] = known
+    return known
+
+
+_TOKENS: dict[str, bool] = {}
 
 
 def problem_response(
