@@ -85,7 +85,26 @@ SECRET_KEYS = (
     "FUNCMART_EVENT_KEY",
     "FUNCMART_EVENT_KEY_PREVIOUS",
 )
-TRUSTED_NETWORKS = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8", "fc00::/7")
+# Who writes the X-Forwarded-For entries a function reads (docs/deploy.md, Client addresses).
+# Envoy Gateway appends the address it received the request from; Kourier, at its default
+# use-remote-address "false", appends nothing; the activator and queue-proxy (the container's
+# peer) each append the address they received from. Every request crosses queue-proxy and the
+# activator (pinned in the path: ACTIVATOR_IN_PATH), so TRUSTED_PROXY_HOPS is 2; a request
+# that crossed the Gateway carries EDGE_HEADER with the token from EDGE_SECRET, and trusts
+# the Gateway's entry too (TRUSTED_EDGE_HOPS). A caller inside the cluster that reaches
+# Kourier or the activator directly has no token: its address is the one the activator saw.
+TRUSTED_PROXY_HOPS = 2
+TRUSTED_EDGE_HOPS = 1
+EDGE_HEADER = "X-Funcmart-Edge"
+# Envoy Gateway reads an injected credential from the key "credential" of a Secret in the
+# HTTPRouteFilter's namespace; the HTTP functions read the same key.
+EDGE_SECRET = {"name": "funcmart-edge", "key": "credential"}
+EDGE_FILTER = "funcmart-edge"
+# target-burst-capacity -1: the activator stays in the request path of every HTTP function
+# (Knative's documented meaning), so the number of proxies in front of a pod never changes.
+# With TARGET and MAX_SCALE above and Knative's default target-burst-capacity (211), the
+# activator was in the path at every scale already.
+ACTIVATOR_IN_PATH = {"autoscaling.knative.dev/target-burst-capacity": "-1"}
 REDIS_SECRET = "funcmart-redis"
 RUN_AS_USER = 10001  # the image's user (Dockerfile)
 # Where the cluster's parts run: Knative Serving (activator, autoscaler), its ingress (Kourier
@@ -152,7 +171,13 @@ KNATIVE_ONLY_ENV = {
     "METRICS_BACKEND": "inprocess: counters kept in the process, scraped on METRICS_PORT (not EMF)",
     "METRICS_PORT": "the port /metrics is served on, apart from the routed port",
     "POD_NAMESPACE": "the namespace (infra/kustomization.yaml's), for the context's ARN",
-    "TRUSTED_PROXY_CIDRS": "networks of the proxies that append to X-Forwarded-For",
+    "TRUSTED_PROXY_HOPS": (
+        "proxies every request crosses that append to X-Forwarded-For (the activator, queue-proxy)"
+    ),
+    "TRUSTED_EDGE_HOPS": "proxies trusted on top on a request with the Gateway's token",
+    "FUNCMART_EDGE_TOKEN": (
+        "the token the Gateway injects (X-Funcmart-Edge), from the Secret funcmart-edge"
+    ),
     "THREADS": "threads for blocking work (cache misses, queue batches); requests need none",
     "STRIPE_API_KEY": "the Stripe secret key, from the Secret funcmart-stripe (key api-key)",
 }
@@ -274,10 +299,9 @@ def config_map(tpl: Template) -> dict[str, Any]:
             "POD_NAMESPACE": NAMESPACE,
             "FUNCMART_JWT_ISSUER": str(params.get("JwtIssuer", "")),
             "FUNCMART_JWT_AUDIENCE": str(params.get("JwtAudience", "")),
-            # Envoy Gateway, the Knative ingress and queue-proxy (and the activator when it is
-            # in the path) each append to X-Forwarded-For: the client is the right-most entry
-            # outside the cluster's private networks.
-            "TRUSTED_PROXY_CIDRS": ",".join(TRUSTED_NETWORKS),
+            # The proxies whose X-Forwarded-For entries are trusted (TRUSTED_PROXY_HOPS above).
+            "TRUSTED_PROXY_HOPS": str(TRUSTED_PROXY_HOPS),
+            "TRUSTED_EDGE_HOPS": str(TRUSTED_EDGE_HOPS),
             "THREADS": str(THREADS),
             # Off until the image carries OpenTelemetry (built with TRACING=1) and a collector
             # listens at OTEL_COLLECTOR; then "otlp" (X-Ray is for Lambda only).
@@ -344,6 +368,8 @@ def _function_env(tpl: Template, fn: Function) -> list[dict[str, Any]]:
         {"name": key, "valueFrom": {"secretKeyRef": {"name": SECRET, "key": key, **optional}}}
         for key, optional in secret_keys_of(tpl, fn).items()
     ]
+    if fn.routes:  # the Gateway's token: a request that carries it crossed the Gateway
+        env.append({"name": "FUNCMART_EDGE_TOKEN", "valueFrom": {"secretKeyRef": EDGE_SECRET}})
     return env
 
 
@@ -422,6 +448,8 @@ def knative_service(tpl: Template, fn: Function) -> dict[str, Any]:
         # do not pay a cold start, an idle cluster runs nothing.
         "autoscaling.knative.dev/scale-to-zero-pod-retention-period": "1m",
     }
+    if trigger == "http":
+        annotations.update(ACTIVATOR_IN_PATH)
     labels = {
         "app.kubernetes.io/part-of": STACK,
         "funcmart.dev/function": fn.logical_id,
@@ -699,7 +727,7 @@ def routes(tpl: Template) -> list[dict[str, Any]]:
             ],
         },
     }
-    docs: list[dict[str, Any]] = [gateway, redirect]
+    docs: list[dict[str, Any]] = [gateway, redirect, edge_filter()]
     for fn in sorted(tpl.functions.values(), key=lambda f: f.logical_id):
         if not fn.routes:
             continue
@@ -708,7 +736,17 @@ def routes(tpl: Template) -> list[dict[str, Any]]:
         rules = [
             {
                 "matches": [{"path": gateway_path(r.path), "method": r.method}],
-                "filters": [{"type": "URLRewrite", "urlRewrite": {"hostname": host}}],
+                "filters": [
+                    {"type": "URLRewrite", "urlRewrite": {"hostname": host}},
+                    {
+                        "type": "ExtensionRef",
+                        "extensionRef": {
+                            "group": "gateway.envoyproxy.io",
+                            "kind": "HTTPRouteFilter",
+                            "name": EDGE_FILTER,
+                        },
+                    },
+                ],
                 "backendRefs": [
                     {
                         "group": "",
@@ -739,6 +777,27 @@ def routes(tpl: Template) -> list[dict[str, Any]]:
             }
         )
     return docs
+
+
+def edge_filter() -> dict[str, Any]:
+    """Envoy Gateway's credential injection (1.4 and later): every API route sets EDGE_HEADER
+    to the token in EDGE_SECRET, overwriting any value the client sent. Only the Gateway
+    and the HTTP functions hold the token; a request that reaches Kourier or the activator
+    any other way lacks it, and its X-Forwarded-For entries past the activator's are not read."""
+    return {
+        "apiVersion": "gateway.envoyproxy.io/v1alpha1",
+        "kind": "HTTPRouteFilter",
+        "metadata": {"name": EDGE_FILTER, "labels": {"app.kubernetes.io/part-of": STACK}},
+        "spec": {
+            "credentialInjection": {
+                "header": EDGE_HEADER,
+                "overwrite": True,
+                "credential": {
+                    "valueRef": {"group": "", "kind": "Secret", "name": EDGE_SECRET["name"]}
+                },
+            }
+        },
+    }
 
 
 def certificate() -> dict[str, Any]:

@@ -20,6 +20,12 @@ from files in this repository:
   registry, generated from Gateway API's Go types (which its CRDs are generated from):
   types, required fields, enums and patterns. Its validators allow unknown fields, so
   those are not caught for these two kinds.
+- Envoy Gateway's HTTPRouteFilter (gateway.envoyproxy.io/v1alpha1): no Python or npm
+  package publishes Envoy Gateway's CRDs (its Helm chart does), so the one part used here,
+  `credentialInjection`, is held to the fields of its Go type (Envoy Gateway 1.4's
+  `api/v1alpha1/httproutefilter_types.go`: `header` a string, `overwrite` a boolean,
+  `credential.valueRef` a SecretObjectReference, required) and unknown fields are refused.
+  This is our reading of that type, the one exception to the rule above.
 """
 
 from __future__ import annotations
@@ -38,6 +44,7 @@ import pydantic
 from funcmart_hosts.gateway.template import ROOT
 
 GATEWAY_API = "gateway.networking.k8s.io/v1"
+ENVOY_GATEWAY = "gateway.envoyproxy.io/v1alpha1"
 GATEWAY_SCRIPT = Path(__file__).with_name("gateway_api_schema.mjs")
 
 
@@ -60,7 +67,7 @@ def _models() -> dict[str, ModuleType]:
 
 
 MODELS = _models()
-KINDS = {GATEWAY_API: {"HTTPRoute", "Gateway"}} | {
+KINDS = {GATEWAY_API: {"HTTPRoute", "Gateway"}, ENVOY_GATEWAY: {"HTTPRouteFilter"}} | {
     api: {
         name
         for name, value in vars(module).items()
@@ -126,3 +133,45 @@ def gateway_violations(docs: list[Mapping[str, Any]]) -> list[list[str]]:
     answers: list[list[str]] = json.loads(out.stdout)
     assert len(answers) == len(docs)
     return answers
+
+
+# HTTPRouteFilter.spec.credentialInjection as Envoy Gateway 1.4 types it (module docstring).
+_SECRET_REF = {"group": str, "kind": str, "name": str, "namespace": str}
+_CREDENTIAL_INJECTION = {
+    "header": str,
+    "overwrite": bool,
+    "credential": {"valueRef": _SECRET_REF},
+}
+_REQUIRED = {
+    "$.spec.credentialInjection": {"credential"},
+    "$.spec.credentialInjection.credential": {"valueRef"},
+    "$.spec.credentialInjection.credential.valueRef": {"name"},
+}
+
+
+def envoy_gateway_violations(doc: Mapping[str, Any]) -> list[str]:
+    """What Envoy Gateway's HTTPRouteFilter type refuses in `doc` (credentialInjection only)."""
+    if doc["kind"] != "HTTPRouteFilter":
+        return [f"no schema for {doc['kind']}"]
+    spec = doc.get("spec")
+    if not isinstance(spec, Mapping) or set(spec) != {"credentialInjection"}:
+        return ["$.spec: only credentialInjection is checked here"]
+    return list(
+        _typed(spec["credentialInjection"], _CREDENTIAL_INJECTION, "$.spec.credentialInjection")
+    )
+
+
+def _typed(value: Any, shape: Any, where: str) -> Iterable[str]:
+    if isinstance(shape, dict):
+        if not isinstance(value, Mapping):
+            yield f"{where}: not an object"
+            return
+        for key in _REQUIRED.get(where, set()) - set(value):
+            yield f"{where}.{key}: Field required"
+        for key, item in value.items():
+            if key not in shape:
+                yield f"{where}.{key}: unknown field"
+            else:
+                yield from _typed(item, shape[key], f"{where}.{key}")
+    elif type(value) is not shape:
+        yield f"{where}: {value!r} is not a {shape.__name__}"

@@ -9,7 +9,9 @@
 - a small broker delivers CloudEvents as the rendered Triggers say: their attribute filters,
   `retry`, exponential `backoffDelay` (scaled down), and `deadLetterSink` with Knative's
   error extensions;
-- a router sends each request where the rendered HTTPRoutes send it (method + path).
+- a router sends each request where the rendered HTTPRoutes send it (method + path), with
+  the header the rendered HTTPRouteFilter injects (its Secret's credential) and the
+  X-Forwarded-For the Gateway, the activator and queue-proxy would have appended.
 
 Every wait is bounded in time; every process is stopped by its pid.
 """
@@ -307,6 +309,8 @@ class Cluster:
     rendered: list[Doc]
     replicas: dict[str, list[Replica]]
     broker: Broker
+    # What the Gateway's HTTPRouteFilter injects into every routed request.
+    injected: dict[str, str] = field(default_factory=dict)
     _next: dict[str, int] = field(default_factory=dict)
 
     def url(self, service: str) -> str:
@@ -338,7 +342,10 @@ class Cluster:
     def request(self, method: str, target: str, **kwargs: Any) -> httpx.Response:
         path = target.split("?", 1)[0]
         service = self.route(method, path)
-        headers = {"X-Forwarded-For": "203.0.113.10, 10.0.0.2", **kwargs.pop("headers", {})}
+        # The client's address as the Gateway appends it, then Kourier's as the activator
+        # appends it and the activator's as queue-proxy appends it.
+        forwarded = "203.0.113.10, 10.0.0.2, 10.0.0.3"
+        headers = {"X-Forwarded-For": forwarded, **kwargs.pop("headers", {}), **self.injected}
         return httpx.request(
             method, self.url(service) + target, headers=headers, timeout=60, **kwargs
         )
@@ -366,6 +373,17 @@ class Cluster:
         )
 
 
+def injected(rendered: list[Doc], secrets: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """The headers the rendered HTTPRouteFilters inject (Envoy Gateway's credential injection:
+    the key `credential` of the named Secret)."""
+    out = {}
+    for f in by_kind(rendered, "HTTPRouteFilter"):
+        spec = f["spec"]["credentialInjection"]
+        secret = secrets[spec["credential"]["valueRef"]["name"]]
+        out[spec.get("header", "Authorization")] = secret["credential"]
+    return out
+
+
 @contextlib.contextmanager
 def cluster(
     rendered: list[Doc],
@@ -387,7 +405,7 @@ def cluster(
                 env = container_env(ksvc, rendered, secrets, broker.url)
                 count = (replicas or {}).get(name, 1)
                 started[name] = [start_replica(name, env, cluster_env, app) for _ in range(count)]
-            holder["c"] = Cluster(rendered, started, broker)
+            holder["c"] = Cluster(rendered, started, broker, injected(rendered, secrets))
             wait_started([r for rs in started.values() for r in rs], timeout)
             yield holder["c"]
         finally:

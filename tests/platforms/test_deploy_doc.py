@@ -54,6 +54,8 @@ def test_the_guide_names_the_platform_the_manifests_expect() -> None:
         manifests.METRICS_PORT,
         manifests.SECRET,
         manifests.REDIS_SECRET,
+        manifests.EDGE_SECRET["name"],
+        manifests.EDGE_HEADER,
         *manifests.SECRET_KEYS,
     ):
         assert str(value) in DOC, value

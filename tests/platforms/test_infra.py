@@ -282,12 +282,29 @@ def test_knative_kinds_have_their_required_fields(doc: dict[str, Any]) -> None:
 CUSTOM = [d for _, d in ALL if d["apiVersion"] not in CORE_GROUPS]
 MODELLED = [d for d in CUSTOM if d["apiVersion"] in crds.MODELS]
 ROUTING = [d for d in CUSTOM if d["apiVersion"] == crds.GATEWAY_API]
+ENVOY_GATEWAY = [d for d in CUSTOM if d["apiVersion"] == crds.ENVOY_GATEWAY]
 
 
 def test_every_rendered_object_is_held_to_a_published_schema() -> None:
     unchecked = [(d["apiVersion"], d["kind"]) for d in CUSTOM if not crds.covers(d)]
     assert unchecked == []
-    assert len(MODELLED) + len(ROUTING) == len(CUSTOM)
+    assert len(MODELLED) + len(ROUTING) + len(ENVOY_GATEWAY) == len(CUSTOM)
+
+
+def test_envoy_gateway_kinds_have_the_fields_of_their_type() -> None:
+    assert [d["kind"] for d in ENVOY_GATEWAY] == ["HTTPRouteFilter"]
+    assert [crds.envoy_gateway_violations(d) for d in ENVOY_GATEWAY] == [[]]
+    (doc,) = ENVOY_GATEWAY
+    broken = json.loads(json.dumps(doc))
+    injection = broken["spec"]["credentialInjection"]
+    injection["overwrite"] = "yes"
+    injection["headr"] = "X"
+    del injection["credential"]["valueRef"]
+    assert sorted(crds.envoy_gateway_violations(broken)) == [
+        "$.spec.credentialInjection.credential.valueRef: Field required",
+        "$.spec.credentialInjection.headr: unknown field",
+        "$.spec.credentialInjection.overwrite: 'yes' is not a bool",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -567,7 +584,11 @@ def test_no_pod_takes_a_whole_secret() -> None:
 def test_pods_read_their_secrets_from_secrets_created_out_of_band() -> None:
     for ksvc in KSVCS.values():
         for ref in secret_refs(ksvc).values():
-            assert ref["name"] in (manifests.SECRET, manifests.STRIPE_SECRET["name"])
+            assert ref["name"] in (
+                manifests.SECRET,
+                manifests.STRIPE_SECRET["name"],
+                manifests.EDGE_SECRET["name"],
+            )
     assert "REDIS_URL" not in CONFIG["data"]
     redis = next(d for d in RENDERED if d["kind"] == "StatefulSet")
     args = redis["spec"]["template"]["spec"]["containers"][0]["args"]
@@ -633,6 +654,9 @@ def test_each_pod_starts_with_only_the_secrets_it_gets(logical_id: str) -> None:
     if logical_id in CONSUMERS:  # the key it gets is one it cannot start without
         with pytest.raises(SettingsError, match="FUNCMART_EVENT_KEY"):
             KnativeSettings.load({k: v for k, v in env.items() if k != "FUNCMART_EVENT_KEY"})
+    else:  # and so is the Gateway's token, which the deployed TRUSTED_EDGE_HOPS needs
+        with pytest.raises(SettingsError, match="FUNCMART_EDGE_TOKEN"):
+            KnativeSettings.load({k: v for k, v in env.items() if k != "FUNCMART_EDGE_TOKEN"})
 
 
 # ------------------------------------------------------------------------- routing
@@ -711,6 +735,50 @@ def test_routes_reach_only_http_functions_through_the_knative_ingress() -> None:
     assert grant["spec"]["to"] == [
         {"group": "", "kind": "Service", "name": manifests.INGRESS_SERVICE}
     ]
+
+
+# ----------------------------------------------------------------- client addresses
+
+
+def test_every_api_route_injects_the_token_the_http_functions_check() -> None:
+    (edge,) = ENVOY_GATEWAY
+    # Overwritten: a value the client sent never reaches a function.
+    assert edge["spec"]["credentialInjection"] == {
+        "header": "X-Funcmart-Edge",
+        "overwrite": True,
+        "credential": {
+            "valueRef": {"group": "", "kind": "Secret", "name": manifests.EDGE_SECRET["name"]}
+        },
+    }
+    # Envoy Gateway reads the key "credential" of a Secret in the filter's own namespace.
+    assert manifests.EDGE_SECRET["key"] == "credential"
+    assert edge["metadata"]["namespace"] == GATEWAY["metadata"]["namespace"]
+    for route in HTTP_ROUTES.values():
+        for rule in route["spec"]["rules"]:
+            refs = [f["extensionRef"] for f in rule["filters"] if f["type"] == "ExtensionRef"]
+            assert refs == [
+                {
+                    "group": "gateway.envoyproxy.io",
+                    "kind": "HTTPRouteFilter",
+                    "name": edge["metadata"]["name"],
+                }
+            ], route["metadata"]["name"]
+    assert holders(manifests.EDGE_SECRET["key"], manifests.EDGE_SECRET["name"]) == HTTP_FUNCTIONS
+    for lid in HTTP_FUNCTIONS:
+        assert secret_refs(by_function()[lid])["FUNCMART_EDGE_TOKEN"] == manifests.EDGE_SECRET
+
+
+def test_the_proxies_in_front_of_an_http_function_are_the_ones_the_functions_trust() -> None:
+    """Queue-proxy and the activator (kept in the path) append to X-Forwarded-For on every
+    request, the Gateway on those that carry its token; no private range is trusted."""
+    for name, ksvc in KSVCS.items():
+        annotations = ksvc["spec"]["template"]["metadata"]["annotations"]
+        http = ksvc["metadata"]["labels"]["funcmart.dev/trigger"] == "http"
+        pinned = annotations.get("autoscaling.knative.dev/target-burst-capacity") == "-1"
+        assert pinned == http, name
+    assert CONFIG["data"]["TRUSTED_PROXY_HOPS"] == "2"
+    assert CONFIG["data"]["TRUSTED_EDGE_HOPS"] == "1"
+    assert "TRUSTED_PROXY_CIDRS" not in CONFIG["data"]
 
 
 # ---------------------------------------------------------------------------- TLS

@@ -71,7 +71,8 @@ def secrets(redis_url: str) -> dict[str, dict[str, str]]:
             "FUNCMART_JWT_SECRET": JWT_SECRET,
             "REDIS_URL": redis_url,
             "FUNCMART_EVENT_KEY": EVENT_KEY,
-        }
+        },
+        manifests.EDGE_SECRET["name"]: {manifests.EDGE_SECRET["key"]: "edge-" + "t" * 40},
     }
 
 

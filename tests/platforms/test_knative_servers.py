@@ -19,12 +19,14 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+import yaml
 
 from funcmart.adapters.event_signing import BadSignature, EventKeys
 from funcmart.domain import orders as model
 from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.orders import RequestedLine
 from funcmart.services import orders
+from funcmart_hosts.gateway.template import ROOT
 from tests.platforms.knative_servers import (
     AUDIENCE,
     EVENT_KEY,
@@ -455,27 +457,54 @@ def test_a_real_scrape_passes_promtool_check_metrics(get_product: Server, deps) 
     assert "funcmart_orders_dead_lettered_total 0.0" in scrape.splitlines()
 
 
-def test_anonymous_rate_limits_count_the_right_most_untrusted_forwarded_address(
+def test_anonymous_rate_limits_count_the_address_the_outermost_trusted_proxy_saw(
     env: dict[str, str],
 ) -> None:
-    """Behind the proxies every peer is a proxy: the caller is the right-most X-Forwarded-For
-    entry outside the trusted networks. A client writing the left-most entry neither escapes
-    its own bucket nor spends someone else's."""
-    limited = {**env, "RATE_LIMIT": "2/60s", "TRUSTED_PROXY_CIDRS": "10.0.0.0/8,127.0.0.0/8"}
+    """As deployed (infra/config.yaml): the activator and queue-proxy on every request, the
+    Gateway on those that carry its token. Whatever a caller writes into X-Forwarded-For, on
+    any path in, it neither escapes its own bucket nor spends someone else's."""
+    config = yaml.safe_load((ROOT / "infra" / "config.yaml").read_text())["data"]
+    edge = uuid.uuid4().hex * 2
+    limited = {
+        **env,
+        "RATE_LIMIT": "2/60s",
+        "TRUSTED_PROXY_HOPS": config["TRUSTED_PROXY_HOPS"],
+        "TRUSTED_EDGE_HOPS": config["TRUSTED_EDGE_HOPS"],
+        "FUNCMART_EDGE_TOKEN": edge,
+    }
     n = uuid.uuid4().int % 250 + 1
-    alice, bob = f"203.0.113.{n}", f"198.51.100.{n}"
+    alice, bob, balancer, pod = f"203.0.113.{n}", f"198.51.100.{n}", f"10.9.{n}.17", f"10.8.{n}.7"
+    kourier, activator = f"10.7.{n}.2", "10.0.1.9"
+    path = f"{kourier}, {activator}"  # what the activator and queue-proxy append
     with knative_server("GetProduct", limited) as server:
 
-        def get(forwarded: str) -> int:
+        def get(forwarded: str, token: str | None = edge) -> int:
+            headers = {"X-Forwarded-For": forwarded}
+            if token:
+                headers["X-Funcmart-Edge"] = token
             url = f"{server.url}/products/p-{uuid.uuid4().hex[:8]}"
-            return httpx.get(url, headers={"X-Forwarded-For": forwarded}).status_code
+            return httpx.get(url, headers=headers).status_code
 
-        assert [get(f"{alice}, 10.1.2.3"), get(f"{alice}, 10.1.2.3")] == [404, 404]
-        assert get(f"{alice}, 10.1.2.3") == 429, server.output()
-        # Alice forges a new left-most address: still her bucket.
-        assert get(f"1.2.3.{n}, {alice}, 10.1.2.3") == 429
-        # Bob, whose client wrote Alice's address on the left, keeps his own bucket.
-        assert get(f"{alice}, {bob}, 10.1.2.3") == 404
+        # Through the Gateway: the address the Gateway received from.
+        assert [get(f"{alice}, {path}"), get(f"{alice}, {path}")] == [404, 404]
+        assert get(f"{alice}, {path}") == 429, server.output()
+        assert get(f"1.2.3.{n}, {alice}, {path}") == 429  # a new left-most entry: her bucket
+        assert get(f"{alice}, {bob}, {path}") == 404  # Bob, who wrote Alice's address
+        # Behind a load balancer that rewrites sources: one bucket, whatever each one writes.
+        behind = [get(f"192.0.2.{i}, 10.0.0.{i}, {balancer}, {path}") for i in range(3)]
+        assert behind == [404, 404, 429]
+        # A pod that calls Kourier itself (no token, or a guessed one): Kourier's bucket.
+        direct = [get(f"192.0.2.{i}, {path}", token) for i, token in enumerate((None, "x" * 40))]
+        assert direct == [404, 404]
+        assert get(f"203.0.113.{(n + 1) % 250 + 1}, {path}", None) == 429
+        # A pod that calls the activator itself: its own address.
+        assert [get(f"192.0.2.{i}, {pod}, {activator}", None) for i in range(3)] == [404, 404, 429]
+        # An entry that is not an address where the caller's would be read: 400, not a bucket
+        refused = httpx.get(
+            f"{server.url}/products/p-1", headers={"X-Forwarded-For": f"{'x' * 1000}, {activator}"}
+        )
+        assert refused.status_code == 400
+        assert refused.headers["content-type"] == "application/problem+json"
 
 
 def test_each_pod_exports_its_start_up_time_and_logs_one_line_per_request(

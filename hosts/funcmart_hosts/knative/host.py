@@ -38,9 +38,12 @@ prometheus_client at GET /metrics on METRICS_PORT (9464), a port no route expose
 
 Behind the Gateway, the Knative ingress, the activator and queue-proxy, the peer address is
 always a proxy's; the caller's address (`requestContext.http.sourceIp`, which anonymous rate
-limits count) is the right-most X-Forwarded-For entry that is not a trusted proxy: outside
-TRUSTED_PROXY_CIDRS, or TRUSTED_PROXY_HOPS entries from the right. Never the left-most,
-which any client can write.
+limits count) is the address the outermost trusted proxy received the request from, read
+from X-Forwarded-For (`client_address`): TRUSTED_PROXY_HOPS proxies every request crosses,
+and TRUSTED_EDGE_HOPS more on a request that carries the edge's token (FUNCMART_EDGE_TOKEN in
+X-Funcmart-Edge, which the Gateway injects and no other caller knows); or, for other
+topologies, the right-most entry outside TRUSTED_PROXY_CIDRS. Never an entry a client wrote:
+an entry that must be read and is not an IP address is answered 400 problem+json.
 
 Whatever reaches the server gets problem+json: a method no route takes (405 with Allow), a
 body over the limit (413), a request the HTTP parser refuses (400: bad framing, a bare CR,
@@ -63,6 +66,7 @@ import base64
 import contextlib
 import functools
 import gc
+import hmac
 import importlib
 import ipaddress
 import json
@@ -127,6 +131,10 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # Where the event signing keys are read from: the function package's settings name them.
 EVENT_KEY = Settings.env_names("event_signing_key")[0]
 EVENT_PREVIOUS_KEY = Settings.env_names("event_signing_previous_key")[0]
+# The token the edge (the Gateway) injects into every request it forwards: a request that
+# carries it crossed the edge, so the edge's own X-Forwarded-For entries can be trusted.
+EDGE_TOKEN = "FUNCMART_EDGE_TOKEN"
+EDGE_HEADER = b"x-funcmart-edge"
 
 
 def check_secret(name: str, secret: str, alternative: str = "") -> None:
@@ -164,6 +172,9 @@ class KnativeSettings:
     template_path: Path | None = None
     trusted_networks: tuple[Network, ...] = ()
     trusted_hops: int = 0
+    # Proxies trusted on top of trusted_hops on a request that carries edge_token.
+    edge_hops: int = 0
+    edge_token: str | None = field(default=None, repr=False)
     metrics_port: int | None = None
     threads: int = 8
     # The keys CloudEvents are signed with (never shown in a repr), and whether this function
@@ -201,6 +212,8 @@ class KnativeSettings:
             region=env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or "us-east-1",
             trusted_networks=_networks(env.get("TRUSTED_PROXY_CIDRS", "")),
             trusted_hops=_int(env, "TRUSTED_PROXY_HOPS", 0),
+            edge_hops=_int(env, "TRUSTED_EDGE_HOPS", 0),
+            edge_token=env.get(EDGE_TOKEN) or None,
             metrics_port=_int(env, "METRICS_PORT", 0) or None,
             threads=_workers_and_threads(env),
             event_key=env.get(EVENT_KEY) or None,
@@ -226,10 +239,28 @@ class KnativeSettings:
         if self.jwt_secret:
             check_jwt_secret(self.jwt_secret)
         self._check_event_keys()
-        if self.trusted_hops < 0:
-            raise SettingsError("TRUSTED_PROXY_HOPS must be 0 or more")
+        self._check_proxies()
         if self.threads < 1:
             raise SettingsError("THREADS must be 1 or more")
+
+    def _check_proxies(self) -> None:
+        if self.trusted_hops < 0 or self.edge_hops < 0:
+            raise SettingsError("TRUSTED_PROXY_HOPS and TRUSTED_EDGE_HOPS must be 0 or more")
+        if self.trusted_networks and (self.trusted_hops or self.edge_hops):
+            raise SettingsError(
+                "set TRUSTED_PROXY_HOPS (and TRUSTED_EDGE_HOPS) or TRUSTED_PROXY_CIDRS, not both"
+            )
+        if self.trigger != "http":
+            return  # a consumer reads no client address
+        if self.edge_hops and not self.edge_token:
+            raise SettingsError(
+                f"TRUSTED_EDGE_HOPS is set but {EDGE_TOKEN} is not: the token the Gateway "
+                "injects is what tells a request that crossed it (docs/deploy.md)"
+            )
+        if self.edge_token:
+            if not self.edge_hops:
+                raise SettingsError(f"{EDGE_TOKEN} is set but TRUSTED_EDGE_HOPS is 0")
+            check_secret(EDGE_TOKEN, self.edge_token)
 
     def _check_event_keys(self) -> None:
         if not self.event_key and (self.trigger == "queue" or self.publishes):
@@ -286,40 +317,56 @@ def _service_account_namespace() -> str:
         return "default"
 
 
-def client_address(peer: str, forwarded_for: str | None, settings: KnativeSettings) -> str:
-    """The caller's address: the right-most X-Forwarded-For entry that a trusted proxy did
-    not write. With TRUSTED_PROXY_HOPS, that many entries from the right (the peer counts as
-    the first hop); else the first entry from the right outside TRUSTED_PROXY_CIDRS. An entry
-    that is not an IP address is never an identity (any client can write one, of any size):
-    the hop that received it, which is an address, stands for it."""
+class ForwardedForRefused(ValueError):
+    """An X-Forwarded-For entry the caller's address is read from is not an IP address."""
+
+
+def client_address(
+    peer: str, forwarded_for: str | None, settings: KnativeSettings, from_edge: bool = False
+) -> str:
+    """The caller's address: the address the outermost trusted proxy received the request
+    from. Each proxy appends the address it received from to X-Forwarded-For, so with N
+    trusted proxies (the peer is the first) it is the N-th entry from the right of
+    X-Forwarded-For followed by the peer: TRUSTED_PROXY_HOPS proxies, plus TRUSTED_EDGE_HOPS
+    when the request carries the edge's token (`from_edge`). With TRUSTED_PROXY_CIDRS
+    instead, it is the right-most entry outside those networks. Whatever lies left of it was
+    written by the caller and is never read; an entry that is read and is not an IP address
+    (any client can write one, of any size) raises ForwardedForRefused."""
     chain = [e.strip() for e in (forwarded_for or "").split(",") if e.strip()] + [peer]
-    if settings.trusted_hops:
-        index = max(0, len(chain) - 1 - settings.trusted_hops)
-        return _address_at(chain, index)
+    hops = settings.trusted_hops + (settings.edge_hops if from_edge else 0)
+    if hops:
+        return str(_address(chain[max(0, len(chain) - 1 - hops)]))
     if not settings.trusted_networks:
         return peer
-    for index in range(len(chain) - 1, -1, -1):
-        if not _trusted(chain[index], settings.trusted_networks):
-            return _address_at(chain, index)
-    return _address_at(chain, 0)
+    for entry in reversed(chain):
+        address = _address(entry)
+        if not any(address in network for network in settings.trusted_networks):
+            return str(address)
+    return str(_address(chain[0]))
 
 
-def _address_at(chain: list[str], index: int) -> str:
-    """chain[index] if it is an IP address, else the nearest address to its right."""
-    for entry in chain[index:]:
-        try:
-            return str(ipaddress.ip_address(entry))
-        except ValueError:
-            continue
-    return chain[-1]
-
-
-def _trusted(entry: str, networks: tuple[Network, ...]) -> bool:
+def _address(entry: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    """An X-Forwarded-For entry as an address: IPv4-mapped IPv6 as IPv4 (one client, one
+    identity); anything else, a zone index included, is refused."""
     try:
         address = ipaddress.ip_address(entry)
     except ValueError:
-        return False  # not an address: written by the client, so it is the client's word
-    return any(address in net for net in networks)
+        raise ForwardedForRefused(
+            f"an X-Forwarded-For entry is not an IP address: {entry[:64]!r}"
+        ) from None
+    if isinstance(address, ipaddress.IPv6Address):
+        if address.scope_id is not None:
+            raise ForwardedForRefused(f"an X-Forwarded-For entry has a zone index: {entry[:64]!r}")
+        return address.ipv4_mapped or address
+    return address
+
+
+def carries_edge_token(token: str | None, values: list[bytes]) -> bool:
+    """Whether the request carries the edge's token: exactly one X-Funcmart-Edge value, equal
+    to it byte for byte (compared in constant time)."""
+    if token is None or len(values) != 1:
+        return False
+    return hmac.compare_digest(values[0], token.encode())
 
 
 def _parse_routes(raw: str) -> tuple[HttpRoute, ...]:
@@ -696,19 +743,35 @@ class KnativeApp:
             response = problem_response(413, "Payload too large", detail, rid, CLOSE)
             return Outcome(response, rid)
         if self.http:
-            return await self.rt.serve_http(self._request(scope, body))
+            try:
+                request = self._request(scope, body)
+            except ForwardedForRefused as exc:
+                rid = request_id()
+                return Outcome(problem_response(400, "Malformed request", str(exc), rid), rid)
+            return await self.rt.serve_http(request)
         return await self._deliver(scope, body)
 
     def _request(self, scope: Scope, body: bytes) -> HttpRequest:
+        """The request as the gateway emulation takes it. The edge's token is taken out of
+        the headers (the function never sees it); ForwardedForRefused when the caller's
+        address would be read from an entry that is not an address."""
         client = scope.get("client")
         peer = client[0] if client else "127.0.0.1"
-        headers = [(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]]
+        headers = []
+        edge: list[bytes] = []
+        for n, v in scope["headers"]:
+            if n == EDGE_HEADER:
+                edge.append(v)
+            else:
+                headers.append((n.decode("latin-1"), v.decode("latin-1")))
+        crossed = carries_edge_token(self.settings.edge_token, edge)
+        forwarded = header(scope, b"x-forwarded-for")
         return HttpRequest(
             method=scope["method"],
             target=target_of(scope),
             headers=headers,
             body=body,
-            source_ip=client_address(peer, header(scope, b"x-forwarded-for"), self.settings),
+            source_ip=client_address(peer, forwarded, self.settings, crossed),
             protocol=f"HTTP/{scope.get('http_version', '1.1')}",
         )
 
