@@ -103,6 +103,7 @@ def _on_backends(
                 seconds=1 if smoke else 10,
                 systems=peers.SMOKE_SYSTEMS if smoke else tuple(peers.LABELS),
                 profile_seconds=2 if smoke else 10,
+                bytecode=not smoke,  # a check, not figures: no minute compiling
             ),
         )
     if "http" in only:

@@ -499,6 +499,7 @@ def _service_env(function: str) -> tuple[str, dict[str, str]]:
                 "REDIS_URL": "redis://127.0.0.1:1/0",  # the Secret's keys (never reached)
                 "FUNCMART_JWT_SECRET": secrets.token_hex(32),
                 "FUNCMART_EVENT_KEY": secrets.token_hex(32),
+                "FUNCMART_EDGE_TOKEN": secrets.token_hex(32),
                 "STRIPE_API_KEY": "sk_test_image_benchmark",
                 "K_SERVICE": name,
                 "K_REVISION": f"{name}-00001",

@@ -72,6 +72,9 @@ class Result:
     failures: dict[Cell, str] = field(default_factory=dict)  # the first wrong answer
     cpu_ms: dict[Cell, list[float]] = field(default_factory=dict)  # server CPU per request
     pss_mib: dict[str, float] = field(default_factory=dict)  # after the last cell
+    # The Knative host's PSS once it has also served a cache miss (its DynamoDB client built):
+    # the peers have no miss path, so the comparison above is of hit-only servers.
+    pss_after_miss_mib: float | None = None
     profile: Any = None  # bench.profile.Profile of the Knative host under load, when taken
 
     def cpu(self, system: str, concurrency: int) -> float:
@@ -154,6 +157,41 @@ def _code_at(commit: str, dest: Path) -> Path:
     return dest
 
 
+def _pss_after_a_miss(server: Server | None, cache: Any) -> float | None:
+    """The Knative host's PSS after one GetProduct miss (read from DynamoDB)."""
+    if server is None or server.pid is None:
+        return None
+    pid = data.product_id(0)
+    cache.delete(f"product:{pid}")
+    load(server.url, 1, [["GET", f"/products/{pid}", dict(THROUGH_THE_GATEWAY), ""]], 0, 1)
+    return pss_mib(server.pid)
+
+
+def _prepare_bytecode(systems: tuple[str, ...], logs: Path, enabled: bool) -> None:
+    if not enabled:
+        return
+    if KNATIVE_BEFORE in systems:
+        _code_at(BEFORE, logs / "before-code")
+    compile_bytecode([ROOT / "functions", ROOT / "hosts", ROOT / "bench", logs / "before-code"])
+
+
+def compile_bytecode(trees: list[Path]) -> None:
+    """Every server runs from bytecode, as the image's does (its RUN line's compileall):
+    where PYTHONDONTWRITEBYTECODE is set, a server would otherwise compile what it imports
+    at start, on every start, and hold the compiler's leftovers in its heap."""
+    import site
+    import sysconfig
+
+    paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
+    paths.update(p for p in site.getsitepackages() if p.startswith(sys.prefix))
+    existing = [str(p) for p in [*map(Path, sorted(paths)), *trees] if p.exists()]
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", "-j", "0", *existing],
+        stdout=subprocess.DEVNULL,
+        check=False,  # a file that does not compile is the server's to report
+    )
+
+
 def pss_mib(pid: int) -> float:
     """Proportional set size of a process and its descendants (Linux), in MiB."""
     from bench.common import _descendants
@@ -183,6 +221,7 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
             **env,
             "PORT": str(port),
             "METRICS_PORT": str(services.free_port()),
+            "FUNCMART_EDGE_TOKEN": EDGE_TOKEN,  # the Secret's key
         }
         env["LOG_LEVEL"] = "INFO"  # access lines on, as deployed: measured with them
         cwd = ROOT / "functions"
@@ -233,12 +272,18 @@ def _measure(
     return run_
 
 
+# What reaches a pod through infra/'s path (Gateway, activator, queue-proxy): the Gateway's
+# token and the proxies' X-Forwarded-For entries. Every server gets the same bytes.
+EDGE_TOKEN = "bench-edge-token-" + "0" * 32
+THROUGH_THE_GATEWAY = {"X-Forwarded-For": "198.51.100.7, 10.1.0.4", "X-Funcmart-Edge": EDGE_TOKEN}
+
+
 def requests() -> list[list[Any]]:
     """One GET per cached product, each answer to name its product."""
     out: list[list[Any]] = []
     for n in range(PRODUCTS):
         pid = data.product_id(n)
-        out.append(["GET", f"/products/{pid}", {}, "", f'"id":"{pid}"'])
+        out.append(["GET", f"/products/{pid}", dict(THROUGH_THE_GATEWAY), "", f'"id":"{pid}"'])
     return out
 
 
@@ -256,12 +301,14 @@ def run(
     seconds: float = 10,
     systems: tuple[str, ...] = tuple(LABELS),
     profile_seconds: float = 0,
+    bytecode: bool = True,
 ) -> Result:
     import redis
 
     table = backends.make_table()
     data.load_products(backends.dynamodb_client(), table, 0, PRODUCTS)
     result = Result(concurrencies, repeats, seconds)
+    _prepare_bytecode(systems, logs, enabled=bytecode)
     cells = plan(concurrencies, systems)
     servers: dict[str, Server] = {}
     cache = redis.Redis.from_url(backends.redis_url)
@@ -287,6 +334,7 @@ def run(
         for system, server in servers.items():
             if server.pid:
                 result.pss_mib[system] = pss_mib(server.pid)
+        result.pss_after_miss_mib = _pss_after_a_miss(servers.get(KNATIVE), cache)
         if profile_seconds and KNATIVE in servers:
             from bench import profile
 

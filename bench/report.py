@@ -439,6 +439,13 @@ class Report:
                 "Memory after the last cell (PSS of each server's process tree, MiB: what a pod "
                 "holds): " + ", ".join(f"{LABELS[s]} {v:.0f}" for s, v in p.pss_mib.items()) + ".",
             ]
+            if p.pss_after_miss_mib is not None:
+                lines[-1] += (
+                    " The peers serve cache hits only (the local gateway filled the cache), so "
+                    "these are hit-only servers; the Knative host after it has also served one "
+                    f"miss (its DynamoDB client built, as a real pod's is): "
+                    f"{p.pss_after_miss_mib:.0f} MiB."
+                )
         lines += self._profile(p)
         lines.append("")
         return lines

@@ -53,16 +53,29 @@ class ProblemProtocol(HttpToolsProtocol):
     _peer_done = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
-        super().connection_made(OneSend(transport, self.loop))  # type: ignore[arg-type]
+        self.one_send = OneSend(transport, self.loop)
+        super().connection_made(self.one_send)  # type: ignore[arg-type]
 
     def eof_received(self) -> bool | None:  # type: ignore[override]
         """A client may send its request and close its side (a half-close): its answer is
         still written, then the connection closed. With nothing in flight, close now."""
         self._peer_done = True
-        busy = self.cycle is not None and not self.cycle.response_complete
+        self.one_send.flush()  # with nothing in flight, the transport closes itself
+        cycle = self.cycle
+        if cycle is not None and cycle.more_body and not cycle.response_started:
+            # The body can never end now: answered here, the app's receive() told it is gone
+            # (its answer, if it still sends one, goes nowhere).
+            detail = "the client closed its side of the connection before the request body ended"
+            self.transport.write(raw_problem(400, "Malformed request", detail))
+            cycle.disconnected = True
+            cycle.message_event.set()
+            self.transport.close()
+            return None
+        busy = cycle is not None and not cycle.response_complete
         return True if busy or self.pipeline else None
 
     def on_response_complete(self) -> None:
+        self.one_send.flush()  # the whole response: out now
         super().on_response_complete()
         if self._peer_done and not self.pipeline and not self.transport.is_closing():
             self.transport.close()
@@ -189,7 +202,9 @@ async def send_response(
     """`response` as ASGI messages; Content-Length from the body, framing headers ours."""
     headers = [
         (name.encode("latin-1"), value.encode("latin-1"))
-        for name, value in safe_headers(response.headers)
+        for name, value in (
+            response.headers if response.checked else safe_headers(response.headers)
+        )
         if name.lower() not in ("content-length", "transfer-encoding")
     ]
     for name, value in extra or ():

@@ -353,8 +353,14 @@ def read_answer(port: int, raw: bytes, timeout: float = 5) -> bytes:
         ),
         # HTTP/0.9 has no status line to answer with: refused with an HTTP/1.1 one
         (b"GET /open\r\n\r\n", 400),
+        # a chunk announced, then the client's side closed: the body can never end
+        (
+            b"GET /open HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\nffff\r\n",
+            400,
+        ),
+        (b"POST /closed/1 HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 9\r\n\r\nabc", 400),
     ],
-    ids=["bare CR", "TE and CL", "HTTP/0.9"],
+    ids=["bare CR", "TE and CL", "HTTP/0.9", "chunked body cut", "sized body cut"],
 )
 def test_rfc_9112_framing_is_the_http_librarys(gateway: Gateway, raw: bytes, status: int) -> None:
     answer = read_answer(gateway.port, raw)

@@ -148,7 +148,8 @@ def test_the_function_never_sees_the_edge_token() -> None:
             (b"x-forwarded-for", f"6.6.6.6, 203.0.113.7, {KOURIER}, {ACTIVATOR}".encode()),
         ],
     }
-    request = KnativeApp._request(SimpleNamespace(settings=DEPLOYED), scope, b"")  # type: ignore[arg-type]
+    app = SimpleNamespace(settings=DEPLOYED, _addresses={})
+    request = KnativeApp._request(app, scope, b"")  # type: ignore[arg-type]
     assert request.source_ip == "203.0.113.7"
     assert [n for n, _ in request.headers] == ["x-forwarded-for"]
 

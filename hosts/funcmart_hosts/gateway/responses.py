@@ -31,6 +31,8 @@ class HttpResponse:
     status: int
     headers: list[tuple[str, str]]
     body: bytes = b""
+    # The headers are already as `safe_headers` leaves them (the hosts write them as they are).
+    checked: bool = False
 
 
 class MalformedResponse(ValueError):
@@ -61,7 +63,7 @@ def http_response(result: Any) -> HttpResponse:
         except (TypeError, ValueError) as exc:
             raise MalformedResponse(f"the result is not JSON: {exc}") from exc
         return HttpResponse(200, [("Content-Type", "application/json")], body.encode())
-    return HttpResponse(_status(result), _headers(result), _body(result))
+    return HttpResponse(_status(result), _headers(result), _body(result), checked=True)
 
 
 def _status(result: dict[str, Any]) -> int:
@@ -77,7 +79,11 @@ def _headers(result: dict[str, Any]) -> list[tuple[str, str]]:
     raw_headers = result.get("headers") or {}
     if not isinstance(raw_headers, dict):
         raise MalformedResponse("headers must be an object")
-    headers = [(str(name), header_safe(_header_value(v))) for name, v in raw_headers.items()]
+    headers = [
+        (name, header_safe(_header_value(v)))
+        for name, v in raw_headers.items()
+        if isinstance(name, str) and _is_token(name)
+    ]
     cookies = result.get("cookies") or []
     if not isinstance(cookies, list):
         raise MalformedResponse("cookies must be an array")
@@ -148,4 +154,4 @@ def problem_response(
 ) -> HttpResponse:
     body = problem_body(status, title, detail, rid).encode()
     extra = safe_headers(headers or [])
-    return HttpResponse(status, [("Content-Type", PROBLEM_JSON), *extra], body)
+    return HttpResponse(status, [("Content-Type", PROBLEM_JSON), *extra], body, checked=True)

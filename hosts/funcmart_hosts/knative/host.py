@@ -710,6 +710,7 @@ class KnativeApp:
         self.settings = rt.settings
         self.http = rt.settings.trigger == "http"
         self.started = started
+        self._addresses: dict[tuple[str, str | None, bool], str] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -766,12 +767,20 @@ class KnativeApp:
                 headers.append((n.decode("latin-1"), v.decode("latin-1")))
         crossed = carries_edge_token(self.settings.edge_token, edge)
         forwarded = header(scope, b"x-forwarded-for")
+        # The same proxies send the same chains: each one read once (a refused one never kept).
+        key = (peer, forwarded, crossed)
+        source_ip = self._addresses.get(key)
+        if source_ip is None:
+            source_ip = client_address(peer, forwarded, self.settings, crossed)
+            if len(self._addresses) >= 4096:
+                self._addresses.clear()
+            self._addresses[key] = source_ip
         return HttpRequest(
             method=scope["method"],
             target=target_of(scope),
             headers=headers,
             body=body,
-            source_ip=client_address(peer, forwarded, self.settings, crossed),
+            source_ip=source_ip,
             protocol=f"HTTP/{scope.get('http_version', '1.1')}",
         )
 

@@ -74,6 +74,7 @@ class CorsConfig:
         if origin is None:
             return
         response.headers += self._origin_headers(origin)
+        response.checked = False  # the origin is the request's: checked again when written
         if self.expose_headers:
             response.headers.append(
                 ("Access-Control-Expose-Headers", ",".join(self.expose_headers))
