@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 
@@ -27,6 +27,11 @@ _LITERAL, _PARAM, _GREEDY = 0, 1, 2
 class Route:
     function: str  # logical id of the function behind the route
     spec: HttpRoute
+    # The path's segments with their kinds, split once (matched on every request).
+    _pattern: tuple[tuple[int, str], ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_pattern", tuple((_kind(s), s) for s in self.segments))
 
     @property
     def method(self) -> str:
@@ -61,8 +66,7 @@ class Route:
         stripped = raw_path.removeprefix("/")
         parts = stripped.split("/") if stripped else []
         params: dict[str, str] = {}
-        for i, seg in enumerate(self.segments):
-            kind = _kind(seg)
+        for i, (kind, seg) in enumerate(self._pattern):
             if kind == _GREEDY:
                 rest = parts[i:]
                 if not rest or not all(rest):
@@ -75,7 +79,7 @@ class Route:
                 params[seg[1:-1]] = parts[i]
             elif unquote(parts[i]) != seg:
                 return None
-        return params if len(parts) == len(self.segments) else None
+        return params if len(parts) == len(self._pattern) else None
 
 
 def _kind(segment: str) -> int:
