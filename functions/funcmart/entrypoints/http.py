@@ -363,7 +363,9 @@ class HttpFunction(APIGatewayHttpResolver):
         return tracing.span(name, "server", attributes, parent=parent)
 
     def _answered(self, span: Any, event: dict[str, Any], response: Any) -> None:
-        """The answer's status (and the route class) on the request's span."""
+        """The answer's status (and the route class) on the request's span, if sampled."""
+        if not tracing.recording(span):
+            return
         status = response.get("statusCode") if isinstance(response, dict) else None
         tracing.set_attributes(
             span,
