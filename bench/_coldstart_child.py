@@ -34,6 +34,11 @@ else:
         tables.connection.client  # noqa: B018 - transactions
         for model in spec.get("models", ()):
             getattr(tables, model)._get_connection().connection.client  # noqa: B018
+    # With OpenTelemetry on, what the first invocation does before its first span: the tracer
+    # provider installed then (and the W3C propagator loaded); nothing is recorded or sent.
+    traces = sys.modules.get("funcmart.adapters.tracing")
+    if traces is not None and traces.enabled():
+        traces.inject()
     booted = time.perf_counter()
 
 print(
