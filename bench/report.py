@@ -134,18 +134,19 @@ class Report:
         cells, misses = [], []
         for f in c.traced:
             on, off, default = traced(f, "otlp"), traced(f, "off"), traced(f, "xray")
-            ready = c.difference(on, off)
+            cpu = c.difference(on, off, "ready_cpu_ms")
             cells.append(
-                f"{f}: {ready:+.0f} ms to ready (CPU {c.difference(on, off, 'cpu_ms'):+.0f} ms, "
-                f"in-process {c.difference(on, off, 'total_ms'):+.0f} ms; against the "
-                f"default, xray: {c.difference(on, default):+.0f} ms)"
+                f"{f}: {cpu:+.0f} ms of CPU to ready (wall to ready {c.difference(on, off):+.0f} "
+                f"ms; against the default, xray: {c.difference(on, default, 'ready_cpu_ms'):+.0f}"
+                " ms of CPU)"
             )
-            if ready > TARGET_TRACING_MS:
-                misses.append(f"{f} {ready - TARGET_TRACING_MS:.0f} ms over")
+            if cpu > TARGET_TRACING_MS:
+                misses.append(f"{f} {cpu - TARGET_TRACING_MS:.0f} ms over")
         return [
             f"| P1 tracing on costs a cold start ≤ {TARGET_TRACING_MS:.0f} ms: TracingMode=otlp "
-            f"at {float(otel.RATIO):.0%} over TracingMode=off, to ready (round by round, then "
-            "the median) | "
+            f"at {float(otel.RATIO):.0%} over TracingMode=off, the start's CPU time to ready "
+            "(its own work, which background load on a shared machine does not stretch as it "
+            "does wall time; round by round, then the median) | "
             + "; ".join(cells)
             + f" | {_ok(not misses)} | "
             + "; ".join(misses)
@@ -359,11 +360,12 @@ class Report:
             "`off` (nothing imported), `otlp` (OpenTelemetry's SDK, OTEL_TRACES_SAMPLER="
             f"{otel.SAMPLER}, OTEL_TRACES_SAMPLER_ARG={otel.RATIO}; sys.path with "
             f"{c.tracing_layer}). With `otlp` the probe also installs the tracer provider "
-            "the first invocation installs before its first span. *Over off* is the "
-            "difference to `off` in the same round, then the median.",
+            "the first invocation installs before its first span. *CPU to ready* is the "
+            "process's user plus system time from its start until the function is ready. "
+            "*Over off* is the difference to `off` in the same round, then the median.",
             "",
-            "| function | TracingMode | wall (ms) | to ready (ms) | to ready over off (ms) "
-            "| CPU (ms) | CPU over off (ms) | in-process (ms) | modules loaded |",
+            "| function | TracingMode | to ready (ms) | over off | CPU to ready (ms) | over off "
+            "| CPU, start to exit (ms) | in-process (ms) | modules loaded |",
             "|---|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for f in c.traced:
@@ -373,11 +375,12 @@ class Report:
                 ready_over = cpu_over = ""
                 if mode != "off":
                     ready_over = f"{c.difference(t, off):+.0f}"
-                    cpu_over = f"{c.difference(t, off, 'cpu_ms'):+.0f}"
+                    cpu_over = f"{c.difference(t, off, 'ready_cpu_ms'):+.0f}"
                 lines.append(
-                    f"| {f} | {what[mode]} | {_ms(c.median(t))} | {_ms(c.median(t, 'ready_ms'))} "
-                    f"| {ready_over} | {_ms(c.median(t, 'cpu_ms'))} | {cpu_over} "
-                    f"| {_ms(c.median(t, 'total_ms'))} | {c.median(t, 'modules'):.0f} |"
+                    f"| {f} | {what[mode]} | {_ms(c.median(t, 'ready_ms'))} | {ready_over} "
+                    f"| {_ms(c.median(t, 'ready_cpu_ms'))} | {cpu_over} "
+                    f"| {_ms(c.median(t, 'cpu_ms'))} | {_ms(c.median(t, 'total_ms'))} "
+                    f"| {c.median(t, 'modules'):.0f} |"
                 )
         lines.append("")
         return lines
