@@ -137,7 +137,8 @@ openapi: venv-local
 	$(PY) -m funcmart_hosts.openapi --write
 
 # Writes docs/benchmarks.md and docs/benchmarks.png (under 15 minutes on 2 cores).
-# BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check.
+# BENCH_ARGS="--only coldstart,http" runs a subset; "--smoke" a tiny check; "--functions" and
+# "--systems" narrow the cold start and the GetProduct comparison (write those with --out).
 bench: venv-bench node_modules/.installed
 	$(PY) -m bench $(BENCH_ARGS)
 

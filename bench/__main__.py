@@ -3,6 +3,8 @@ and write docs/benchmarks.md and docs/benchmarks.png (`make bench` runs it in fu
 
 --smoke runs each benchmark at a tiny size and writes its report to a temporary folder
 (unless --out is given): `make test` runs it so that the benchmarks cannot rot.
+--functions and --systems narrow the cold start and the GetProduct comparison to some of their
+contenders (a partial run: write it with --out, not over docs/benchmarks.md).
 """
 
 from __future__ import annotations
@@ -35,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
         "--only", help=f"comma-separated subset of {','.join(SECTIONS)} (default: all but http)"
     )
     parser.add_argument("--out", type=Path, help="markdown report (default docs/benchmarks.md)")
+    parser.add_argument(
+        "--functions", help="coldstart: comma-separated functions (default: every function)"
+    )
+    parser.add_argument(
+        "--systems", help="peers: comma-separated contenders of bench/peers.py (default: all)"
+    )
     args = parser.parse_args(argv)
     default = SECTIONS if args.smoke else DEFAULT
     only = [s for s in (args.only or ",".join(default)).split(",") if s]
@@ -56,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[bench] {name} done in {rep.seconds[name]:.0f} s", flush=True)
         return value
 
+    functions = _listed(args.functions)
     if "coldstart" in only:
         from bench import coldstart
 
@@ -63,15 +72,26 @@ def main(argv: list[str] | None = None) -> int:
             "coldstart",
             lambda: coldstart.run(
                 rounds=1 if args.smoke else 5,
-                functions=["ProcessOrder"] if args.smoke else None,
+                functions=functions or (["ProcessOrder"] if args.smoke else None),
                 before=None if args.smoke else COLDSTART_BEFORE,
                 smoke=args.smoke,
                 workdir=work / "coldstart",
+                # the heaviest function, and PlaceOrder too in a full run
+                traced_also=() if args.smoke else coldstart.TRACED,
+                # the differences sought are tens of ms: more rounds than the table's
+                tracing_rounds=1 if args.smoke else 15,
             ),
         )
+    systems = _listed(args.systems)
+    if systems:
+        from bench import peers
+
+        unknown = set(systems) - set(peers.LABELS)
+        if unknown:
+            parser.error(f"unknown systems: {sorted(unknown)}; known: {', '.join(peers.LABELS)}")
     if any(s in only for s in SECTIONS[1:]):
         with backends.running(logs) as b:
-            _on_backends(b, only, args.smoke, logs, rep, timed)
+            _on_backends(b, only, args.smoke, logs, rep, timed, tuple(systems))
     rep.seconds["total"] = time.monotonic() - started
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(rep.markdown(plot_name=out.with_suffix(".png").name))
@@ -88,6 +108,7 @@ def _on_backends(
     logs: Path,
     rep: report.Report,
     timed: Callable[..., Any],
+    systems: tuple[str, ...] = (),
 ) -> None:
     """The sections that run against DynamoDB Local, Redis and SQS, in the report's order."""
     if "peers" in only:
@@ -101,7 +122,7 @@ def _on_backends(
                 concurrencies=(1, 2) if smoke else (1, 8, 32),
                 repeats=1 if smoke else 2,
                 seconds=1 if smoke else 10,
-                systems=peers.SMOKE_SYSTEMS if smoke else tuple(peers.LABELS),
+                systems=systems or (peers.SMOKE_SYSTEMS if smoke else tuple(peers.LABELS)),
                 profile_seconds=2 if smoke else 10,
                 bytecode=not smoke,  # a check, not figures: no minute compiling
             ),
@@ -171,6 +192,10 @@ def _on_backends(
                 repeats=1 if smoke else 5,
             ),
         )
+
+
+def _listed(value: str | None) -> list[str]:
+    return [v.strip() for v in (value or "").split(",") if v.strip()]
 
 
 def _clean(work: Path, out: Path) -> None:

@@ -26,6 +26,13 @@ plus system time, which background load disturbs far less than wall time. Proces
 round-robin in a shuffled order, so background load falls on every target alike; each figure
 is the median over the rounds.
 
+`tracing_rounds` then measures the heaviest function (and PlaceOrder) as the template deploys
+it with each TracingMode, in rounds of their own (shuffled, every mode in every round): `xray`
+(the template's default: the rows above), `off`, and `otlp` at the template's 10% sampling,
+which adds the OpenTelemetry layer (functions/Makefile: build-OpenTelemetry) to the artifact.
+The probe counts what the first invocation with OpenTelemetry does before its first span (the
+tracer provider, installed then, and the W3C propagator), as it counts lazily built clients.
+
 `image_run` does the same for the container image's layout (Dockerfile): the dependencies
 pip-installed into an environment of their own (pip compiles them, as in the image), /app as
 the COPY lines fill it, compiled with compileall as the image's RUN line does, and the
@@ -50,6 +57,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import otel
 from bench.common import FUNCTIONS, ROOT, median
 
 CHILD = Path(__file__).with_name("_coldstart_child.py")
@@ -94,9 +102,21 @@ class Result:
     before: str | None = None  # the commit whose code the "before" targets ran
     image: ImageRun | None = None  # the container image's layout, heaviest Service
     peer_image: ImageRun | None = None  # FastAPI's peer app under uvicorn, the same rounds
+    traced: list[str] = field(default_factory=list)  # functions measured in every TracingMode
+    tracing_rounds: int = 0
+    tracing_layer: str = ""  # how the OpenTelemetry layer was had, for the report
 
     def median(self, target: str, key: str = "wall_ms") -> float:
         return median([s[key] for s in self.samples[target]])
+
+    def difference(self, target: str, reference: str, key: str = "ready_ms") -> float:
+        """Median over the rounds of target - reference, both measured in the same round."""
+        return median(
+            [
+                s[key] - r[key]
+                for s, r in zip(self.samples[target], self.samples[reference], strict=True)
+            ]
+        )
 
     def ratio(self, target: str, key: str = "wall_ms") -> float:
         """Median over the rounds of target / boto3, both measured in the same round."""
@@ -108,13 +128,26 @@ class Result:
         )
 
     def functions(self) -> list[str]:
-        return [t for t in self.samples if t != BASELINE and BEFORE not in t]
+        return [t for t in self.samples if t != BASELINE and BEFORE not in t and WITH not in t]
 
     def heaviest(self) -> str:
         return max(self.functions(), key=self.median)
 
 
 BEFORE = " @ "  # "<function> @ <commit>": the function's code as of an earlier commit
+WITH = " with tracing "  # "<function> with tracing <TracingMode>"
+# The template's TracingMode values: its default first (what the rows of every function run).
+TRACING_MODES = ("xray", "off", "otlp")
+# Beside the heaviest function, measured in every TracingMode: the head of an order's trace.
+TRACED = ("PlaceOrder",)
+
+
+def traced(function: str, mode: str) -> str:
+    return f"{function}{WITH}{mode}"
+
+
+def function_of(target: str) -> str:
+    return target.split(BEFORE)[0].split(WITH)[0]
 
 
 RUNTIME_PROVIDED = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "six.py", "urllib3")
@@ -140,30 +173,14 @@ def build_artifact(dest: Path, *, layer_from_site_packages: bool = False) -> Pac
     function, layer, runtime = dest / "function", dest / "layer", dest / "runtime"
     for d in (function, layer):
         d.mkdir(parents=True, exist_ok=True)
-
-    def make(target: str, out: Path) -> None:
-        subprocess.run(
-            [
-                "make",
-                "-C",
-                str(FUNCTIONS),
-                target,
-                f"ARTIFACTS_DIR={out}",
-                f"PYTHON={sys.executable}",
-            ],
-            check=True,
-            capture_output=True,
-            timeout=900,
-        )
-
-    make("build-ProcessOrder", function)
+    _make("build-ProcessOrder", function)
     site = Path(sysconfig.get_paths()["purelib"])
     if layer_from_site_packages:
         paths = [function, site]
         how = "the function package from functions/Makefile; this environment's site-packages"
         first: tuple[Path, ...] = (site,)
     else:
-        make("build-Dependencies", layer)
+        _make("build-Dependencies", layer)
         runtime.mkdir(parents=True, exist_ok=True)
         for name in RUNTIME_PROVIDED:
             for src in site.glob(name):
@@ -186,6 +203,34 @@ def build_artifact(dest: Path, *, layer_from_site_packages: bool = False) -> Pac
         f.stat().st_size for p in paths[:2] if p != site for f in p.rglob("*") if f.is_file()
     )
     return package
+
+
+def _make(target: str, out: Path) -> None:
+    """One of functions/Makefile's build targets, as `sam build` runs it."""
+    out.mkdir(parents=True, exist_ok=True)
+    subprocess.run(
+        ["make", "-C", str(FUNCTIONS), target, f"ARTIFACTS_DIR={out}", f"PYTHON={sys.executable}"],
+        check=True,
+        capture_output=True,
+        timeout=900,
+    )
+
+
+def tracing_paths(package: Package, dest: Path, *, smoke: bool = False) -> tuple[list[Path], str]:
+    """sys.path of a cold start with TracingMode=otlp: the package's, with the OpenTelemetry
+    layer (build-OpenTelemetry) beside the dependencies layer; how it was had. In a smoke run
+    this environment's site-packages, which hold OpenTelemetry, stand for it."""
+    if smoke:
+        return list(package.paths), "this environment's site-packages"
+    _make("build-OpenTelemetry", dest)
+    layer = dest / "python"
+    size = sum(f.stat().st_size for f in layer.rglob("*") if f.is_file())
+    modules, compiled = _bytecode(layer)
+    how = (
+        f"the OpenTelemetry layer (functions/Makefile: build-OpenTelemetry), "
+        f"{size / 2**20:.1f} MiB unpacked, {compiled} of {modules} modules with bytecode"
+    )
+    return [*package.paths[:2], layer, *package.paths[2:]], how
 
 
 def code_at(commit: str, dest: Path) -> Path:
@@ -247,7 +292,7 @@ def modules() -> dict[str, str]:
 
 
 def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> dict[str, float]:
-    uses, models = USES.get(target.split(BEFORE)[0], ((), ()))
+    uses, models = USES.get(function_of(target), ((), ()))
     spec = {
         "path": [str(p) for p in paths],
         "module": module,
@@ -288,9 +333,12 @@ def run(
     before: str | None = None,
     smoke: bool = False,
     workdir: Path | None = None,
+    traced_also: tuple[str, ...] = TRACED,
+    tracing_rounds: int | None = None,
 ) -> Result:
     """Every function (or `functions`) and boto3, `rounds` times each; with `before`, the same
-    functions as of that commit too, in the same rounds."""
+    functions as of that commit too, in the same rounds. Then the heaviest function and
+    `traced_also` in every TracingMode, `tracing_rounds` (default `rounds`) times each."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="funcmart-coldstart-"))
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -328,6 +376,10 @@ def run(
         for target in order:
             paths, module, env = plan[target]
             result.samples.setdefault(target, []).append(sample(paths, target, module, env))
+    _tracing_rounds(
+        result, package, envs, mods, [result.heaviest(), *traced_also],
+        tracing_rounds or rounds, tmp / "otel-layer", smoke=smoke,
+    )  # fmt: skip
     layout = image_layout(tmp / "image", from_site_packages=smoke)
     result.image = ImageRun(_service_env(result.heaviest())[0], layout)
     result.peer_image = ImageRun("fastapi", layout)
@@ -335,6 +387,41 @@ def run(
         _merge(result.image, image_run(layout, result.heaviest(), 1))
         _merge(result.peer_image, fastapi_run(1))
     return result
+
+
+def _tracing_rounds(
+    result: Result,
+    package: Package,
+    envs: dict[str, dict[str, str]],
+    mods: dict[str, str],
+    functions: list[str],
+    rounds: int,
+    layer_dest: Path,
+    *,
+    smoke: bool,
+) -> None:
+    """`functions` as the template deploys them with each TracingMode, every mode of every
+    function once per round, in a shuffled order."""
+    paths, how = tracing_paths(package, layer_dest, smoke=smoke)
+    plan: dict[str, tuple[list[Path], str, dict[str, str]]] = {}
+    for fn in dict.fromkeys(f for f in functions if f in mods):
+        env = envs[fn]
+        if env.get("FUNCMART_TRACING") != TRACING_MODES[0]:
+            raise RuntimeError(f"{fn}: the template's TracingMode is not {TRACING_MODES[0]}")
+        plan[traced(fn, "xray")] = (package.paths, mods[fn], env)
+        plan[traced(fn, "off")] = (package.paths, mods[fn], {**env, "FUNCMART_TRACING": "off"})
+        on = otel.on(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
+        plan[traced(fn, "otlp")] = (paths, mods[fn], {**env, **on})
+        result.traced.append(fn)
+    rng = random.Random(22)
+    for _ in range(rounds):
+        order = list(plan)
+        rng.shuffle(order)
+        for target in order:
+            p, module, env = plan[target]
+            result.samples.setdefault(target, []).append(sample(p, target, module, env))
+    result.tracing_rounds = rounds
+    result.tracing_layer = how
 
 
 def _merge(into: ImageRun, run: ImageRun) -> None:

@@ -5,6 +5,10 @@
   same host's `Runtime` under functions-framework's async mode (bench/ff_aio.py); and the
   host as it was before the ASGI host (`BEFORE`: functions-framework's gunicorn, WORKERS=1
   THREADS=5 as then deployed);
+- the same serving path from an image built with OpenTelemetry (`make image TRACING=1`),
+  tracing off, and tracing on at 10% sampling exporting OTLP/HTTP to a receiver on 127.0.0.1
+  that counts and discards the spans (bench/_otlp_sink.py); the as-deployed row runs without
+  OpenTelemetry installed, as the default image (bench/otel.py);
 - funcmart's local gateway (`make dev`'s server) serving every route;
 - FastAPI under uvicorn, one worker, and Flask under gunicorn, one sync worker
   (bench/peer_apps/: the same Redis work, the same answer).
@@ -20,6 +24,7 @@ after the last cell each server's memory (PSS of its process tree: what a pod wo
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
 import subprocess
@@ -29,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import data
+from bench import data, otel
 from bench.backends import Backends, _stop, serve
 from bench.common import ROOT, median
 from bench.latency import UNLIMITED, Run, load
@@ -41,11 +46,21 @@ KNATIVE = "knative"
 FF_AIO = "knative-ff-aio"
 VARIANTS = {FF_AIO: "funcmart, Knative host's Runtime on functions-framework's async mode"}
 KNATIVE_BEFORE = "knative-before"
+# The serving path from an image built with OpenTelemetry (`make image TRACING=1`), tracing
+# off and on: what tracing costs, and that having it installed costs nothing while it is off.
+KNATIVE_OTEL_OFF = "knative-otel-off"
+KNATIVE_TRACED = "knative-traced"
+TRACING = {
+    KNATIVE_OTEL_OFF: "funcmart, Knative serving path, image with OpenTelemetry, tracing off",
+    KNATIVE_TRACED: f"funcmart, Knative serving path, image with OpenTelemetry, tracing on "
+    f"({float(otel.RATIO):.0%} sampled)",
+}
 GATEWAY = "gateway"
 FASTAPI = "fastapi"
 FLASK = "flask"
 LABELS = {
     KNATIVE: "funcmart, Knative serving path (as deployed)",
+    **TRACING,
     **VARIANTS,
     KNATIVE_BEFORE: f"funcmart, Knative serving path @ {BEFORE} (gunicorn, WORKERS=1 THREADS=5)",
     GATEWAY: "funcmart, local gateway",
@@ -53,7 +68,7 @@ LABELS = {
     FLASK: "Flask + gunicorn, 1 sync worker",
 }
 EXPECT = {"status": 200, "header": ["x-cache", "HIT"]}
-SMOKE_SYSTEMS = (KNATIVE, *VARIANTS, KNATIVE_BEFORE, GATEWAY, FASTAPI, FLASK)
+SMOKE_SYSTEMS = (KNATIVE, *TRACING, *VARIANTS, KNATIVE_BEFORE, GATEWAY, FASTAPI, FLASK)
 
 
 @dataclass(frozen=True)
@@ -76,6 +91,9 @@ class Result:
     # the peers have no miss path, so the comparison above is of hit-only servers.
     pss_after_miss_mib: float | None = None
     profile: Any = None  # bench.profile.Profile of the Knative host under load, when taken
+    traced_profile: Any = None  # the same of the traced Knative host
+    answered: dict[str, int] = field(default_factory=dict)  # system -> requests, warm-ups too
+    exported: dict[str, int] | None = None  # what the OTLP sink received (bench/otel.py)
 
     def cpu(self, system: str, concurrency: int) -> float:
         return median(self.cpu_ms.get(Cell(system, concurrency), [0.0]))
@@ -102,6 +120,15 @@ class Result:
             self.runs[Cell(system, concurrency)], self.runs[Cell(peer, concurrency)], strict=False
         )
         return median([getattr(a, key) / getattr(b, key) for a, b in pairs])
+
+    def cpu_ratio(self, system: str, peer: str, concurrency: int) -> float:
+        """CPU per hit, system / peer, repeat by repeat, then the median."""
+        pairs = zip(
+            self.cpu_ms.get(Cell(system, concurrency), []),
+            self.cpu_ms.get(Cell(peer, concurrency), []),
+            strict=False,
+        )
+        return median([a / b for a, b in pairs if b])
 
 
 @dataclass
@@ -207,14 +234,17 @@ def pss_mib(pid: int) -> float:
     return total_kib / 1024
 
 
-def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
+def start(
+    system: str, backends: Backends, table: str, logs: Path, otlp_endpoint: str = ""
+) -> Server:
+    """One contender's server; `otlp_endpoint`, where the traced one sends its spans."""
     from funcmart_hosts.local import services
 
     port = services.free_port()
     env = {**backends.env(), "TABLE_NAME": table, "RATE_LIMIT": UNLIMITED["ReadsRateLimit"]}
     python = sys.executable
     log = logs / f"peer-{system}.log"
-    if system in (KNATIVE, KNATIVE_BEFORE, *VARIANTS):
+    if system in (KNATIVE, KNATIVE_BEFORE, *VARIANTS, *TRACING):
         # Every server its own metrics port (each pod has the manifests' one to itself).
         env = {
             **manifest_env(),
@@ -229,6 +259,8 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
         if system == FF_AIO:
             env["PYTHONPATH"] = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
             module = "bench.ff_aio"
+        if system in (KNATIVE, *TRACING):
+            python = _with_opentelemetry_as_the_image(system, env, logs, otlp_endpoint)
         if system == KNATIVE_BEFORE:
             old = _code_at(BEFORE, logs / "before-code")
             env["PYTHONPATH"] = os.pathsep.join([str(old / "functions"), str(old / "hosts")])
@@ -252,6 +284,35 @@ def start(system: str, backends: Backends, table: str, logs: Path) -> Server:
         assert gateway.url is not None
         return Server(gateway.url, gateway.stop)
     raise ValueError(system)
+
+
+def _profiles(
+    result: Result, servers: dict[str, Server], reqs: list[list[Any]], seconds: float, logs: Path
+) -> None:
+    """Where the Knative host's CPU goes under load, tracing off (as deployed) and on."""
+    from bench import profile
+
+    if KNATIVE in servers:
+        result.profile = profile.under_load(servers[KNATIVE], reqs, 8, seconds, logs, expect=EXPECT)
+    if KNATIVE_TRACED in servers:
+        result.traced_profile = profile.under_load(
+            servers[KNATIVE_TRACED], reqs, 8, seconds, logs, expect=EXPECT, name="knative-traced"
+        )
+
+
+def _with_opentelemetry_as_the_image(
+    system: str, env: dict[str, str], logs: Path, otlp_endpoint: str
+) -> str:
+    """The python of an environment with OpenTelemetry as the image holds it (none by
+    default, its tracing set with TRACING=1; this environment otherwise, linked:
+    bench/otel.py); tracing turned on in `env` for the traced contender."""
+    if system == KNATIVE_TRACED:
+        if not otlp_endpoint:
+            raise ValueError(f"{system} needs an OTLP endpoint")
+        env.update(otel.on(otlp_endpoint))
+    if system in TRACING:
+        return str(otel.environment(logs / "env-image-tracing", otel.TRACING))
+    return str(otel.environment(logs / "env-image", otel.NONE))
 
 
 def _measure(
@@ -287,6 +348,14 @@ def requests() -> list[list[Any]]:
     return out
 
 
+def _filler(servers: dict[str, Server]) -> Server:
+    """A funcmart server, which caches what it misses (the peers only read the cache)."""
+    for system in (GATEWAY, KNATIVE, *TRACING, *VARIANTS, KNATIVE_BEFORE):
+        if system in servers:
+            return servers[system]
+    raise ValueError("no funcmart server among the contenders fills the cache")
+
+
 def plan(concurrencies: tuple[int, ...], systems: tuple[str, ...]) -> list[Cell]:
     """Every system at every concurrency."""
     return [Cell(s, c) for s in systems for c in concurrencies]
@@ -303,18 +372,40 @@ def run(
     profile_seconds: float = 0,
     bytecode: bool = True,
 ) -> Result:
-    import redis
-
     table = backends.make_table()
     data.load_products(backends.dynamodb_client(), table, 0, PRODUCTS)
     result = Result(concurrencies, repeats, seconds)
     _prepare_bytecode(systems, logs, enabled=bytecode)
     cells = plan(concurrencies, systems)
+    with contextlib.ExitStack() as stack:
+        sink = stack.enter_context(otel.sink(logs)) if KNATIVE_TRACED in systems else None
+        _rounds(result, backends, table, logs, cells, repeats, seconds, profile_seconds, sink)
+        if sink is not None:  # after the servers stopped: what they held at exit is sent
+            result.exported = sink.stats()
+    result.notes = notes()
+    return result
+
+
+def _rounds(
+    result: Result,
+    backends: Backends,
+    table: str,
+    logs: Path,
+    cells: list[Cell],
+    repeats: int,
+    seconds: float,
+    profile_seconds: float,
+    sink: otel.Sink | None,
+) -> None:
+    """Every cell `repeats` times, each repeat in a shuffled order; the servers' memory, and
+    the Knative host's profile when asked for."""
+    import redis
+
     servers: dict[str, Server] = {}
     cache = redis.Redis.from_url(backends.redis_url)
     try:
         for system in dict.fromkeys(c.system for c in cells):
-            servers[system] = start(system, backends, table, logs)
+            servers[system] = start(system, backends, table, logs, sink.url if sink else "")
         reqs = requests()
         warm = [r[:4] for r in reqs]
         rng = random.Random(11)
@@ -324,31 +415,42 @@ def run(
             for cell in order:
                 # funcmart fills the cache on a miss (the peers only read it): every product
                 # is cached again before each cell, whatever expired meanwhile.
-                load(servers[GATEWAY if GATEWAY in servers else KNATIVE].url, 4, warm, 0, 30)
+                load(_filler(servers).url, 4, warm, 0, 30)
                 for n in range(PRODUCTS):  # and none expires during the cell (TTL 300 s)
                     cache.expire(f"product:{data.product_id(n)}", 600)
                 run_ = _measure(result, cell, servers[cell.system], reqs, seconds)
                 result.runs.setdefault(cell, []).append(run_)
+                answered = run_.requests + cell.concurrency * 5  # the warm-up's too
+                result.answered[cell.system] = result.answered.get(cell.system, 0) + answered
                 if run_.failure and cell not in result.failures:
                     result.failures[cell] = run_.failure
         for system, server in servers.items():
             if server.pid:
                 result.pss_mib[system] = pss_mib(server.pid)
         result.pss_after_miss_mib = _pss_after_a_miss(servers.get(KNATIVE), cache)
-        if profile_seconds and KNATIVE in servers:
-            from bench import profile
-
-            result.profile = profile.under_load(
-                servers[KNATIVE], reqs, 8, profile_seconds, logs, expect=EXPECT
-            )
+        if profile_seconds:
+            _profiles(result, servers, reqs, profile_seconds, logs)
     finally:
         for server in servers.values():
             server.stop()
         cache.close()
+
+
+def notes() -> dict[str, str]:
+    """How each contender was run, for the report."""
     env = manifest_env()
-    result.notes = {
+    same = f"`python -m {knative_module()}` as above"
+    return {
         KNATIVE: f"`python -m {knative_module()}` (uvicorn, httptools, uvloop; one process), "
-        f"THREADS={env.get('THREADS', '8')} (infra/config.yaml), access lines on",
+        f"THREADS={env.get('THREADS', '8')} (infra/config.yaml), access lines on, "
+        "OpenTelemetry not installed (the default image)",
+        KNATIVE_OTEL_OFF: f"{same}, with OpenTelemetry installed as `make image TRACING=1` "
+        "installs it (API, SDK and semantic conventions, without the SDK's metrics part), "
+        f"FUNCMART_TRACING={env.get('FUNCMART_TRACING', 'off')} (infra/config.yaml)",
+        KNATIVE_TRACED: f"the same with FUNCMART_TRACING=otlp, OTEL_TRACES_SAMPLER={otel.SAMPLER}, "
+        f"OTEL_TRACES_SAMPLER_ARG={otel.RATIO}: spans batched by the SDK's BatchSpanProcessor "
+        "and sent as OTLP/HTTP JSON to `python -m bench._otlp_sink` on 127.0.0.1 (its own "
+        "process: answers 200, counts the spans, keeps nothing)",
         FF_AIO: "`python -m bench.ff_aio`: `functions_framework.aio.create_asgi_app` (Starlette) "
         "on uvicorn (httptools, uvloop), calling the same host `Runtime`",
         KNATIVE_BEFORE: f"`python -m funcmart_hosts.knative` with functions/ and hosts/ as of "
@@ -357,7 +459,6 @@ def run(
         FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools)",
         FLASK: "`gunicorn --workers 1 --worker-class sync bench.peer_apps.flask_app:app`",
     }
-    return result
 
 
 if __name__ == "__main__":  # a quick look: python -m bench.peers

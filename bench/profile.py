@@ -1,12 +1,14 @@
 """Where a server's CPU goes under load: py-spy samples the running process (no restart, no
 instrumentation) while the load generator drives it, and each sample is charged to the layer
-of its innermost frame. Run by `bench.peers` on the Knative host at concurrency 8.
+of its innermost frame. Run by `bench.peers` on the Knative host at concurrency 8, and on the
+same host with tracing on.
 
-Layers are read from the frame's file: the HTTP server and event loop (uvicorn, httptools,
-uvloop, asyncio), the host's ASGI app, the edge (routing, auth, the API Gateway event), the
-function's entry point, the Redis client, metrics, JSON, logging, Powertools, the function's
-own services and domain, the rest. A sample whose innermost frame is in no layer (the
-standard library, the interpreter) is charged to its nearest caller that is.
+Layers are read from the frame's file: tracing (OpenTelemetry, where it is on), the HTTP
+server and event loop (uvicorn, httptools, uvloop, asyncio), the host's ASGI app, the edge
+(routing, auth, the API Gateway event), the function's entry point, the Redis client, metrics,
+JSON, logging, Powertools, the function's own services and domain, the rest. A sample whose
+innermost frame is in no layer (the standard library, the interpreter) is charged to its
+nearest caller that is.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from typing import Any
 
 # (layer, patterns on the innermost frame's file), first match wins.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    (
+        "tracing: OpenTelemetry, funcmart's spans and their export",
+        ("/opentelemetry/", "/funcmart/adapters/tracing"),
+    ),
     (
         "Knative host: ASGI app, access line",
         ("/funcmart_hosts/knative/", "/funcmart_hosts/serving"),
@@ -111,6 +117,7 @@ def under_load(
     seconds: float,
     logs: Path,
     expect: dict[str, Any] | None = None,
+    name: str = "knative",
 ) -> Profile:
     """py-spy on `server.pid` while the load generator runs `seconds` at `concurrency`."""
     from bench.latency import load
@@ -120,7 +127,7 @@ def under_load(
     if tool is None or server.pid is None:
         profile.error = "py-spy is not installed (the bench extra installs it)"
         return profile
-    out = logs / "profile-knative.txt"
+    out = logs / f"profile-{name}.txt"
     cmd = [tool, "record", "--pid", str(server.pid), "--duration", str(int(seconds))]
     cmd += ["--rate", "200", "--gil", "--format", "raw", "--nonblocking", "--output", str(out)]
     profile.command = " ".join(["py-spy", *cmd[1:3], "<pid>", *cmd[4:-1], "profile.txt"])

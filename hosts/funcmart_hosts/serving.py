@@ -11,7 +11,9 @@ What is ours here is only what the library leaves to its user:
 - `send_response`: an `HttpResponse` written as ASGI messages.
 - `server`: a uvicorn `Server` configured the same way for every host: no proxy-header
   rewriting (the hosts decide whom to trust), no access log of uvicorn's own (each host writes
-  one structured line), no `Server` header, graceful shutdown bounded.
+  one structured line), no `Server` header, graceful shutdown bounded, and a host's own last
+  step after it (`after_shutdown`): uvicorn ends a process stopped by a signal by raising that
+  signal again once it has shut down, so the interpreter's exit handlers never run.
 
 Import-free of both hosts, so the Knative host and the local platform share it.
 """
@@ -234,9 +236,12 @@ def server(
     port: int = 0,
     graceful_seconds: float = 10,
     keep_alive_seconds: int = 75,
+    after_shutdown: Callable[[], None] | None = None,
 ) -> uvicorn.Server:
     """A uvicorn server for `app`, configured alike for every host. `server.run()` serves in
-    the calling thread; `serve_socket` serves on a socket a caller already bound."""
+    the calling thread; `serve_socket` serves on a socket a caller already bound.
+    `after_shutdown` runs once the last request has been answered (or the graceful period
+    is over), before the process ends."""
     config = uvicorn.Config(
         app,
         host=host,
@@ -256,7 +261,18 @@ def server(
         timeout_keep_alive=keep_alive_seconds,
         timeout_graceful_shutdown=int(graceful_seconds) or None,
     )
-    return uvicorn.Server(config)
+    return _Server(config, after_shutdown)
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, after_shutdown: Callable[[], None] | None) -> None:
+        super().__init__(config)
+        self._after_shutdown = after_shutdown
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().shutdown(sockets=sockets)
+        if self._after_shutdown is not None:
+            self._after_shutdown()  # nothing else runs on the loop any more
 
 
 def serve_socket(server_: uvicorn.Server, sock: socket.socket) -> None:

@@ -1,10 +1,11 @@
 """The benchmarks at a tiny size, so that they cannot rot: every section runs end to end
-(cold starts, funcmart beside FastAPI and Flask, the gateway under load, the pipeline sweep
-against Celery, capacity accounting, scale) and the report and plot are written. No timing is
-asserted: that is `make bench`'s job."""
+(cold starts with every tracing mode, funcmart beside FastAPI and Flask with tracing off and
+on, the gateway under load, the pipeline sweep against Celery, capacity accounting, scale) and
+the report and plot are written. No timing is asserted: that is `make bench`'s job."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +43,16 @@ def test_every_benchmark_runs_at_a_tiny_size_and_writes_its_report(tmp_path: Pat
     peers = report.split("## 2.")[1].split("## 3.")[0]
     assert "all right" in peers
     assert "WRONG" not in peers
+    # tracing off and on: the cold start's TracingModes and its target, the traced server's
+    # spans counted by the sink it exported to
+    assert "| P1 tracing on costs a cold start" in report
+    coldstart = report.split("## 1.")[1].split("## 2.")[0]
+    for mode in ("xray (the default", "| off |", "otlp, 10% sampled"):
+        assert mode in coldstart
+    assert "on at 10% / off, OpenTelemetry installed" in peers
+    exported = re.search(r"the sink received ([\d,]+) spans", peers)
+    assert exported is not None
+    assert int(exported.group(1).replace(",", "")) > 0
     pipeline = report.split("## 4.")[1].split("## 5.")[0]
     assert "exactly once" in pipeline
     assert "NO" not in pipeline

@@ -418,10 +418,15 @@ class AsyncRedisRateLimiter:
                 "Redis is unavailable", retry_after=self._breaker.retry_after
             )
         try:
-            answer = await self._script_for_this_loop()(
+            call = self._script_for_this_loop()(
                 keys=[f"ratelimit:{key}", *reads],
                 args=[repr(policy.interval_ms), policy.period_seconds * 1000],
             )
+            if tracing.enabled():  # the span RedisGuard gives the synchronous call
+                with tracing.span("redis rate limit", "client", {"db.system.name": "redis"}):
+                    answer = await call
+            else:
+                answer = await call
         except REDIS_ERRORS as exc:
             self._breaker.trip()
             log.warning("redis unavailable during rate limit: %s", exc)

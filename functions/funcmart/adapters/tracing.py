@@ -39,8 +39,9 @@ MODES = ("off", "otlp", "xray")
 TRACEPARENT = "traceparent"
 TRACESTATE = "tracestate"
 SCOPE = "funcmart"
-# SpanKind by name, resolved once OpenTelemetry is imported.
+# SpanKind by name (in SpanKind's order), resolved at the first span.
 _KINDS = ("internal", "server", "client", "producer", "consumer")
+_kinds: dict[str, Any] | None = None
 
 _NULL: AbstractContextManager[None] = contextlib.nullcontext()
 _tracer: Any = None  # the OpenTelemetry tracer where tracing is on, else None
@@ -85,12 +86,16 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
 
 def _ensure_provider() -> None:
     """Install this process's provider at its first span, where configure left it to us."""
-    global _own_provider, _to_install
+    global _own_provider, _to_install, _tracer
     if _to_install is None:
         return
     with _lock:
         if _to_install is not None:
             _own_provider = _install_provider(_to_install)
+            from opentelemetry import trace
+
+            # The provider's tracer itself from now on, not the proxy that stood for it.
+            _tracer = trace.get_tracer(SCOPE)
             _to_install = None
 
 
@@ -187,6 +192,11 @@ def end_span(started: Any, error: BaseException | str | None = None, **attribute
     started.end()
 
 
+def recording(target: Any) -> bool:
+    """Whether a span from `span` records (sampled): attributes for it are worth computing."""
+    return target is not None and bool(target.is_recording())
+
+
 def set_attributes(target: Any, **attributes: Any) -> None:
     """Attributes on a span from `span` (`http__route=...` is `http.route`); no-op on None."""
     if target is None:
@@ -206,9 +216,13 @@ def fail(target: Any, why: str) -> None:
 
 
 def _kind(kind: str) -> Any:
-    from opentelemetry.trace import SpanKind
+    global _kinds
+    kinds = _kinds
+    if kinds is None:  # built whole, then published: another thread sees all or nothing
+        from opentelemetry.trace import SpanKind
 
-    return list(SpanKind)[_KINDS.index(kind)]
+        kinds = _kinds = dict(zip(_KINDS, SpanKind, strict=True))
+    return kinds[kind]
 
 
 # -- context in and out ------------------------------------------------------------------

@@ -160,6 +160,9 @@ _invocation: ContextVar[_Invocation | None] = ContextVar("funcmart_http_invocati
 _decided: ContextVar[tuple[RateDecision | None] | None] = ContextVar(
     "funcmart_rate_decided", default=None
 )
+# With tracing on, whether the async path already opened this request's server span, so the
+# synchronous path it falls back to records its work under that span instead of a second one.
+_spanned: ContextVar[bool] = ContextVar("funcmart_http_spanned", default=False)
 Handler = Callable[[dict[str, Any], Any], Any]
 AsyncHandler = Callable[[dict[str, Any], Any], Awaitable[Any]]
 
@@ -341,24 +344,38 @@ class HttpFunction(APIGatewayHttpResolver):
     def _handle(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not tracing.enabled():
             return self._checked(event, context)
+        if _spanned.get():  # under the span the async path opened (handler_async)
+            trace_in_logs()
+            return self._checked(event, context)
+        with self._server_span(event, context) as span:
+            trace_in_logs()
+            response = self._checked(event, context)
+            self._answered(span, event, response)
+            return response
+
+    @staticmethod
+    def _server_span(event: dict[str, Any], context: Any) -> Any:
+        """The request's server span (tracing on), a child of the caller's `traceparent`."""
         name, attributes = _span_of(event)
         attributes["faas.name"] = str(getattr(context, "function_name", None) or "")
         headers = event.get("headers") if isinstance(event, dict) else None
         parent = tracing.extract(headers) if isinstance(headers, dict) else None
-        with tracing.span(name, "server", attributes, parent=parent) as span:
-            trace_in_logs()
-            response = self._checked(event, context)
-            status = response.get("statusCode") if isinstance(response, dict) else None
-            tracing.set_attributes(
-                span,
-                http__response__status_code=status if isinstance(status, int) else None,
-                funcmart__route_class=self._rate_policy(event)[0]
-                if http_event_problem(event) is None
-                else None,
-            )
-            if isinstance(status, int) and status >= 500:
-                tracing.fail(span, f"answered {status}")
-            return response
+        return tracing.span(name, "server", attributes, parent=parent)
+
+    def _answered(self, span: Any, event: dict[str, Any], response: Any) -> None:
+        """The answer's status (and the route class) on the request's span, if sampled."""
+        if not tracing.recording(span):
+            return
+        status = response.get("statusCode") if isinstance(response, dict) else None
+        tracing.set_attributes(
+            span,
+            http__response__status_code=status if isinstance(status, int) else None,
+            funcmart__route_class=self._rate_policy(event)[0]
+            if http_event_problem(event) is None
+            else None,
+        )
+        if isinstance(status, int) and status >= 500:
+            tracing.fail(span, f"answered {status}")
 
     def _checked(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
         rejected = self._reject_early(event)
@@ -390,12 +407,32 @@ class HttpFunction(APIGatewayHttpResolver):
         hit is one awaited Redis call (rate limit and cache read together) answered with the
         entry's own bytes; anything else runs `handler` on a worker thread, the request
         counted once."""
-        if self._cached_answer is not None:
-            answer = await self._cache_hit(event)
-            if answer is not None:
-                return answer
-        result: dict[str, Any] = await asyncio.to_thread(self.handler, event, context)
+        if self._cached_answer is None:
+            result: dict[str, Any] = await asyncio.to_thread(self.handler, event, context)
+            return result
+        if tracing.enabled():
+            return await self._traced_async(event, context)
+        answer = await self._cache_hit(event)
+        if answer is not None:
+            return answer
+        result = await asyncio.to_thread(self.handler, event, context)
         return result
+
+    async def _traced_async(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        """`handler_async` with tracing on: the request's span opens here, so a hit answered
+        on the loop is traced as the synchronous path traces a request (its Redis call a
+        child), and a request the loop does not answer goes on to the worker thread within
+        that same span."""
+        with self._server_span(event, context) as span:
+            answer = await self._cache_hit(event)
+            if answer is None:
+                token = _spanned.set(True)  # copied into the thread's context
+                try:
+                    answer = await asyncio.to_thread(self.handler, event, context)
+                finally:
+                    _spanned.reset(token)
+            self._answered(span, event, answer)
+            return answer
 
     async def _cache_hit(self, event: dict[str, Any]) -> dict[str, Any] | None:
         """The answer to a cache hit, or None for the synchronous path (which then finds this

@@ -90,6 +90,7 @@ from prometheus_client.core import (
     Metric,
 )
 
+from funcmart.adapters import tracing
 from funcmart.adapters.event_signing import BadSignature, EventKeys, sqs_origin, verify
 from funcmart.adapters.metrics import REGISTRY, InProcessMetrics
 from funcmart.entrypoints.http import MAX_JSON_DEPTH, async_handler, nests_deeper_than
@@ -979,7 +980,14 @@ def main(argv: list[str] | None = None) -> int:
     if s.metrics_port:
         start_metrics_server(s.metrics_port)
     sock = socket.create_server((args.host, args.port), backlog=2048, reuse_port=False)
-    srv = server(app, host=args.host, port=args.port, graceful_seconds=s.timeout_seconds)
+    # The spans still batched go out before the pod ends (Knative stops it with SIGTERM).
+    srv = server(
+        app,
+        host=args.host,
+        port=args.port,
+        graceful_seconds=s.timeout_seconds,
+        after_shutdown=tracing.flush,
+    )
     # What start-up built (modules, the function, its schemas) lives as long as the pod:
     # out of the collector's reach, so a full collection under load walks only what requests
     # allocate instead of pausing the event loop over the whole heap.
