@@ -325,6 +325,24 @@ class TestDeadLetters:
         assert ns.orders.get(oid).status == model.PENDING == order.status
         assert ns.metrics.counters["DeadLettersPaymentProcessing"] == 1
 
+    def test_a_real_dead_letter_left_alone_is_still_flagged_by_the_reconciler(self, ns):
+        from tests.fakes import FakeQueueBacklog
+
+        # GIVEN a dead letter that came sooner than the setting (retries shortened below it)
+        oid = place(ns, customer(), fake_product(ns), token="tok_transient").body["id"]
+        ns.clock.advance(60)
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "too-early"
+        ns.publisher.published.clear()
+        # WHEN ReconcileOrders runs every minute over the empty queue for half an hour
+        policy = orders.ReconcilePolicy(republish_after_seconds=120, max_republish=5)
+        empty = FakeQueueBacklog({"OrderPlaced": 0, "OrderPaid": 0})
+        for _ in range(30):
+            ns.clock.advance(60)
+            orders.reconcile_orders(ns.ports, policy, empty)
+        # THEN it re-published the event, and flagged the order when nothing moved it
+        assert [e.order_id for e in ns.publisher.published] == [oid] * policy.max_republish
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+
     def test_an_order_whose_time_cannot_be_read_is_left_to_the_reconciler(self, ns):
         oid = place(ns, customer(), fake_product(ns)).body["id"]
         ns.clock.advance(10 * self.POLICY.min_age_seconds)
