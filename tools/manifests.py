@@ -9,7 +9,8 @@ What is generated, and from what:
 - infra/config.yaml: the settings every function shares (the template's Globals, its parameter
   defaults for the JWT issuer and audience) plus the Knative-only ones;
 - infra/functions/<name>.yaml: a Knative Service per function, with the function's own
-  variables, timeout and memory, and the adapter's FUNCMART_* selection, only the keys of
+  variables, timeout and memory (DEAD_LETTER_MIN_AGE_SECONDS as the Triggers' earliest dead
+  letter, see `knative_values`), and the adapter's FUNCMART_* selection, only the keys of
   the Secret its code reads (tools/function_needs.py), and its own ServiceAccount; nothing
   in a Service needs a Knative feature flag that is off by default (no fieldRef, no
   pod-level securityContext, no init containers: `tests/platforms` holds them to Knative's
@@ -42,6 +43,7 @@ from typing import Any
 import yaml
 
 from funcmart.adapters.broker import cloudevent_type
+from funcmart.domain.retries import earliest_broker_dead_letter_seconds
 from funcmart.settings import Settings
 from funcmart_hosts.gateway.template import ROOT, Function, Queue, Template, _Tag, load
 from tools import function_needs
@@ -348,10 +350,11 @@ def _function_env(tpl: Template, fn: Function) -> list[dict[str, Any]]:
         {"name": "FUNCMART_MEMORY_MB", "value": str(_memory(tpl, fn.logical_id))},
         {"name": "EVENT_SOURCE", "value": f"{STACK}/{name}"},
     ]
+    knative = knative_values(tpl)
     for var, value in _own_env(tpl, fn).items():
         if var in AWS_ONLY_ENV:
             continue
-        literal = _literal(value)
+        literal = knative.get(var, _literal(value))
         if literal is None:
             literal = _parameter_default(tpl, value)
         if literal is None:
@@ -510,6 +513,33 @@ def _service_ref(logical_id: str) -> dict[str, Any]:
     }
 
 
+# Every Trigger's delivery: exponential backoff from this delay.
+BACKOFF_DELAY = "PT2S"
+
+
+def delay_seconds(iso: str) -> float:
+    m = re.fullmatch(r"PT(\d+(?:\.\d+)?)S", iso)
+    if m is None:
+        raise ValueError(f"a backoffDelay in seconds (PT2S), got {iso!r}")
+    return float(m.group(1))
+
+
+def knative_values(tpl: Template) -> dict[str, str]:
+    """Function variables whose Knative value is not the template's, being derived from what
+    Knative runs instead of SQS: HandleDeadLetters' DEAD_LETTER_MIN_AGE_SECONDS is the
+    earliest a Trigger can dead-letter an event (its retries' backoff, whole seconds down)."""
+    earliest = [
+        earliest_broker_dead_letter_seconds(
+            int(d["retry"]), delay_seconds(d["backoffDelay"]), d["backoffPolicy"]
+        )
+        for d in (t["spec"]["delivery"] for t in eventing(tpl) if t["kind"] == "Trigger")
+        if "deadLetterSink" in d
+    ]
+    if not earliest:
+        return {}
+    return {Settings.env_names("dead_letter_min_age_seconds")[0]: str(int(min(earliest)))}
+
+
 def eventing(tpl: Template) -> list[dict[str, Any]]:
     """Triggers for queue consumers, PingSources for schedules."""
     docs: list[dict[str, Any]] = []
@@ -526,7 +556,7 @@ def eventing(tpl: Template) -> list[dict[str, Any]]:
                 # SQS delivers maxReceiveCount times in all; Knative retries after the first.
                 "retry": max(0, (queue.max_receive_count or 1) - 1),
                 "backoffPolicy": "exponential",
-                "backoffDelay": "PT2S",
+                "backoffDelay": BACKOFF_DELAY,
             }
             sink = dead_letter_consumer(tpl, queue)
             if sink:

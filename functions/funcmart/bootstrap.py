@@ -44,7 +44,7 @@ if TYPE_CHECKING:
         QueueBacklog,
         RateLimiter,
     )
-    from funcmart.services.orders import OrderPorts, ReconcilePolicy
+    from funcmart.services.orders import DeadLetterPolicy, OrderPorts, ReconcilePolicy
 
 
 _T = TypeVar("_T")
@@ -364,6 +364,12 @@ class Container:
             idempotency_ttl_seconds=self.settings.idempotency_ttl_seconds,
             payment_provider=self.settings.payment_provider or "",
         )
+
+    @lazily
+    def dead_letter_policy(self) -> DeadLetterPolicy:
+        from funcmart.services.orders import DeadLetterPolicy
+
+        return DeadLetterPolicy(min_age_seconds=self.settings.dead_letter_min_age_seconds)
 
     @lazily
     def reconcile_policy(self) -> ReconcilePolicy:

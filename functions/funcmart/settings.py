@@ -18,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 
 from funcmart.coldstart import on_lambda as on_lambda
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, parse_policy
+from funcmart.domain.retries import DEAD_LETTER_MIN_AGE_SECONDS
 
 RouteClass = Literal["reads", "writes", "orders", "health"]
 
@@ -138,6 +139,12 @@ class Settings(BaseModel):
     # retry can fix is sent there at once, without spending the retry budget.
     dead_letter_queue_url: str | None = _env("DEAD_LETTER_QUEUE_URL")
     idempotency_ttl_seconds: int = _env("IDEMPOTENCY_TTL_SECONDS", default=86400, gt=0)
+    # HandleDeadLetters leaves alone an order in its state for less than this: no message that
+    # exhausted its retries can be that early (funcmart.domain.retries). At most the earliest
+    # dead letter of the transport; the template and the manifests set it per platform.
+    dead_letter_min_age_seconds: int = _env(
+        "DEAD_LETTER_MIN_AGE_SECONDS", default=DEAD_LETTER_MIN_AGE_SECONDS, ge=0
+    )
     # Who takes payments: "simulator" (development and tests; its magic tokens work only
     # here) or "stripe". Unset, no payment is taken and the simulator's tokens are refused.
     payment_provider: Literal["simulator", "stripe"] | None = _env("PAYMENT_PROVIDER")

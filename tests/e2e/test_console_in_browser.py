@@ -101,6 +101,8 @@ def test_an_operator_finds_a_stuck_order_cancels_it_and_a_customer_is_refused(
         redis_url,
         RetryBackoffBaseSeconds="0",
         MaxReceiveCount="2",
+        # retries take no time here: a dead letter may come as soon as the order is placed
+        DeadLetterMinAgeSeconds="0",
         OrdersRateLimit="off",
     )
     with (

@@ -42,6 +42,8 @@ def test_a_dead_lettered_order_is_found_and_cancelled_with_its_stock_back(
         redis_url,
         RetryBackoffBaseSeconds="0",
         MaxReceiveCount="2",
+        # retries take no time here: a dead letter may come as soon as the order is placed
+        DeadLetterMinAgeSeconds="0",
         OrdersRateLimit="off",
     )
     with (

@@ -31,10 +31,18 @@ FINAL = {"FULFILLED", "FAILED", "CANCELLED", "NEEDS_ATTENTION"}
 
 
 def settings_for(prefix: str, table: str, dynamodb: str, sqs: str, redis: str) -> LocalSettings:
-    # failed records come back at once, so retries and dead-lettering take seconds; one
-    # customer places more orders than the default rate limit allows
+    # failed records come back at once, so retries and dead-lettering take seconds (and a
+    # dead letter is believed however soon it comes); one customer places more orders than
+    # the default rate limit allows
     return local_settings(
-        prefix, table, dynamodb, sqs, redis, RetryBackoffBaseSeconds="0", OrdersRateLimit="off"
+        prefix,
+        table,
+        dynamodb,
+        sqs,
+        redis,
+        RetryBackoffBaseSeconds="0",
+        DeadLetterMinAgeSeconds="0",
+        OrdersRateLimit="off",
     )
 
 

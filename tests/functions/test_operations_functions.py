@@ -24,18 +24,25 @@ from tests.functions.invoking import (
     load_event,
 )
 from tests.functions.test_order_functions import OID, PRODUCT, World, world  # noqa: F401
+from tests.support.builders import ANY_DEAD_LETTER
 
 
 def flagged(w: World) -> None:
     """A PENDING order whose OrderPlaced was dead-lettered."""
     w.pending()
-    assert orders.handle_dead_letter(w.deps.order_ports, OrderPlaced(OID, "c"), "dlq") == "flagged"
+    assert (
+        orders.handle_dead_letter(w.deps.order_ports, ANY_DEAD_LETTER, OrderPlaced(OID, "c"), "dlq")
+        == "flagged"
+    )
 
 
 def paid_then_flagged(w: World) -> None:
     """A PAID order whose OrderPaid was dead-lettered: its charge is captured."""
     w.paid()
-    assert orders.handle_dead_letter(w.deps.order_ports, OrderPaid(OID, "c"), "dlq") == "flagged"
+    assert (
+        orders.handle_dead_letter(w.deps.order_ports, ANY_DEAD_LETTER, OrderPaid(OID, "c"), "dlq")
+        == "flagged"
+    )
 
 
 def dead_letters(w: World) -> None:

@@ -22,6 +22,7 @@ from funcmart.domain.catalog import Product
 from funcmart.domain.money import Money
 from funcmart.domain.orders import IdempotencyRecord, Order, OrderLine, OrderPlaced
 from funcmart.services import orders
+from funcmart_hosts.gateway import template
 from funcmart_hosts.gateway.loader import Handler
 from funcmart_hosts.gateway.template import Template
 from funcmart_hosts.local.resources import Deployment
@@ -188,6 +189,12 @@ def republished(body: Any, w: World) -> None:
     assert [m["orderId"] for m in w.messages("OrderPlacedQueue")] == [OID]
 
 
+# Minutes after which HandleDeadLetters, as the template deploys it, believes a dead letter.
+PAST_THE_RETRY_BUDGET = (
+    int(template.load().raw["Parameters"]["DeadLetterMinAgeSeconds"]["Default"]) // 60 + 1
+)
+
+
 @dataclass(frozen=True)
 class Case:
     function: str
@@ -216,7 +223,11 @@ CASES: dict[str, Case] = {
         "ProcessOrder", given=World.pending, check=poison_dead_lettered_at_once
     ),
     "fulfil_order.json": Case("FulfilOrder", given=World.paid, check=fulfilled),
-    "handle_dead_letters.json": Case("HandleDeadLetters", given=World.pending, check=flagged),
+    "handle_dead_letters.json": Case(
+        "HandleDeadLetters",
+        given=lambda w: w.pending(minutes_ago=PAST_THE_RETRY_BUDGET),
+        check=flagged,
+    ),
     "reconcile_orders.json": Case(
         "ReconcileOrders", given=lambda w: w.pending(minutes_ago=10), check=republished
     ),
@@ -274,6 +285,21 @@ def test_order_function_answers_its_event(
     assert_calls_allowed(tpl, case.function, dynamodb_calls)
     if case.check is not None:
         case.check(body, world)
+
+
+def test_a_dead_letter_sooner_than_the_retry_budget_leaves_the_order_alone(
+    tpl: Template, handlers: dict[str, Handler], world: World, dynamodb_calls: DynamoCalls
+) -> None:
+    # GIVEN an order placed just now
+    world.reset()
+    world.pending()
+    dynamodb_calls.calls.clear()
+    # WHEN its OrderPlaced arrives on the dead-letter queue (posted there, not redriven)
+    body = handlers["HandleDeadLetters"](load_event("handle_dead_letters.json"), None)
+    # THEN it is acknowledged and the order is still PENDING: no retries can have run out yet
+    assert body == {"batchItemFailures": []}
+    assert world.order().status == model.PENDING
+    assert_calls_allowed(tpl, "HandleDeadLetters", dynamodb_calls)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, c in CASES.items() if c.status is None))

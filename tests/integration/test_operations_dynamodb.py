@@ -17,7 +17,13 @@ from funcmart.domain.errors import Conflict, InvalidRequest
 from funcmart.domain.identity import Principal
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
 from funcmart.services import operations, orders
-from tests.support.builders import add_product, customer, dynamo_container, random_id
+from tests.support.builders import (
+    ANY_DEAD_LETTER,
+    add_product,
+    customer,
+    dynamo_container,
+    random_id,
+)
 
 OPERATOR = Principal("operator-9", frozenset({"admin"}))
 
@@ -43,7 +49,10 @@ def place(deps, pid, token="tok_ok", qty=1):
 
 
 def flag(deps, oid, event_type=OrderPlaced):
-    assert orders.handle_dead_letter(deps.order_ports, event_type(oid, "c"), "dlq") == "flagged"
+    assert (
+        orders.handle_dead_letter(deps.order_ports, ANY_DEAD_LETTER, event_type(oid, "c"), "dlq")
+        == "flagged"
+    )
 
 
 def listed(deps, state, limit=100):

@@ -22,7 +22,13 @@ from funcmart.domain.money import Money
 from funcmart.domain.orders import OrderPlaced, PaymentDeclined, PaymentMisconfigured, RequestedLine
 from funcmart.services import operations, orders
 from funcmart.settings import Settings, SettingsError
-from tests.support.builders import customer, fake_order_ports, fake_product, random_id
+from tests.support.builders import (
+    ANY_DEAD_LETTER,
+    customer,
+    fake_order_ports,
+    fake_product,
+    random_id,
+)
 from tests.support.stripe_api import StripeState, stripe_api
 
 KEY = "sk_test_funcmart"
@@ -302,7 +308,7 @@ class TestThroughTheServices:
         # GIVEN a paid order stuck before fulfilment, whose charge was then refunded
         _, oid = self.place(ns)
         assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
-        orders.handle_dead_letter(ns.ports, model.OrderPaid(oid, "c"), "dlq")
+        orders.handle_dead_letter(ns.ports, ANY_DEAD_LETTER, model.OrderPaid(oid, "c"), "dlq")
         ns.payments.refund(ns.payments.lookup(oid))
         # WHEN an operator retries it THEN it is refused (409), and nothing ships
         admin = Principal("operator-1", frozenset({"admin"}))
@@ -321,7 +327,7 @@ class TestThroughTheServices:
     def test_a_stuck_paid_order_is_cancelled_with_exactly_one_refund(self, ns):
         pid, oid = self.place(ns)
         assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
-        orders.handle_dead_letter(ns.ports, model.OrderPaid(oid, "c"), "dlq")
+        orders.handle_dead_letter(ns.ports, ANY_DEAD_LETTER, model.OrderPaid(oid, "c"), "dlq")
         admin = Principal("operator-1", frozenset({"admin"}))
         cmd = CancelStuckOrder(oid, "customer asked")
         operations.cancel_stuck_order(ns.ports, admin, cmd)

@@ -7,8 +7,9 @@
   cluster provides is replaced: the bind address, the metrics port (every pod has 9464 to
   itself; here they share one host), the DynamoDB endpoint and credentials (IRSA there);
 - a small broker delivers CloudEvents as the rendered Triggers say: their attribute filters,
-  `retry`, exponential `backoffDelay` (scaled down), and `deadLetterSink` with Knative's
-  error extensions;
+  `retry`, exponential `backoffDelay` (scaled down, and with it what the manifests derive
+  from it: HandleDeadLetters' DEAD_LETTER_MIN_AGE_SECONDS), and `deadLetterSink` with
+  Knative's error extensions;
 - a router sends each request where the rendered HTTPRoutes send it (method + path), with
   the header the rendered HTTPRouteFilter injects (its Secret's credential) and the
   X-Forwarded-For the Gateway, the activator and queue-proxy would have appended.
@@ -45,6 +46,8 @@ from funcmart_hosts.local import services
 
 # Knative's backoffDelay is ISO-8601; the run scales it down so that retries take milliseconds.
 BACKOFF_SCALE = 0.01
+# Variables the manifests derive from the Triggers' backoff, in seconds: scaled alike.
+FROM_BACKOFF = ("DEAD_LETTER_MIN_AGE_SECONDS",)
 Doc = dict[str, Any]
 
 
@@ -132,6 +135,15 @@ def container_env(
     return env
 
 
+def scaled(env: dict[str, str]) -> dict[str, str]:
+    """`env` with the variables derived from the Triggers' backoff scaled as the run scales
+    the backoff (whole seconds, down)."""
+    return {
+        name: str(int(int(value) * BACKOFF_SCALE)) if name in FROM_BACKOFF else value
+        for name, value in env.items()
+    }
+
+
 @dataclass
 class Replica:
     service: str
@@ -168,12 +180,16 @@ class Broker:
     resolve: Any  # service name -> URL
     url: str = ""
     deliveries: list[Delivery] = field(default_factory=list)
+    # Every event the ingress took, as sent (headers and body): what a pod could capture.
+    received: list[tuple[dict[str, str], bytes]] = field(default_factory=list)
     pending: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(8))
 
     def accept(self, headers: Mapping[str, str], body: bytes) -> None:
         attributes = {k[3:]: v for k, v in headers.items() if k.startswith("ce-")}
+        with self.lock:
+            self.received.append((dict(headers), body))
         for trigger in self.triggers:
             wanted = trigger["spec"].get("filter", {}).get("attributes", {})
             if all(attributes.get(k) == v for k, v in wanted.items()):
@@ -402,7 +418,7 @@ def cluster(
         app = image_app(Path(tmp))
         try:
             for name, ksvc in sorted(ksvcs.items()):
-                env = container_env(ksvc, rendered, secrets, broker.url)
+                env = scaled(container_env(ksvc, rendered, secrets, broker.url))
                 count = (replicas or {}).get(name, 1)
                 started[name] = [start_replica(name, env, cluster_env, app) for _ in range(count)]
             holder["c"] = Cluster(rendered, started, broker, injected(rendered, secrets))

@@ -183,6 +183,51 @@ def test_the_event_window_outlasts_every_triggers_retries() -> None:
         assert waits + attempts < MAX_AGE_SECONDS, t["metadata"]["name"]
 
 
+def test_no_deployed_dead_letter_comes_sooner_than_handle_dead_letters_believes_one() -> None:
+    """HandleDeadLetters leaves alone an order in its state for less than
+    DEAD_LETTER_MIN_AGE_SECONDS (an event posted again, not a dead letter). What each platform
+    deploys must not exceed the earliest a message that exhausted its retries can arrive, or
+    real dead letters would wait for the reconciler: shorten a retry policy in template.yaml
+    or infra/ and this fails."""
+    from funcmart.domain.retries import (
+        DEAD_LETTER_MIN_AGE_SECONDS,
+        earliest_broker_dead_letter_seconds,
+        earliest_sqs_dead_letter_seconds,
+    )
+
+    name = Settings.env_names("dead_letter_min_age_seconds")[0]
+    params = TPL.raw["Parameters"]
+    # AWS: the parameter HandleDeadLetters reads, against every queue redriving to its queues
+    env = TPL.resource("HandleDeadLetters")["Properties"]["Environment"]["Variables"]
+    assert str(getattr(env[name], "value", "")) == "DeadLetterMinAgeSeconds"  # !Ref
+    on_aws = int(params["DeadLetterMinAgeSeconds"]["Default"])
+    assert on_aws == DEAD_LETTER_MIN_AGE_SECONDS  # one default, where the code falls back to it
+    base = int(params["RetryBackoffBaseSeconds"]["Default"])
+    cap = int(params["RetryBackoffMaxSeconds"]["Default"])
+    consumed = {src.queue for src in TPL.functions["HandleDeadLetters"].queues}
+    redriving = [q for q in TPL.queues.values() if q.dead_letter_target in consumed]
+    assert len(redriving) == 2
+    for q in redriving:
+        assert q.max_receive_count is not None
+        visibility = int(q.properties["VisibilityTimeout"])
+        earliest = earliest_sqs_dead_letter_seconds(q.max_receive_count, base, cap, visibility)
+        assert on_aws <= earliest, q.logical_id
+    # Knative: the Service's value, against every Trigger dead-lettering into it
+    (container,) = KSVCS["handle-dead-letters"]["spec"]["template"]["spec"]["containers"]
+    (on_knative,) = [int(e["value"]) for e in container["env"] if e["name"] == name]
+    triggers = [d for _, d in ALL if d["kind"] == "Trigger"]
+    assert len(triggers) == 2
+    for t in triggers:
+        # each Trigger's own policy: the Broker's shorter default never applies to one
+        delivery = t["spec"]["delivery"]
+        assert delivery["deadLetterSink"]["ref"]["name"] == "handle-dead-letters"
+        delay = manifests.delay_seconds(delivery["backoffDelay"])
+        earliest = earliest_broker_dead_letter_seconds(
+            int(delivery["retry"]), delay, delivery["backoffPolicy"]
+        )
+        assert on_aws <= on_knative <= earliest, t["metadata"]["name"]
+
+
 def test_every_schedule_has_a_ping_source() -> None:
     pings = {d["spec"]["sink"]["ref"]["name"]: d for _, d in ALL if d["kind"] == "PingSource"}
     scheduled = {manifests.kebab(f.logical_id) for f in TPL.functions.values() if f.schedules}

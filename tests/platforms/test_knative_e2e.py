@@ -288,6 +288,40 @@ def test_a_forged_event_posted_to_handle_dead_letters_is_refused_and_flags_nothi
         shop.broker.triggers = original
 
 
+def test_a_captured_signed_event_replayed_to_handle_dead_letters_flags_no_fresh_order(
+    shop: Cluster,
+) -> None:
+    # GIVEN a PENDING order, and its real OrderPlaced as PlaceOrder signed and sent it, captured
+    # by a pod (nothing consumes it: the order stays PENDING)
+    original, shop.broker.triggers = shop.broker.triggers, []
+    try:
+        pid = new_product(shop, stock=3)
+        oid = place(shop, "k-jo", pid).json()["id"]
+        (captured,) = [
+            (headers, body)
+            for headers, body in list(shop.broker.received)
+            if json.loads(body).get("orderId") == oid
+        ]
+    finally:
+        shop.broker.triggers = original
+    sent, body = captured
+    headers = {k: v for k, v in sent.items() if k.startswith("ce-") or k == "content-type"}
+    # WHEN the pod posts it, well inside its signature's window, straight to HandleDeadLetters'
+    # Service as the dead letter of a delivery that failed
+    headers.update(
+        {
+            "ce-knativeerrordest": "http://process-order.funcmart.svc.cluster.local",
+            "ce-knativeerrorcode": "500",
+        }
+    )
+    answer = httpx.post(shop.url("handle-dead-letters"), headers=headers, content=body)
+    # THEN the signature holds and the event is taken (2xx: nothing for a broker to retry) ...
+    assert 200 <= answer.status_code < 300, shop.output()
+    # ... AND the order is left alone: it entered PENDING sooner than any Trigger's retries
+    # could dead-letter its event
+    assert status(shop, "k-jo", oid) == "PENDING"
+
+
 def test_a_forged_event_injected_into_the_broker_is_refused_by_consumer_and_sink(
     shop: Cluster,
 ) -> None:

@@ -11,9 +11,14 @@ from funcmart.domain.commands import CreateProduct
 from funcmart.domain.identity import Principal
 from funcmart.domain.money import Money
 from funcmart.services import catalog
+from funcmart.services.orders import DeadLetterPolicy
 from funcmart.settings import Settings
 from tests.fakes import FakeCache, FakeMetrics, FakePublisher
 from tests.support.factories import ADMIN
+
+# Believes every dead letter however soon it comes: for tests of what follows a flag (the
+# age check has tests of its own).
+ANY_DEAD_LETTER = DeadLetterPolicy(min_age_seconds=0)
 
 
 def random_id(prefix: str = "") -> str:

@@ -22,7 +22,14 @@ from funcmart.domain.identity import Principal
 from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
 from funcmart.services import operations, orders
 from tests.fakes import FakeQueueBacklog
-from tests.support.builders import ADMIN, customer, fake_order_ports, fake_product, random_id
+from tests.support.builders import (
+    ADMIN,
+    ANY_DEAD_LETTER,
+    customer,
+    fake_order_ports,
+    fake_product,
+    random_id,
+)
 
 OPERATOR = Principal("operator-7", frozenset({"admin"}))
 
@@ -56,7 +63,9 @@ def ledger_agrees(ns, oid):
 
 
 def dead_letter(ns, oid, event):
-    assert orders.handle_dead_letter(ns.ports, event, "order-placed-dlq") == "flagged"
+    assert (
+        orders.handle_dead_letter(ns.ports, ANY_DEAD_LETTER, event, "order-placed-dlq") == "flagged"
+    )
     assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
 
 
@@ -249,7 +258,10 @@ class TestOperatorActions:
     def test_resolve_closes_a_paid_order_as_fulfilled_with_its_note(self, ns):
         oid = place(ns, fake_product(ns))
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
-        assert orders.handle_dead_letter(ns.ports, OrderPaid(oid, "c"), "dlq") == "flagged"
+        assert (
+            orders.handle_dead_letter(ns.ports, ANY_DEAD_LETTER, OrderPaid(oid, "c"), "dlq")
+            == "flagged"
+        )
         done = operations.resolve_order(ns.ports, OPERATOR, ResolveOrder(oid, "shipped by hand"))
         assert done.status == model.FULFILLED
         assert done.actions[-1].reason == "shipped by hand"
@@ -259,7 +271,7 @@ class TestOperatorActions:
         pid = fake_product(ns, stock=10)
         oid = place(ns, pid)
         orders.process_order(ns.ports, OrderPlaced(oid, "c"))
-        orders.handle_dead_letter(ns.ports, OrderPaid(oid, "c"), "dlq")
+        orders.handle_dead_letter(ns.ports, ANY_DEAD_LETTER, OrderPaid(oid, "c"), "dlq")
         ns.payments.down = True
         with pytest.raises(TransientFailure):
             cancel(ns, oid)

@@ -15,7 +15,7 @@ from funcmart.domain.errors import (
     NotFound,
     OutOfStock,
 )
-from funcmart.domain.orders import OrderPaid, OrderPlaced, RequestedLine
+from funcmart.domain.orders import PROCESSING, Charge, OrderPaid, OrderPlaced, RequestedLine
 from funcmart.services import catalog, orders
 from tests.support.builders import ADMIN, customer, fake_order_ports, fake_product, random_id
 
@@ -233,22 +233,6 @@ class TestPipeline:
         with pytest.raises(NotFound):
             orders.process_order(ns.ports, OrderPlaced("missing", "c"))
 
-    def test_dead_letter_flags_open_order(self, ns):
-        pid = fake_product(ns)
-        oid = place(ns, customer(), pid).body["id"]
-        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "flagged"
-        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
-        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
-
-    def test_a_dead_letter_flags_only_an_order_still_at_its_step(self, ns):
-        # GIVEN a paid order WHEN its (captured) OrderPlaced arrives as a dead letter
-        pid = fake_product(ns)
-        oid = place(ns, customer(), pid).body["id"]
-        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
-        # THEN nothing happens: that step is done
-        assert orders.handle_dead_letter(ns.ports, OrderPlaced(oid, "c"), "dlq") == "ignored"
-        assert ns.orders.get(oid).status == model.PAID
-
     def test_cancelled_while_charging_is_refunded(self, ns):
         pid, who = fake_product(ns), customer()
         oid = place(ns, who, pid).body["id"]
@@ -266,6 +250,105 @@ class TestPipeline:
         assert ns.orders.get(oid).status == model.CANCELLED
         assert ns.payments.refunds == [oid]
         assert ns.products.get(pid).stock == 10
+
+
+class TestDeadLetters:
+    """A dead letter flags its order only when it can be one: the order still at the step its
+    event was for, and in that state at least as long as any retry budget (POLICY)."""
+
+    POLICY = orders.DeadLetterPolicy(min_age_seconds=900)
+
+    def dead_letter(self, ns, event):
+        return orders.handle_dead_letter(ns.ports, self.POLICY, event, "dlq")
+
+    def test_a_dead_letter_flags_an_order_in_its_state_longer_than_the_retry_budget(self, ns):
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.clock.advance(self.POLICY.min_age_seconds)
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "flagged"
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "ignored"
+
+    def test_a_dead_letter_sooner_than_any_retry_budget_is_a_replay_and_changes_nothing(self, ns):
+        # GIVEN an order placed a minute ago (its OrderPlaced captured on the way)
+        pid = fake_product(ns, stock=5)
+        oid = place(ns, customer(), pid, 2).body["id"]
+        ns.clock.advance(60)
+        # WHEN the event is posted to HandleDeadLetters as a dead letter
+        outcome = self.dead_letter(ns, OrderPlaced(oid, "c"))
+        # THEN the order is left alone, the replay counted, and the order goes on to be paid
+        assert outcome == "too-early"
+        assert ns.orders.get(oid).status == model.PENDING
+        assert ns.products.get(pid).stock == 3
+        assert ns.metrics.counters["DeadLettersTooEarly"] == 1
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+
+    def test_the_age_is_the_orders_in_its_state_to_the_second(self, ns):
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.clock.advance(self.POLICY.min_age_seconds - 1)
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "too-early"
+        ns.clock.advance(1)
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "flagged"
+
+    def test_a_paid_order_is_judged_from_when_it_was_paid_not_placed(self, ns):
+        # GIVEN an order placed long ago and paid just now
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.clock.advance(10 * self.POLICY.min_age_seconds)
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        # WHEN its OrderPaid arrives as a dead letter THEN it is too early: FulfilOrder's
+        # retries have not had time to run out
+        assert self.dead_letter(ns, OrderPaid(oid, "c")) == "too-early"
+        assert ns.orders.get(oid).status == model.PAID
+        ns.clock.advance(self.POLICY.min_age_seconds)
+        assert self.dead_letter(ns, OrderPaid(oid, "c")) == "flagged"
+
+    def test_a_dead_letter_flags_only_an_order_still_at_its_step(self, ns):
+        # GIVEN a paid order WHEN its (captured) OrderPlaced arrives as a dead letter
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "paid"
+        ns.clock.advance(self.POLICY.min_age_seconds)
+        # THEN nothing happens: that step is done
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "ignored"
+        assert ns.orders.get(oid).status == model.PAID
+
+    def test_an_order_whose_payment_is_processing_is_left_to_the_reconciler(self, ns):
+        # GIVEN an order whose payment the provider is still settling, hours after placing
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        order = ns.orders.get(oid)
+        ns.payments.charge = lambda key, amount, _token: Charge(
+            f"pi_{key}", key, amount, PROCESSING
+        )
+        assert orders.process_order(ns.ports, OrderPlaced(oid, "c")) == "processing"
+        ns.clock.advance(3 * 3600)
+        # WHEN a dead letter of its (re-published) OrderPlaced arrives
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "payment-processing"
+        # THEN it stays PENDING: the reconciler looks the payment up until the abandon limit
+        assert ns.orders.get(oid).status == model.PENDING == order.status
+        assert ns.metrics.counters["DeadLettersPaymentProcessing"] == 1
+
+    def test_a_real_dead_letter_left_alone_is_still_flagged_by_the_reconciler(self, ns):
+        from tests.fakes import FakeQueueBacklog
+
+        # GIVEN a dead letter that came sooner than the setting (retries shortened below it)
+        oid = place(ns, customer(), fake_product(ns), token="tok_transient").body["id"]
+        ns.clock.advance(60)
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "too-early"
+        ns.publisher.published.clear()
+        # WHEN ReconcileOrders runs every minute over the empty queue for half an hour
+        policy = orders.ReconcilePolicy(republish_after_seconds=120, max_republish=5)
+        empty = FakeQueueBacklog({"OrderPlaced": 0, "OrderPaid": 0})
+        for _ in range(30):
+            ns.clock.advance(60)
+            orders.reconcile_orders(ns.ports, policy, empty)
+        # THEN it re-published the event, and flagged the order when nothing moved it
+        assert [e.order_id for e in ns.publisher.published] == [oid] * policy.max_republish
+        assert ns.orders.get(oid).status == model.NEEDS_ATTENTION
+
+    def test_an_order_whose_time_cannot_be_read_is_left_to_the_reconciler(self, ns):
+        oid = place(ns, customer(), fake_product(ns)).body["id"]
+        ns.clock.advance(10 * self.POLICY.min_age_seconds)
+        stored = ns.orders.get(oid)
+        ns.orders.get = lambda _oid: replace(stored, updated_at="not a time")
+        assert self.dead_letter(ns, OrderPlaced(oid, "c")) == "too-early"
 
 
 class TestCancelAndRead:

@@ -17,7 +17,12 @@ from funcmart.domain import orders as model
 from funcmart.domain.commands import PlaceOrder
 from funcmart.domain.errors import DependencyUnavailable, DomainError
 from funcmart.domain.orders import OrderPlaced, RequestedLine
-from funcmart.domain.retries import backoff_seconds, retry_budget_seconds
+from funcmart.domain.retries import (
+    backoff_seconds,
+    earliest_broker_dead_letter_seconds,
+    earliest_sqs_dead_letter_seconds,
+    retry_budget_seconds,
+)
 from funcmart.services import orders
 from funcmart_hosts.gateway import template
 from tests.support.builders import customer, fake_order_ports, fake_product, random_id
@@ -50,6 +55,10 @@ class SimulatedQueues:
 
     def __init__(self, ns, max_receives: int, base: int, cap: int) -> None:
         self.ns, self.max_receives, self.base, self.cap = ns, max_receives, base, cap
+        # HandleDeadLetters deployed with these queues: it believes a dead letter no sooner
+        # than their earliest (the visibility timeout above the backoff's cap: unused).
+        earliest = earliest_sqs_dead_letter_seconds(max_receives, base, cap, cap)
+        self.dead_letters = orders.DeadLetterPolicy(min_age_seconds=earliest)
         self.messages: list[Message] = []
         self.dead_lettered: list[model.Event] = []
 
@@ -74,7 +83,7 @@ class SimulatedQueues:
                 if m.receives >= self.max_receives:
                     self.messages.remove(m)
                     self.dead_lettered.append(m.event)
-                    orders.handle_dead_letter(self.ns.ports, m.event, "dlq")
+                    orders.handle_dead_letter(self.ns.ports, self.dead_letters, m.event, "dlq")
                 else:
                     m.visible_at = now + backoff_seconds(m.receives, self.base, self.cap)
             else:
@@ -160,6 +169,20 @@ def test_the_templates_budget_outlasts_a_15_minute_outage() -> None:
     assert retry_budget_seconds(max_receives, base, cap) > OUTAGE_SECONDS
 
 
+def test_the_earliest_dead_letters_of_the_deployed_retry_policies() -> None:
+    # SQS, the template's defaults: each wait the backoff or the visibility timeout (180 s),
+    # whichever is shorter, over the eleven waits between twelve receives
+    assert (
+        earliest_sqs_dead_letter_seconds(12, 2, 300, 180)
+        == 2 + 4 + 8 + 16 + 32 + 64 + 128 + 4 * 180
+    )
+    # Knative: eleven retries of an exponential PT2S wait 2 s, 4 s, ... 2,048 s
+    assert earliest_broker_dead_letter_seconds(11, 2, "exponential") == 4094
+    assert earliest_broker_dead_letter_seconds(3, 2, "linear") == 0 + 2 + 4
+    with pytest.raises(ValueError, match="backoff policy"):
+        earliest_broker_dead_letter_seconds(3, 2, "fibonacci")
+
+
 @pytest.mark.parametrize("kind", ["payments", "table"])
 def test_a_15_minute_outage_strands_nothing(kind: str) -> None:
     ns, queues, placed = run(kind, *template_budget())
@@ -176,6 +199,8 @@ def test_the_old_budget_would_have_stranded_them() -> None:
     ns, queues, placed = run("payments", 5, 2, 300)
     assert queues.dead_lettered
     assert {ns.orders.get(oid).status for oid in placed} == {model.NEEDS_ATTENTION}
+    # every dead letter came after the earliest the queues allow: none was taken for a replay
+    assert "DeadLettersTooEarly" not in ns.metrics.counters
 
 
 def test_the_reconciler_does_not_flag_orders_that_are_being_retried() -> None:

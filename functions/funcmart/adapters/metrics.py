@@ -64,6 +64,10 @@ COUNTERS = (
     "CacheHits",
     "CacheMisses",
     "CartClearFailures",
+    # Dead letters HandleDeadLetters left alone: the order entered its state too recently for
+    # any message to have exhausted its retries (a replay), or its payment is processing.
+    "DeadLettersPaymentProcessing",
+    "DeadLettersTooEarly",
     "DeadLettersUnactionable",
     "DeadLettersUnreadable",
     # Counted by the Knative host: CloudEvents refused for a missing or bad signature.

@@ -21,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from typing import Any
 
 from funcmart.domain.catalog import Product
@@ -187,6 +188,17 @@ class Order:
         return replace(
             self, status=to, updated_at=now, failure_reason=reason, flagged_from=flagged_from
         )
+
+    def seconds_in_state(self, now_epoch: float) -> float | None:
+        """How long the order has been in its state at `now_epoch`: `updated_at` is written by
+        every transition and by nothing else. None when it cannot be read."""
+        try:
+            since = datetime.fromisoformat(self.updated_at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=UTC)
+        return now_epoch - since.timestamp()
 
     def operate(self, action: str, to: str, actor: str, now: str, reason: str) -> Order:
         """An operator's way out of NEEDS_ATTENTION, recorded on the order.

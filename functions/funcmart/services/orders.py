@@ -35,6 +35,7 @@ from funcmart.domain.orders import (
     RequestedLine,
     Shipment,
 )
+from funcmart.domain.retries import DEAD_LETTER_MIN_AGE_SECONDS
 from funcmart.ports import (
     CartStore,
     Clock,
@@ -476,15 +477,59 @@ def fulfil_order(p: OrderPorts, event: OrderPaid) -> str:
 _STEP_OF = {"OrderPlaced": model.PENDING, "OrderPaid": model.PAID}
 
 
-def handle_dead_letter(p: OrderPorts, event: model.Event, source: str) -> str:
+@dataclass(frozen=True)
+class DeadLetterPolicy:
+    """When HandleDeadLetters believes a dead letter.
+
+    A message that exhausted its retries arrives no sooner than its transport's retry budget
+    after its event was published, and every order event is published once its order is in
+    the state the event is for. A dead letter of an order in its state for less than
+    `min_age_seconds` is therefore not one: it is a captured event posted again (on Knative any
+    pod can reach HandleDeadLetters), and the order is left alone. The setting must not exceed
+    the earliest dead letter of the deployed transports (funcmart.domain.retries); were a real
+    dead letter ever left alone, ReconcileOrders still re-publishes, and in time flags, an
+    order that stays in its state.
+    """
+
+    min_age_seconds: int = DEAD_LETTER_MIN_AGE_SECONDS
+
+
+def handle_dead_letter(
+    p: OrderPorts, policy: DeadLetterPolicy, event: model.Event, source: str
+) -> str:
     """An order whose message exhausted its retries needs a person: NEEDS_ATTENTION.
 
     Only for the step the event was for: an OrderPlaced dead letter flags a PENDING order,
-    never a PAID one (a replayed event is about a step the order may have left)."""
+    never a PAID one (a replayed event is about a step the order may have left). Not for an
+    order in that state for less than the policy's minimum (a replay, see DeadLetterPolicy),
+    nor for a PENDING order whose payment the provider is still settling (ReconcileOrders looks
+    it up again until the abandon limit)."""
     p.metrics.incr("OrdersDeadLettered")
     order = p.orders.get(event.order_id)
     if order is None or order.status != _STEP_OF.get(event.type):
         return "ignored"
+    in_state = order.seconds_in_state(p.clock.epoch())
+    if in_state is None or in_state < policy.min_age_seconds:
+        p.metrics.incr("DeadLettersTooEarly")
+        log.warning(
+            "too early to be a dead letter: the order is left alone",
+            extra={
+                "orderId": order.id,
+                "status": order.status,
+                "event": event.type,
+                "queue": source,
+                "secondsInState": None if in_state is None else int(in_state),
+                "minAgeSeconds": policy.min_age_seconds,
+            },
+        )
+        return "too-early"
+    if _payment_processing(p, order):
+        p.metrics.incr("DeadLettersPaymentProcessing")
+        log.warning(
+            "dead letter of an order whose payment is processing: the reconciler follows it",
+            extra={"orderId": order.id, "event": event.type, "queue": source},
+        )
+        return "payment-processing"
     flagged = order.transition(
         model.NEEDS_ATTENTION, p.clock.now(), reason=f"{event.type} dead-lettered from {source}"
     )
