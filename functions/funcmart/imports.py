@@ -10,7 +10,11 @@ great deal there that no function uses:
   package `__init__` is the asyncio client again;
 - `aws_lambda_powertools.event_handler` imports every resolver Powertools has (AppSync and
   AppSync Events, Bedrock agents, VPC Lattice, Lambda function URLs, ...), although an HTTP
-  function uses the API Gateway one from `event_handler.api_gateway`.
+  function uses the API Gateway one from `event_handler.api_gateway`;
+- `aws_lambda_powertools.utilities.data_classes` imports a class for every event source
+  Lambda has (thirty-odd modules: S3, Kinesis, Cognito, CodePipeline, ...), although
+  `event_handler.api_gateway` reads seven names from it and a queue function uses the SQS
+  record.
 
 `defer_package_inits` registers each such package without running its `__init__`: the
 package object is in `sys.modules` with its path, so its submodules import as usual, and a
@@ -53,6 +57,20 @@ EXPORTS: dict[str, dict[str, str]] = {
         "APIGatewayHttpResolver": "aws_lambda_powertools.event_handler.api_gateway",
         "ApiGatewayResolver": "aws_lambda_powertools.event_handler.api_gateway",
         "Response": "aws_lambda_powertools.event_handler.api_gateway",
+    },
+    # What `event_handler.api_gateway` imports from it, and `sqs_event` (S3Event) as it loads.
+    "aws_lambda_powertools.utilities.data_classes": {
+        name: f"aws_lambda_powertools.utilities.data_classes.{module}"
+        for module, names in {
+            "alb_event": ("ALBEvent",),
+            "api_gateway_proxy_event": ("APIGatewayProxyEvent", "APIGatewayProxyEventV2"),
+            "bedrock_agent_event": ("BedrockAgentEvent",),
+            "lambda_function_url_event": ("LambdaFunctionUrlEvent",),
+            "vpc_lattice": ("VPCLatticeEvent", "VPCLatticeEventV2"),
+            "s3_event": ("S3Event",),
+            "sqs_event": ("SQSEvent", "SQSRecord"),
+        }.items()
+        for name in names
     },
 }
 

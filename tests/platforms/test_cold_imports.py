@@ -72,8 +72,9 @@ def test_a_function_that_calls_aws_has_its_sdk_traced_from_cold_start() -> None:
 
 
 # What no function uses, and so never loads at cold start: the asyncio, cluster and sentinel
-# Redis clients that `redis/__init__` imports, and the resolvers and event classes Powertools'
-# `event_handler/__init__` imports besides API Gateway's.
+# Redis clients that `redis/__init__` imports, the resolvers and event classes Powertools'
+# `event_handler/__init__` imports besides API Gateway's, and the event sources its
+# `data_classes/__init__` imports that no function takes.
 NEVER_AT_COLD_START = (
     "redis.asyncio.client",
     "redis.asyncio.cluster",
@@ -88,6 +89,11 @@ NEVER_AT_COLD_START = (
     "aws_lambda_powertools.event_handler.vpc_lattice",
     "aws_lambda_powertools.event_handler.lambda_function_url",
     "aws_lambda_powertools.event_handler.http_resolver",
+    "aws_lambda_powertools.utilities.data_classes.appsync_resolver_event",
+    "aws_lambda_powertools.utilities.data_classes.code_pipeline_job_event",
+    "aws_lambda_powertools.utilities.data_classes.connect_contact_flow_event",
+    "aws_lambda_powertools.utilities.data_classes.s3_batch_operation_event",
+    "aws_lambda_powertools.utilities.data_classes.transfer_family_event",
 )
 
 
@@ -166,12 +172,17 @@ import json, sys
 import funcmart
 from funcmart.imports import EXPORTS
 import redis, aws_lambda_powertools.event_handler as eh
+import aws_lambda_powertools.utilities.data_classes as dc
 looked_up = {p: {n: getattr(sys.modules[p], n) for n in names} for p, names in EXPORTS.items()}
-unused = ("redis.sentinel", "aws_lambda_powertools.event_handler.appsync")
+unused = (
+    "redis.sentinel",
+    "aws_lambda_powertools.event_handler.appsync",
+    "aws_lambda_powertools.utilities.data_classes.kafka_event",
+)
 before = any(m in sys.modules for m in unused)
 # Names no map holds run the package's __init__: everything a plain import defines is there.
 from redis.asyncio import Redis as AsyncRedis
-sentinel, appsync = redis.Sentinel, eh.AppSyncResolver
+sentinel, appsync, kafka = redis.Sentinel, eh.AppSyncResolver, dc.KafkaEvent
 same = all(getattr(sys.modules[p], n) is v for p, d in looked_up.items() for n, v in d.items())
 print(json.dumps({
     "before": before,
@@ -179,14 +190,17 @@ print(json.dumps({
     "async": AsyncRedis.__module__,
     "names": sorted(n for n in dir(redis) if not n.startswith("_")),
     "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+    "events": sorted(n for n in dir(dc) if not n.startswith("_")),
 }))
 """
 PLAIN_PROBE = """
 import json
 import redis, aws_lambda_powertools.event_handler as eh
+import aws_lambda_powertools.utilities.data_classes as dc
 print(json.dumps({
     "names": sorted(n for n in dir(redis) if not n.startswith("_")),
     "resolvers": sorted(n for n in dir(eh) if not n.startswith("_")),
+    "events": sorted(n for n in dir(dc) if not n.startswith("_")),
 }))
 """
 
@@ -216,6 +230,7 @@ def test_a_deferred_package_gives_what_a_plain_import_gives() -> None:
     assert deferred["async"] == "redis.asyncio.client"
     assert set(plain["names"]) <= set(deferred["names"])  # type: ignore[arg-type]
     assert set(plain["resolvers"]) <= set(deferred["resolvers"])  # type: ignore[arg-type]
+    assert set(plain["events"]) <= set(deferred["events"])  # type: ignore[arg-type]
 
 
 # Modules only the OpenTelemetry SDK's tracing and W3C propagation bring (redis-py imports the
