@@ -144,15 +144,15 @@ class Container:
     @lazily
     def aws_session(self) -> Session:
         """One botocore session for every AWS client: its loaders read botocore's service
-        descriptions and endpoint data once. (botocore alone: boto3 adds nothing we use.)
+        descriptions and endpoint data once, each service's from its own folder
+        (adapters/aws.py). (botocore alone: boto3 adds nothing we use.)
         Patched for X-Ray first, or its calls traced with OpenTelemetry, where traces are
         written."""
-        import botocore.session
-
+        from funcmart.adapters.aws import new_session
         from funcmart.observability import trace_aws_sdk
 
         trace_aws_sdk()
-        session = botocore.session.get_session()
+        session = new_session()
         if tracing.configure():
             tracing.trace_botocore(session)
         return session
