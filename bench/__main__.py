@@ -5,6 +5,10 @@ and write docs/benchmarks.md and docs/benchmarks.png (`make bench` runs it in fu
 (unless --out is given): `make test` runs it so that the benchmarks cannot rot.
 --functions and --systems narrow the cold start and the GetProduct comparison to some of their
 contenders (a partial run: write it with --out, not over docs/benchmarks.md).
+
+The cold start alone, for a few functions, e.g. before and after a change to them:
+`python -m bench --only coldstart --functions ResolveOrder,GetProduct --rounds 11
+--before main --table-only --out /tmp/coldstart.md`.
 """
 
 from __future__ import annotations
@@ -43,6 +47,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--systems", help="peers: comma-separated contenders of bench/peers.py (default: all)"
     )
+    cold = parser.add_argument_group("cold start")
+    cold.add_argument("--rounds", type=int, help="fresh processes per target (default 5)")
+    cold.add_argument(
+        "--before", help=f"each function as of this commit too (default {COLDSTART_BEFORE})"
+    )
+    cold.add_argument(
+        "--table-only",
+        action="store_true",
+        help="the functions' table alone: no TracingMode rounds, no container image",
+    )
     args = parser.parse_args(argv)
     default = SECTIONS if args.smoke else DEFAULT
     only = [s for s in (args.only or ",".join(default)).split(",") if s]
@@ -71,15 +85,17 @@ def main(argv: list[str] | None = None) -> int:
         rep.coldstart = timed(
             "coldstart",
             lambda: coldstart.run(
-                rounds=1 if args.smoke else 5,
+                rounds=args.rounds or (1 if args.smoke else 5),
                 functions=functions or (["ProcessOrder"] if args.smoke else None),
-                before=None if args.smoke else COLDSTART_BEFORE,
+                before=args.before or (None if args.smoke else COLDSTART_BEFORE),
                 smoke=args.smoke,
                 workdir=work / "coldstart",
                 # the heaviest function, and PlaceOrder too in a full run
                 traced_also=() if args.smoke else coldstart.TRACED,
                 # the differences sought are tens of ms: more rounds than the table's
                 tracing_rounds=1 if args.smoke else 15,
+                tracing=not args.table_only,
+                image=not args.table_only,
             ),
         )
     systems = _listed(args.systems)

@@ -335,28 +335,20 @@ def run(
     workdir: Path | None = None,
     traced_also: tuple[str, ...] = TRACED,
     tracing_rounds: int | None = None,
+    tracing: bool = True,
+    image: bool = True,
 ) -> Result:
     """Every function (or `functions`) and boto3, `rounds` times each; with `before`, the same
-    functions as of that commit too, in the same rounds. Then the heaviest function and
-    `traced_also` in every TracingMode, `tracing_rounds` (default `rounds`) times each."""
+    functions as of that commit too, in the same rounds. Then, with `tracing`, the heaviest
+    function and `traced_also` in every TracingMode, `tracing_rounds` (default `rounds`) times
+    each; with `image`, the container image's start-up beside FastAPI's."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="funcmart-coldstart-"))
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
     package = build_artifact(tmp / "artifact", layer_from_site_packages=smoke)
     envs = lambda_environments(home)
     mods = modules()
-    chosen = functions or list(mods)
-    plan: dict[str, tuple[list[Path], str, dict[str, str]]] = {
-        BASELINE: (package.paths, BASELINE, envs[BASELINE])
-    }
-    for lid in chosen:
-        plan[lid] = (package.paths, mods[lid], envs[lid])
-    if before:
-        old = code_at(before, tmp / "before")
-        deps = package.paths[1:]
-        for lid in chosen:
-            if (old / f"{mods[lid]}.py").exists():  # functions added since have no "before"
-                plan[f"{lid}{BEFORE}{before}"] = ([old, *deps], mods[lid], envs[lid])
+    plan = _plan(package, envs, mods, functions or list(mods), before, tmp)
     # The artifact brings its own bytecode; only what stands for the runtime (and an older
     # commit's code) is compiled here, once, before the rounds.
     compile_first = set(package.compile_first)
@@ -376,10 +368,13 @@ def run(
         for target in order:
             paths, module, env = plan[target]
             result.samples.setdefault(target, []).append(sample(paths, target, module, env))
-    _tracing_rounds(
-        result, package, envs, mods, [result.heaviest(), *traced_also],
-        tracing_rounds or rounds, tmp / "otel-layer", smoke=smoke,
-    )  # fmt: skip
+    if tracing:
+        _tracing_rounds(
+            result, package, envs, mods, [result.heaviest(), *traced_also],
+            tracing_rounds or rounds, tmp / "otel-layer", smoke=smoke,
+        )  # fmt: skip
+    if not image:
+        return result
     layout = image_layout(tmp / "image", from_site_packages=smoke)
     result.image = ImageRun(_service_env(result.heaviest())[0], layout)
     result.peer_image = ImageRun("fastapi", layout)
@@ -387,6 +382,31 @@ def run(
         _merge(result.image, image_run(layout, result.heaviest(), 1))
         _merge(result.peer_image, fastapi_run(1))
     return result
+
+
+Plan = dict[str, tuple[list[Path], str, dict[str, str]]]  # target: sys.path, module, environ
+
+
+def _plan(
+    package: Package,
+    envs: dict[str, dict[str, str]],
+    mods: dict[str, str],
+    chosen: list[str],
+    before: str | None,
+    tmp: Path,
+) -> Plan:
+    """boto3 and the `chosen` functions and, with `before`, each of them as of that commit,
+    over the same dependencies."""
+    plan: Plan = {BASELINE: (package.paths, BASELINE, envs[BASELINE])}
+    for lid in chosen:
+        plan[lid] = (package.paths, mods[lid], envs[lid])
+    if before:
+        old = code_at(before, tmp / "before")
+        deps = package.paths[1:]
+        for lid in chosen:
+            if (old / f"{mods[lid]}.py").exists():  # functions added since have no "before"
+                plan[f"{lid}{BEFORE}{before}"] = ([old, *deps], mods[lid], envs[lid])
+    return plan
 
 
 def _tracing_rounds(

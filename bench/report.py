@@ -410,6 +410,9 @@ class Report:
         if before:
             head += f" before ({before}) ms | before × boto3 |"
             rule += "---:|---:|"
+            if split:
+                head += " before: ready × boto3 | before: CPU (ms) |"
+                rule += "---:|---:|"
         lines += [head, rule]
 
         def row(name: str, target: str) -> str:
@@ -430,6 +433,8 @@ class Report:
             key = f"{f} @ {before}"
             if before and key in c.samples:
                 line += f" {_ms(c.median(key))} | {c.ratio(key):.2f} |"
+                if split:
+                    line += f" {c.ratio(key, 'ready_ms'):.2f} | {_ms(c.median(key, 'cpu_ms'))} |"
             lines.append(line)
         lines.append("")
         return lines
