@@ -8,7 +8,8 @@ contenders (a partial run: write it with --out, not over docs/benchmarks.md).
 
 The cold start alone, for a few functions, e.g. before and after a change to them:
 `python -m bench --only coldstart --functions ResolveOrder,GetProduct --rounds 11
---before main --table-only --out /tmp/coldstart.md`.
+--before main --table-only --out /tmp/coldstart.md`; `--instructions` adds each one's count
+of instructions to ready, which the machine's load does not move (valgrind, a minute each).
 """
 
 from __future__ import annotations
@@ -57,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="the functions' table alone: no TracingMode rounds, no container image",
     )
+    cold.add_argument(
+        "--instructions",
+        action="store_true",
+        help="also count each cold start's instructions to ready (valgrind; slow)",
+    )
     args = parser.parse_args(argv)
     default = SECTIONS if args.smoke else DEFAULT
     only = [s for s in (args.only or ",".join(default)).split(",") if s]
@@ -96,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
                 tracing_rounds=1 if args.smoke else 15,
                 tracing=not args.table_only,
                 image=not args.table_only,
+                instructions=args.instructions,
             ),
         )
     systems = _listed(args.systems)

@@ -33,6 +33,12 @@ which adds the OpenTelemetry layer (functions/Makefile: build-OpenTelemetry) to 
 The probe counts what the first invocation with OpenTelemetry does before its first span (the
 tracer provider, installed then, and the W3C propagator), as it counts lazily built clients.
 
+With `instructions` (valgrind installed), each target also runs once under valgrind's
+callgrind, which counts the instructions the process runs from its start to ready (the child
+ends there). A count does not move with the machine's load, so it compares before and after
+a change, or one function with another, where wall and CPU times on a shared machine cannot;
+it leaves out what does not execute instructions (waiting on the disk, page faults).
+
 `image_run` does the same for the container image's layout (Dockerfile): the dependencies
 pip-installed into an environment of their own (pip compiles them, as in the image), /app as
 the COPY lines fill it, compiled with compileall as the image's RUN line does, and the
@@ -105,6 +111,7 @@ class Result:
     traced: list[str] = field(default_factory=list)  # functions measured in every TracingMode
     tracing_rounds: int = 0
     tracing_layer: str = ""  # how the OpenTelemetry layer was had, for the report
+    instructions: dict[str, int] = field(default_factory=dict)  # to ready, per target
 
     def median(self, target: str, key: str = "wall_ms") -> float:
         return median([s[key] for s in self.samples[target]])
@@ -291,14 +298,33 @@ def modules() -> dict[str, str]:
     return {lid: fn.module for lid, fn in load(ROOT / "template.yaml").functions.items()}
 
 
-def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> dict[str, float]:
+def _spec(paths: list[Path], target: str, module: str) -> dict[str, object]:
     uses, models = USES.get(function_of(target), ((), ()))
-    spec = {
+    return {
         "path": [str(p) for p in paths],
         "module": module,
         "uses": list(uses),
         "models": list(models),
     }
+
+
+def count_instructions(paths: list[Path], target: str, module: str, env: dict[str, str]) -> int:
+    """Instructions one cold start runs from its start to ready (valgrind's callgrind)."""
+    spec = {**_spec(paths, target, module), "exit_at_ready": True}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = subprocess.run(
+            ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out",
+             sys.executable, "-S", "-B", str(CHILD), json.dumps(spec)],
+            env=env, cwd=paths[0], capture_output=True, text=True, timeout=900,
+        )  # fmt: skip
+    found = re.search(r"Collected : (\d+)", out.stderr)
+    if out.returncode != 0 or found is None:
+        raise RuntimeError(f"counting {target}'s instructions failed:\n{out.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def sample(paths: list[Path], target: str, module: str, env: dict[str, str]) -> dict[str, float]:
+    spec = _spec(paths, target, module)
     cpu_before = _children_cpu()
     spawned = time.time()
     started = time.perf_counter()
@@ -337,11 +363,13 @@ def run(
     tracing_rounds: int | None = None,
     tracing: bool = True,
     image: bool = True,
+    instructions: bool = False,
 ) -> Result:
     """Every function (or `functions`) and boto3, `rounds` times each; with `before`, the same
-    functions as of that commit too, in the same rounds. Then, with `tracing`, the heaviest
-    function and `traced_also` in every TracingMode, `tracing_rounds` (default `rounds`) times
-    each; with `image`, the container image's start-up beside FastAPI's."""
+    functions as of that commit too, in the same rounds; with `instructions`, each target's
+    instruction count once. Then, with `tracing`, the heaviest function and `traced_also` in
+    every TracingMode, `tracing_rounds` (default `rounds`) times each; with `image`, the
+    container image's start-up beside FastAPI's."""
     tmp = Path(workdir or tempfile.mkdtemp(prefix="funcmart-coldstart-"))
     home = tmp / "home"
     home.mkdir(parents=True, exist_ok=True)
@@ -368,6 +396,9 @@ def run(
         for target in order:
             paths, module, env = plan[target]
             result.samples.setdefault(target, []).append(sample(paths, target, module, env))
+    if instructions:
+        for target, (paths, module, env) in plan.items():
+            result.instructions[target] = count_instructions(paths, target, module, env)
     if tracing:
         _tracing_rounds(
             result, package, envs, mods, [result.heaviest(), *traced_also],

@@ -337,8 +337,39 @@ class Report:
                     "",
                 ]
         return (
-            lines + self._coldstart_table(c) + self._coldstart_tracing(c) + self._coldstart_image(c)
+            lines
+            + self._coldstart_table(c)
+            + self._coldstart_instructions(c)
+            + self._coldstart_tracing(c)
+            + self._coldstart_image(c)
         )
+
+    @staticmethod
+    def _coldstart_instructions(c: Any) -> list[str]:
+        counts = getattr(c, "instructions", None)
+        if not counts or "boto3" not in counts:
+            return []
+        base = counts["boto3"]
+        before = c.before
+        lines = [
+            "Instructions each cold start runs from its start to ready, counted once under "
+            "valgrind's callgrind (the same process, ended where the function is ready): a "
+            "count the machine's load does not move, but blind to time spent waiting (the "
+            f"disk, page faults). `import boto3`: **{base / 1e6:,.0f} million**.",
+            "",
+            "| function | instructions to ready (millions) | × boto3 |"
+            + (f" before ({before}) | before × boto3 |" if before else ""),
+            "|---|---:|---:|" + ("---:|---:|" if before else ""),
+        ]
+        for f in sorted(c.functions(), key=lambda t: counts.get(t, 0), reverse=True):
+            if f not in counts:
+                continue
+            line = f"| {f} | {counts[f] / 1e6:,.0f} | {counts[f] / base:.2f} |"
+            old = counts.get(f"{f} @ {before}") if before else None
+            if old:
+                line += f" {old / 1e6:,.0f} | {old / base:.2f} |"
+            lines.append(line)
+        return [*lines, ""]
 
     @staticmethod
     def _coldstart_tracing(c: Any) -> list[str]:
