@@ -245,6 +245,15 @@ class Broker:
             return self.pending == 0
 
 
+class IngressServer(ThreadingHTTPServer):
+    """The broker's ingress listens as a server built for bursts does (Knative's is a Go
+    server: the kernel's whole listen backlog), not with socketserver's five pending
+    connections: on two busy cores fifty buyers' publishes filled those five, and the kernel
+    dropped the next connections until their publishers timed out."""
+
+    request_queue_size = 1024
+
+
 @contextlib.contextmanager
 def broker_ingress(broker: Broker) -> Iterator[Broker]:
     class Ingress(BaseHTTPRequestHandler):
@@ -258,7 +267,7 @@ def broker_ingress(broker: Broker) -> Iterator[Broker]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingress)
+    server = IngressServer(("127.0.0.1", 0), Ingress)
     broker.url = f"http://127.0.0.1:{server.server_address[1]}/funcmart/default"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

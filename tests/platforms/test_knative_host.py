@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import urllib.error
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 
 import pytest
@@ -456,8 +459,111 @@ def test_events_are_posted_in_binary_mode_with_their_type() -> None:
     ids=["500", "unreachable", "HTTPError"],
 )
 def test_a_broker_that_does_not_accept_is_a_dependency_failure(failure: Any) -> None:
+    tries: list[Any] = []
+
+    def opener(request: Any, **kw: Any) -> Any:
+        tries.append(request)
+        return failure(request, **kw)
+
+    publisher = CloudEventPublisher("http://broker/", KEYS, opener=opener, sleep=lambda _s: None)
     with pytest.raises(DependencyUnavailable):
-        CloudEventPublisher("http://broker/", KEYS, opener=failure).publish(OrderPlaced("o", "c"))
+        publisher.publish(OrderPlaced("o", "c"))
+    assert len(tries) == 3  # each a failure another attempt might not meet
+
+
+def timed_out(*_a: Any, **_kw: Any) -> Any:
+    raise urllib.error.URLError(TimeoutError("timed out"))  # what urlopen raises on connect
+
+
+def busy(request: Any, **_kw: Any) -> Any:
+    raise urllib.error.HTTPError(request.full_url, 503, "busy", {}, None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [timed_out, busy, lambda *_a, **_kw: FakeResponse(429), lambda *_a, **_kw: FakeResponse(500)],
+    ids=["connect timed out", "503", "429", "500"],
+)
+def test_an_event_the_broker_did_not_take_is_sent_again_as_the_same_event(first: Any) -> None:
+    # GIVEN a broker that fails the first POST as a busy ingress does, then takes the event
+    sent: list[dict[str, str]] = []
+    waits: list[float] = []
+
+    def opener(request: Any, **kw: Any) -> Any:
+        sent.append({k.lower(): v for k, v in request.header_items()})
+        return first(request, **kw) if len(sent) == 1 else FakeResponse(202)
+
+    publisher = CloudEventPublisher("http://broker/", KEYS, opener=opener, sleep=waits.append)
+    # WHEN an event is published
+    publisher.publish(OrderPaid("o-9", "c-9"))
+    # THEN it is posted again after a pause, as the same event: one id, one signature
+    assert len(sent) == 2
+    assert len(waits) == 1
+    assert sent[0]["ce-id"] == sent[1]["ce-id"]
+    assert sent[0]["ce-funcmartsig"] == sent[1]["ce-funcmartsig"]
+
+
+@pytest.mark.parametrize("status", [400, 403, 413])
+def test_an_event_the_broker_refuses_is_not_sent_again(status: int) -> None:
+    sent: list[Any] = []
+
+    def opener(request: Any, **_kw: Any) -> FakeResponse:
+        sent.append(request)
+        return FakeResponse(status)
+
+    publisher = CloudEventPublisher("http://broker/", KEYS, opener=opener, sleep=lambda _s: None)
+    with pytest.raises(DependencyUnavailable, match=str(status)):
+        publisher.publish(OrderPlaced("o", "c"))
+    assert len(sent) == 1
+
+
+def test_an_event_is_published_through_a_broker_whose_accept_queue_was_full() -> None:
+    """What a burst does to a broker ingress that accepts slowly: its listen queue full, the
+    kernel drops the publisher's SYN and the connect times out. The event is posted again and
+    taken once the ingress has caught up."""
+    # GIVEN a broker whose accept queue is full (listen(0) holds one connection, taken here)
+    listener = socket.create_server(("127.0.0.1", 0), backlog=0)
+    filler = socket.create_connection(listener.getsockname(), timeout=5)
+    received: list[str] = []
+
+    class Ingress(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append(self.headers.get("ce-id", ""))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = HTTPServer(listener.getsockname(), Ingress, bind_and_activate=False)
+    server.socket.close()
+    server.socket = listener
+    serving: list[threading.Thread] = []
+
+    def catch_up(_seconds: float) -> None:
+        # the ingress catches up between two attempts: it drains its queue, then serves
+        if not serving:
+            conn, _ = listener.accept()
+            conn.close()
+            serving.append(threading.Thread(target=server.serve_forever, daemon=True))
+            serving[0].start()
+
+    url = "http://{}:{}/funcmart/default".format(*listener.getsockname())
+    publisher = CloudEventPublisher(url, KEYS, "funcmart/x", 0.5, sleep=catch_up)
+    try:
+        # WHEN an event is published: the first connect times out
+        publisher.publish(OrderPlaced("o-full", "c-full"))
+    finally:
+        if serving:
+            server.shutdown()
+        server.server_close()
+        filler.close()
+    # THEN the broker has the event, once, from the attempt after the ingress caught up
+    assert serving
+    (event_id,) = received
+    assert event_id
 
 
 def test_no_broker_configured_is_a_dependency_failure() -> None:

@@ -6,6 +6,15 @@ deliver to the consumer's Knative Service, retrying with backoff and dead-letter
 fails, as SQS and its redrive policy do on AWS. The body is the same JSON the SQS publisher
 sends, so the consumer reads one message format on every platform.
 
+A broker ingress that is briefly slow or busy loses no event: its accept queue full under a
+burst (the connection then times out), a 503 while an ingress pod restarts. Such a publish is
+tried again, the same CloudEvent each time (one id, one signature, so a copy that did arrive
+is the same event to every consumer, which takes it as a redelivery), up to `attempts` times
+with a short backoff, as botocore retries the SQS publisher's SendMessage. Only then is it
+DependencyUnavailable, and the order is left for ReconcileOrders, which on Knative takes
+minutes (it re-publishes orders open two minutes, once a minute). A status Knative Eventing
+would not retry either (400, 401, 403, 413: the event itself is refused) fails at once.
+
 Every event is signed (`funcmart.adapters.event_signing`): two extension attributes that the
 Knative host verifies before a consumer runs, so a CloudEvent POSTed by anyone else is
 refused.
@@ -22,7 +31,9 @@ under another trace, never change an order.
 from __future__ import annotations
 
 import json
+import random
 import re
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -40,6 +51,10 @@ TYPE_PREFIX = "dev.funcmart."
 CORRELATION_EXTENSION = "correlationid"
 
 Opener = Callable[..., Any]
+# What the broker's ingress may answer while it cannot take an event yet: the statuses
+# Knative Eventing's data-plane contract (knative/specs, specs/eventing/data-plane.md) has
+# senders retry: 404, 409, 429 and 5xx.
+RETRIED_STATUSES = frozenset({404, 409, 429})
 
 
 def cloudevent_type(event_type: str) -> str:
@@ -58,12 +73,20 @@ class CloudEventPublisher:
         source: str = "funcmart",
         timeout_seconds: float = 2.0,
         opener: Opener | None = None,
+        attempts: int = 3,
+        backoff_seconds: float = 0.1,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        if attempts < 1:
+            raise ValueError("a publish is attempted at least once")
         self._sink = sink_url
         self._keys = keys
         self._source = source
         self._timeout = timeout_seconds
         self._open = opener or urllib.request.urlopen
+        self._attempts = attempts
+        self._backoff = backoff_seconds
+        self._sleep = sleep
 
     def publish(self, event: Event) -> None:
         sink = self._sink
@@ -89,14 +112,28 @@ class CloudEventPublisher:
         }
         with tracing.producer_span(f"publish {event.type}", span_attributes, event.trace_context):
             attributes.update(tracing.inject())  # not signed: see the module docstring
-            self._post(sink, event, attributes, body)
+            self._send(sink, event, attributes, body)
 
-    def _post(self, sink: str, event: Event, attributes: dict[str, str], body: bytes) -> None:
+    def _send(self, sink: str, event: Event, attributes: dict[str, str], body: bytes) -> None:
+        """POST the event until the broker takes it, `attempts` times at most (see above)."""
         # Imported here: the SDK ships in the Knative image, not in the Lambda package.
         from cloudevents.conversion import to_binary
         from cloudevents.http import CloudEvent
 
         headers, data = to_binary(CloudEvent(attributes, body))
+        for attempt in range(1, self._attempts + 1):
+            try:
+                self._post(sink, headers, data, event)
+                return
+            except BrokerBusy:
+                if attempt == self._attempts:
+                    raise
+            # Exponential, with jitter: the publishers a burst failed together do not come
+            # back together.
+            base = self._backoff * 2 ** (attempt - 1)
+            self._sleep(base / 2 + random.uniform(0, base / 2))
+
+    def _post(self, sink: str, headers: Any, data: Any, event: Event) -> None:
         request = urllib.request.Request(sink, data=data, headers=headers, method="POST")
         try:
             with self._open(request, timeout=self._timeout) as response:
@@ -104,6 +141,16 @@ class CloudEventPublisher:
         except urllib.error.HTTPError as exc:
             status = exc.code
         except (urllib.error.URLError, OSError) as exc:
-            raise DependencyUnavailable(f"could not publish {event.type}: {exc}") from exc
-        if not 200 <= status < 300:
-            raise DependencyUnavailable(f"the broker answered {status} to {event.type}")
+            # Unreachable, refused, reset, or no answer within the timeout: whether the broker
+            # took the event is unknown, and sending it again is safe.
+            raise BrokerBusy(f"could not publish {event.type}: {exc}") from exc
+        if 200 <= status < 300:
+            return
+        detail = f"the broker answered {status} to {event.type}"
+        if status >= 500 or status in RETRIED_STATUSES:
+            raise BrokerBusy(detail)
+        raise DependencyUnavailable(detail)
+
+
+class BrokerBusy(DependencyUnavailable):
+    """A publish the broker did not take, in a way another attempt may succeed."""

@@ -278,10 +278,13 @@ def _orderable(requested: list[RequestedLine], products: dict[str, Product]) -> 
 def publish_or_leave_for_reconciler(p: OrderPorts, event: model.Event) -> None:
     try:
         p.publisher.publish(event)
-    except DependencyUnavailable:
+    except DependencyUnavailable as exc:
         # The order is committed; ReconcileOrders re-publishes orders left open too long.
         p.metrics.incr("PublishFailures")
-        log.warning("publish failed; the reconciler will retry", extra={"event": event.type})
+        log.warning(
+            "publish failed; the reconciler will retry",
+            extra={"event": event.type, "orderId": event.order_id, "error": str(exc)[:300]},
+        )
 
 
 def get_order(orders: OrderRepository, principal: Principal, order_id: str) -> Order:
