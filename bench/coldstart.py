@@ -389,13 +389,7 @@ def run(
             timeout=600,
         )
     result = Result(rounds=rounds, package=package, before=before)
-    rng = random.Random(6)
-    for _ in range(rounds):
-        order = list(plan)
-        rng.shuffle(order)
-        for target in order:
-            paths, module, env = plan[target]
-            result.samples.setdefault(target, []).append(sample(paths, target, module, env))
+    _shuffled_rounds(plan, rounds, random.Random(6), result.samples)
     if instructions:
         for target, (paths, module, env) in plan.items():
             result.instructions[target] = count_instructions(paths, target, module, env)
@@ -464,13 +458,7 @@ def _tracing_rounds(
         on = otel.on(env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
         plan[traced(fn, "otlp")] = (paths, mods[fn], {**env, **on})
         result.traced.append(fn)
-    rng = random.Random(22)
-    for _ in range(rounds):
-        order = list(plan)
-        rng.shuffle(order)
-        for target in order:
-            p, module, env = plan[target]
-            result.samples.setdefault(target, []).append(sample(p, target, module, env))
+    _shuffled_rounds(plan, rounds, random.Random(22), result.samples)
     result.tracing_rounds = rounds
     result.tracing_layer = how
 
@@ -643,6 +631,21 @@ def _service_env(function: str) -> tuple[str, dict[str, str]]:
                 "K_REVISION": f"{name}-00001",
             }
     raise LookupError(f"no Knative Service runs {function}")
+
+
+def _shuffled_rounds(
+    plan: dict[str, tuple[list[Path], str, dict[str, str]]],
+    rounds: int,
+    rng: random.Random,
+    samples: dict[str, list[dict[str, float]]],
+) -> None:
+    """Every target of `plan` once per round, in a shuffled order, its sample appended."""
+    for _ in range(rounds):
+        order = list(plan)
+        rng.shuffle(order)
+        for target in order:
+            paths, module, env = plan[target]
+            samples.setdefault(target, []).append(sample(paths, target, module, env))
 
 
 def image_run(layout: ImageLayout, function: str, rounds: int) -> ImageRun:
