@@ -53,6 +53,8 @@ def broker_ingress() -> Iterator[tuple[str, set[str]]]:
     lock = threading.Lock()
 
     class Ingress(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"  # keep-alive, as the broker's ingress (Go's net/http)
+
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             with lock:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
 import threading
+import time
 import urllib.error
+from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, HTTPServer
+from http.server import BaseHTTPRequestHandler, HTTPServer, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -564,6 +567,63 @@ def test_an_event_is_published_through_a_broker_whose_accept_queue_was_full() ->
     assert serving
     (event_id,) = received
     assert event_id
+
+
+@contextlib.contextmanager
+def http11_ingress(*, closes_idle: bool) -> Iterator[tuple[str, list[tuple[str, int]]]]:
+    """A broker ingress speaking HTTP/1.1 keep-alive; each event's ce-id and the client port
+    it came from. With `closes_idle` it closes each connection after answering, without
+    saying so, as an ingress closing an idle connection does between two publishes."""
+    received: list[tuple[str, int]] = []
+
+    class Ingress(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            received.append((self.headers.get("ce-id", ""), self.client_address[1]))
+            self.send_response(202)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            self.close_connection = closes_idle
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Ingress)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield "http://{}:{}/funcmart/default".format(*server.server_address), received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_publishes_from_one_thread_share_one_connection_to_the_broker() -> None:
+    with http11_ingress(closes_idle=False) as (url, received):
+        publisher = CloudEventPublisher(url, KEYS, "funcmart/x", 2, sleep=lambda _s: None)
+        # WHEN three events are published one after the other
+        for n in range(3):
+            publisher.publish(OrderPaid(f"o-{n}", f"c-{n}"))
+    # THEN the broker took all three over one connection, not one connection each
+    assert len(received) == 3
+    assert len({port for _id, port in received}) == 1
+
+
+def test_a_kept_connection_the_broker_closed_is_replaced_at_once() -> None:
+    waits: list[float] = []
+    with http11_ingress(closes_idle=True) as (url, received):
+        publisher = CloudEventPublisher(url, KEYS, "funcmart/x", 2, sleep=waits.append)
+        # WHEN two events are published and the broker closed the first one's connection
+        publisher.publish(OrderPaid("o-1", "c-1"))
+        time.sleep(0.05)  # the close reaches the publisher's socket
+        publisher.publish(OrderPaid("o-2", "c-2"))
+    # THEN the second went on a new connection, without a retry's pause, and arrived once
+    assert len(received) == 2
+    assert received[0][1] != received[1][1]
+    assert len({event_id for event_id, _port in received}) == 2
+    assert waits == []
 
 
 def test_no_broker_configured_is_a_dependency_failure() -> None:

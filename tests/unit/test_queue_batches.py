@@ -91,6 +91,24 @@ def test_batches_handled_at_once_each_have_batch_concurrency_threads():
     assert not together.broken
 
 
+def test_a_batch_of_one_runs_on_the_invocations_own_thread():
+    # GIVEN a consumer with BATCH_CONCURRENCY 10 (every Knative delivery is a batch of one)
+    ran_on: list[int] = []
+
+    def notes_its_thread(_message: QueueMessage) -> str:
+        ran_on.append(threading.get_ident())
+        return "done"
+
+    consumer = function(notes_its_thread, sqs_client=FakeSqs())
+    # WHEN a batch of one arrives, then a batch of two
+    assert consumer.handler(batch(1), None) == {"batchItemFailures": []}
+    assert consumer.handler(batch(2), None) == {"batchItemFailures": []}
+    # THEN the one record ran where the invocation did, not handed to a pool's thread; the
+    # two still ran on the batch's pool
+    assert ran_on[0] == threading.get_ident()
+    assert threading.get_ident() not in ran_on[1:]
+
+
 def test_records_of_a_fifo_queue_run_one_at_a_time_in_order():
     seen: list[str] = []
     running = threading.Semaphore(1)

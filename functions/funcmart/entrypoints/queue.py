@@ -22,7 +22,8 @@ threads, 10 by default; one for FIFO queues, whose order matters): each spends m
 time waiting on DynamoDB, and a batch then takes about as long as its slowest record, not
 the sum of them. Each batch in progress has threads of its own: a host that runs several
 batches of one function at once in one process (the local platform's pollers, Knative) gets
-BATCH_CONCURRENCY per batch, as Lambda's instances each have theirs. Events the records
+BATCH_CONCURRENCY per batch, as Lambda's instances each have theirs. A batch of one record (each
+CloudEvent a Knative broker delivers) runs on the invocation's own thread. Events the records
 publish are sent when the batch is done, ten to a request, where the publisher can batch
 (SQS).
 
@@ -257,14 +258,18 @@ class QueueFunction:
         self._observed = Observer("queue").wrap(self._handle)
 
     @contextlib.contextmanager
-    def _processor(self, fifo: bool) -> Iterator[BatchProcessor | SqsFifoPartialProcessor]:
-        """A processor for one batch: it keeps the batch's bookkeeping, so concurrent
-        invocations (on Knative or the local platform) each get their own."""
+    def _processor(
+        self, fifo: bool, size: int
+    ) -> Iterator[BatchProcessor | SqsFifoPartialProcessor]:
+        """A processor for one batch of `size` records: it keeps the batch's bookkeeping, so
+        concurrent invocations (on Knative or the local platform) each get their own. A batch
+        of one runs on the invocation's own thread: a pool would only hand its one record to
+        another thread and wait for it (every Knative delivery is such a batch)."""
         if fifo:  # one at a time, and the first failure fails the rest, so order holds
             fifo_processor = SqsFifoPartialProcessor()
             fifo_processor.raise_on_entire_batch_failure = False
             yield fifo_processor
-        elif self._concurrency > 1:
+        elif self._concurrency > 1 and size > 1:
             with self._pools.lend() as pool:
                 yield ConcurrentBatchProcessor(pool)
         else:
@@ -373,7 +378,7 @@ class QueueFunction:
         deadline = start_deadline(context)
         not_started: set[str] = set()  # written by the records' threads
         try:
-            with self._batched_publishing(), self._processor(fifo) as processor:
+            with self._batched_publishing(), self._processor(fifo, len(records)) as processor:
                 result = process_partial_response(
                     event=event,
                     record_handler=lambda record: self._record(
