@@ -38,12 +38,18 @@ class Result:
     orders: int
     concurrency: int
     cpu_ms: list[float] = field(default_factory=list)  # host CPU per order, per repeat
+    # ProcessOrder's use case alone (bench/_use_case.py) per order, per repeat: the part of
+    # the host's figure (and of Celery's) that no host or queue can save
+    use_case_ms: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     exactly_once: bool = True
     detail: str = ""
 
     def cpu(self) -> float:
         return median(self.cpu_ms)
+
+    def use_case(self) -> float:
+        return median(self.use_case_ms) if self.use_case_ms else 0.0
 
 
 @contextlib.contextmanager
@@ -161,4 +167,24 @@ def run(
             client.close()
         finally:
             _stop(proc)
+        result.use_case_ms = use_case(env, cpus, orders, repeats, logs)
     return result
+
+
+def use_case(
+    env: dict[str, str], cpus: set[int], orders: int, repeats: int, logs: Path
+) -> list[float]:
+    """ProcessOrder's use case alone (bench/_use_case.py) on the same cores, the same
+    backends and table: its CPU time per order in each repeat."""
+    path = os.pathsep.join([str(ROOT), str(ROOT / "functions")])
+    with (logs / "knative-consumer-use-case.log").open("ab") as err:
+        out = subprocess.run(
+            [sys.executable, "-m", "bench._use_case", str(orders), str(repeats)],
+            cwd=ROOT, env={**env, "PYTHONPATH": path},
+            stdout=subprocess.PIPE, stderr=err, check=True, timeout=600,
+            preexec_fn=lambda: os.sched_setaffinity(0, cpus),
+        )  # fmt: skip
+    found = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    if set(found["outcomes"]) != {"paid"}:
+        raise RuntimeError(f"the use case alone did not pay every order: {found['outcomes']}")
+    return [float(ms) for ms in found["cpu_ms"]]

@@ -264,8 +264,22 @@ class Report:
             f"× {len(k.cpu_ms)} repeats at {k.concurrency} deliveries at once; exactly once: "
             f"{'yes' if k.exactly_once else 'NO'} | {_ok(met)} | "
             + ("" if met else f"{ratio / TARGET_PIPELINE_CPU:.2f}× the target; {k.detail}")
+            + self._use_case_note(k.use_case(), celery)
             + " |"
         ]
+
+    @staticmethod
+    def _use_case_note(alone: float, celery: float) -> str:
+        """What ProcessOrder's use case alone costs, beside the target it is a part of."""
+        if not alone:
+            return ""
+        target = TARGET_PIPELINE_CPU * celery
+        over = "over" if alone > target else "within"
+        return (
+            f"; the use case alone (`process_order` in one process, no host or queue: what "
+            f"Celery's task runs too) takes {alone:.2f} ms/order, {over} the target's "
+            f"{target:.2f} by itself"
+        )
 
     def _p4(self) -> list[str]:
         c = self.cost
