@@ -36,7 +36,10 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("function entry point (rate-limit decision, answer)", ("/funcmart/entrypoints/",)),
     ("GetProduct's services and domain", ("/funcmart/services/", "/funcmart/domain/")),
     ("metrics", ("/funcmart/adapters/metrics",)),
-    ("Redis adapter and client (redis.asyncio)", ("/funcmart/adapters/redis", "/redis/")),
+    (
+        "Redis adapter and client (funcmart.adapters.redis_loop, hiredis)",
+        ("/funcmart/adapters/redis", "/redis/"),
+    ),
     ("JSON", ("/json/",)),
     ("logging", ("/logging/",)),
     ("Powertools", ("/aws_lambda_powertools/",)),

@@ -219,7 +219,7 @@ class Container:
 
     @lazily
     def async_rate_limiter(self) -> AsyncRateLimiter:
-        """The rate limiter on redis.asyncio, for hosts that serve on an event loop (built
+        """The rate limiter run from the event loop, for hosts that serve on one (built
         on first use there, never on Lambda)."""
         from funcmart.adapters.redis_store import AsyncRedisRateLimiter
 

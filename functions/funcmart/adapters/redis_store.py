@@ -375,9 +375,9 @@ def read_ahead(product_id: str) -> str | None:
 
 
 class AsyncRedisRateLimiter:
-    """AsyncRateLimiter: the same script and keys as RedisRateLimiter on redis.asyncio, so an
-    event loop never blocks on the round trip. It shares the synchronous client's breaker: an
-    outage seen by either fails both fast."""
+    """AsyncRateLimiter: the same script and keys as RedisRateLimiter, run from the event loop
+    (funcmart.adapters.redis_loop), so an event loop never blocks on the round trip. It shares
+    the synchronous client's breaker: an outage seen by either fails both fast."""
 
     def __init__(self, url: str, socket_timeout: float, breaker: Breaker) -> None:
         self._url = url
@@ -390,22 +390,15 @@ class AsyncRedisRateLimiter:
         self._script: Any = None
 
     def _script_for_this_loop(self) -> Any:
-        """The script on a client of the running loop: an asyncio client's connections
-        belong to the loop that opened them (a host has one; tests run several)."""
+        """The script on connections of the running loop: an asyncio connection belongs to
+        the loop that opened it (a host has one; tests run several)."""
         import asyncio
 
-        import redis.asyncio as aioredis
+        from funcmart.adapters.redis_loop import LoopScript
 
         loop = asyncio.get_running_loop()
         if self._loop is not loop:
-            client = aioredis.Redis.from_url(
-                self._url,
-                socket_timeout=self._timeout,
-                socket_connect_timeout=self._timeout,
-                health_check_interval=30,
-                decode_responses=True,
-            )
-            self._script, self._loop = client.register_script(_GCRA), loop
+            self._script, self._loop = LoopScript(self._url, _GCRA, self._timeout), loop
         return self._script
 
     async def hit(
