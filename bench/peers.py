@@ -456,7 +456,8 @@ def notes() -> dict[str, str]:
         KNATIVE_BEFORE: f"`python -m funcmart_hosts.knative` with functions/ and hosts/ as of "
         f"{BEFORE}: functions-framework's gunicorn, WORKERS=1, THREADS=5",
         GATEWAY: "`python -m bench._serve` (the local platform's gateway, every route)",
-        FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools)",
+        FASTAPI: "`uvicorn bench.peer_apps.fastapi_app:app --workers 1` (uvloop, httptools; "
+        "redis.asyncio with hiredis installed, which redis-py uses to parse replies)",
         FLASK: "`gunicorn --workers 1 --worker-class sync bench.peer_apps.flask_app:app`",
     }
 
