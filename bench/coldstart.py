@@ -69,8 +69,9 @@ from bench.common import FUNCTIONS, ROOT, median
 CHILD = Path(__file__).with_name("_coldstart_child.py")
 BASELINE = "boto3"
 
-# What each function touches while warm: Container attributes, and the table's item models it
-# reads or writes one by one (transactions go through `tables.connection`).
+# What each function touches while warm: Container attributes (the publisher where its requests
+# publish events), and the table's item models it reads or writes one by one (transactions go
+# through `tables.connection`).
 _ORDER_PORTS = ("order_ports", "metrics")
 USES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "ListProducts": (("products",), ("Product",)),
@@ -79,14 +80,16 @@ USES: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "UpdateProduct": (("products", "cache", "clock"), ("Product",)),
     "ArchiveProduct": (("products", "cache", "clock"), ("Product",)),
     "SetStock": (("products", "cache", "clock"), ("Product",)),
-    "PlaceOrder": (_ORDER_PORTS, ("Idempotency", "Product")),
+    "PlaceOrder": ((*_ORDER_PORTS, "publisher"), ("Idempotency", "Product")),
     "GetOrder": (("orders",), ("Order",)),
     "ListOrders": (("orders",), ("Order",)),
     "CancelOrder": (_ORDER_PORTS, ("Order", "Payment", "SimulatedCharge")),
-    "ProcessOrder": ((*_ORDER_PORTS, "sqs_client"), ("Order", "SimulatedCharge")),
+    "ProcessOrder": ((*_ORDER_PORTS, "publisher", "sqs_client"), ("Order", "SimulatedCharge")),
     "FulfilOrder": ((*_ORDER_PORTS, "sqs_client"), ("Order",)),
     "HandleDeadLetters": ((*_ORDER_PORTS, "sqs_client"), ("Order",)),
-    "ReconcileOrders": ((*_ORDER_PORTS, "reconcile_policy"), ("Order",)),
+    "ReconcileOrders": ((*_ORDER_PORTS, "publisher", "reconcile_policy"), ("Order",)),
+    # An operator's resolve looks the order's charge up in the payment ledger.
+    "ResolveOrder": ((*_ORDER_PORTS, "payments"), ("Order", "SimulatedCharge")),
 }
 
 

@@ -9,7 +9,7 @@ from funcmart.domain.commands import PlaceOrder, PlaceOrderFromCart
 from funcmart.entrypoints.http import Body, Header, HttpFunction, Response, json_response
 from funcmart.services import orders
 
-deps = build().ready("order_ports", "carts")
+deps = build().ready("order_ports", "publisher", "carts")
 # A retry of an order already placed replays its answer even past a spent limit.
 app = HttpFunction(
     deps,

@@ -5,7 +5,7 @@ from funcmart.domain.orders import OrderPlaced
 from funcmart.entrypoints.queue import QueueFunction, QueueMessage
 from funcmart.services import orders
 
-deps = build().ready("order_ports")
+deps = build().ready("order_ports", "publisher")
 
 
 def on_message(message: QueueMessage) -> str:

@@ -5,7 +5,7 @@ from funcmart.bootstrap import build
 from funcmart.entrypoints.schedule import ScheduledFunction
 from funcmart.services import orders
 
-deps = build().ready("order_ports", "reconcile_policy", "queue_backlog")
+deps = build().ready("order_ports", "publisher", "reconcile_policy", "queue_backlog")
 
 handler = ScheduledFunction(
     deps,

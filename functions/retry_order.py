@@ -8,7 +8,7 @@ from funcmart.domain.commands import RetryOrder
 from funcmart.entrypoints.http import HttpFunction, Response, json_response
 from funcmart.services import operations
 
-deps = build().ready("order_ports")
+deps = build().ready("order_ports", "publisher")
 app = HttpFunction(deps, problems=(403, 404, 409))
 
 

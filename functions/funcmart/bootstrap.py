@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from funcmart.adapters.dynamodb.table import Tables
     from funcmart.adapters.redis_store import RedisGuard
     from funcmart.domain.money import Money
-    from funcmart.domain.orders import Charge
+    from funcmart.domain.orders import Charge, Event
     from funcmart.ports import (
         AsyncRateLimiter,
         CartStore,
@@ -356,7 +356,10 @@ class Container:
             # Built on first use: most order functions never pay, and the provider's client
             # (its secret, its SDK) should cost them nothing.
             payments=_DeferredPayments(self),
-            publisher=self.publisher,
+            # Built on first use too: half the order functions never publish (CancelOrder,
+            # FulfilOrder, the operators' resolve and cancel); those that do name it in
+            # `ready`, so that its client is built at their cold start.
+            publisher=_DeferredPublisher(self),
             cache=self.cache,
             clock=self.clock,
             ids=self.ids,
@@ -407,6 +410,16 @@ class _DeferredPayments:
             return None
         provider = self._container.settings.payment_provider or "none"
         return {"funcmart.payment.provider": provider, "funcmart.order_id": order_id}
+
+
+class _DeferredPublisher:
+    """The container's publisher, looked up when an event is published."""
+
+    def __init__(self, container: Container) -> None:
+        self._container = container
+
+    def publish(self, event: Event) -> None:
+        self._container.publisher.publish(event)
 
 
 _OVERRIDABLE = {

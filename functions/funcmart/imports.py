@@ -7,7 +7,8 @@ great deal there that no function uses:
 - `redis` imports `redis.asyncio` (the asyncio client, its cluster client and a copy of every
   command), `redis.cluster` and `redis.sentinel` first, although the sync client lives in
   `redis.client`; and `redis.commands.core` imports `redis.asyncio.observability`, whose
-  package `__init__` is the asyncio client again;
+  package `__init__` is the asyncio client again; and `redis.commands` loads the cluster
+  client's commands beside the ones `redis.client` is made of;
 - `aws_lambda_powertools.event_handler` imports every resolver Powertools has (AppSync and
   AppSync Events, Bedrock agents, VPC Lattice, Lambda function URLs, ...), although an HTTP
   function uses the API Gateway one from `event_handler.api_gateway`;
@@ -53,6 +54,18 @@ EXPORTS: dict[str, dict[str, str]] = {
         "TimeoutError": "redis.exceptions",
     },
     "redis.asyncio": {},
+    # What the clients import from it; its `__init__` would also load the cluster client's
+    # commands (`redis.commands.cluster`), which no function uses.
+    "redis.commands": {
+        name: f"redis.commands.{module}"
+        for module, names in {
+            "core": ("CoreCommands", "AsyncCoreCommands"),
+            "helpers": ("list_or_args",),
+            "redismodules": ("RedisModuleCommands", "AsyncRedisModuleCommands"),
+            "sentinel": ("SentinelCommands", "AsyncSentinelCommands"),
+        }.items()
+        for name in names
+    },
     "aws_lambda_powertools.event_handler": {
         "APIGatewayHttpResolver": "aws_lambda_powertools.event_handler.api_gateway",
         "ApiGatewayResolver": "aws_lambda_powertools.event_handler.api_gateway",

@@ -5,6 +5,7 @@ call a function makes must be one its own policy allows."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -92,6 +93,8 @@ def resolved(body: Any, w: World) -> None:
     assert w.order().status == model.FULFILLED
     assert body["operatorActions"][0]["action"] == "resolve"
     assert w.deps.orders.get_charge(OID).status == model.CAPTURED
+    # Resolving publishes nothing: the function has built no publisher (nor its client).
+    assert sys.modules["funcmart_fn_ResolveOrder"].deps.built("publisher") is None
 
 
 def moved_back_once(body: Any, w: World) -> None:
