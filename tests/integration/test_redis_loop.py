@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import socket
 import threading
+import uuid
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -47,6 +48,14 @@ def test_sequential_calls_share_one_connection(redis_url: str) -> None:
         return len(script._idle)
 
     assert run(calls()) == 1
+
+
+def test_a_script_used_from_another_loop_opens_connections_of_its_own(redis_url: str) -> None:
+    script = LoopScript(redis_url, "return 3", 2.0)
+    # GIVEN a call on one event loop (which then closes), WHEN another loop calls
+    # THEN it is answered (the first loop's connection is not used)
+    assert run(script(keys=[], args=[])) == 3
+    assert run(script(keys=[], args=[])) == 3
 
 
 def test_the_url_database_is_the_one_written(redis_url: str, redis_client: Any) -> None:
@@ -97,6 +106,26 @@ def test_an_error_reply_raises_script_error(redis_url: str) -> None:
     script = LoopScript(redis_url, "return redis.error_reply('refused here')", 2.0)
     with pytest.raises(ScriptError, match="refused here"):
         run(script(keys=[], args=[]))
+
+
+def test_a_user_and_password_in_the_url_sign_in(redis_url: str, redis_client: Any) -> None:
+    # GIVEN a Redis user of its own (as a deployed Redis with auth has), unique to this run,
+    # allowed the keys loop:acl:* only
+    user, password = f"funcmart-loop-{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    redis_client.acl_setuser(
+        user, enabled=True, passwords=[f"+{password}"], keys=["loop:acl:*"], commands=["+@all"]
+    )
+    try:
+        parts = urlsplit(redis_url)
+        url = urlunsplit(parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}"))
+        script = LoopScript(url, "return redis.call('SET', KEYS[1], 'x')", 2.0)
+        # WHEN calls sign in with them
+        # THEN they run as that user: its keys are written, others refused
+        assert run(script(keys=["loop:acl:mine"], args=[])) == "OK"
+        with pytest.raises(ScriptError, match=r"(?i)permission"):
+            run(script(keys=["loop:other"], args=[]))
+    finally:
+        redis_client.acl_deluser(user)
 
 
 def test_a_redis_that_refuses_the_password_fails_the_call(redis_url: str) -> None:

@@ -8,7 +8,8 @@ one `asyncio.Protocol` per connection, replies parsed by hiredis (Redis's own C 
 connections pooled, one deadline per call. Everything else on Redis stays on redis-py.
 
 - A connection runs one command at a time, and goes back to the pool only after its reply
-  has been read whole; a call that fails, times out or is cancelled closes its connection.
+  has been read whole; the pool belongs to the running loop (used from another, it starts
+  anew); a call that fails, times out or is cancelled closes its connection.
 - A pooled connection Redis closed while it was idle fails before any reply: the call goes
   again at once, once, on a new connection. Any other failure is raised: ConnectionError or
   TimeoutError (both OSError), or ScriptError (a redis-py ResponseError) for an error
@@ -116,6 +117,7 @@ class LoopScript:
         self._timeout = timeout
         self._pool_size = pool_size
         self._idle: collections.deque[_Connection] = collections.deque()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     async def __call__(self, *, keys: list[str], args: list[Any]) -> Any:
         """The script's reply; ConnectionError/TimeoutError, or ScriptError for Redis's."""
@@ -129,6 +131,10 @@ class LoopScript:
         return reply
 
     async def _run(self, command: bytes) -> Any:
+        loop = asyncio.get_running_loop()
+        if loop is not self._loop:  # a connection belongs to the loop that opened it
+            self._idle.clear()
+            self._loop = loop
         connection = self._idle.pop() if self._idle else None
         reused = connection is not None and connection.answered
         while True:
