@@ -20,7 +20,7 @@ from typing import Any
 
 
 class _Kept:
-    """A publisher that keeps what it is given: publishing is the host's part."""
+    """A publisher that sends nothing: publishing is the host's part, not the use case's."""
 
     def publish(self, event: Any) -> None:
         pass

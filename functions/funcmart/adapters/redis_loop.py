@@ -44,7 +44,6 @@ class _Connection(asyncio.Protocol):
         self._reader = hiredis.Reader(encoding="utf-8", errors="replace")
         self._transport: asyncio.Transport | None = None
         self._waiting: asyncio.Future[Any] | None = None
-        self.answered = False  # whether this connection has answered a command yet
         self.closed = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -136,7 +135,7 @@ class LoopScript:
             self._idle.clear()
             self._loop = loop
         connection = self._idle.pop() if self._idle else None
-        reused = connection is not None and connection.answered
+        reused = connection is not None  # only connections that have answered are pooled
         while True:
             if connection is None or connection.closed:
                 connection = await self._connect()
@@ -152,7 +151,6 @@ class LoopScript:
             except BaseException:  # timed out or cancelled: its reply may still come
                 connection.close()
                 raise
-            connection.answered = True
             if len(self._idle) < self._pool_size:
                 self._idle.append(connection)
             else:
@@ -173,10 +171,6 @@ class LoopScript:
             connection.close()
             raise
         return connection
-
-    def close(self) -> None:
-        while self._idle:
-            self._idle.pop().close()
 
 
 def _is_error(reply: Any) -> bool:

@@ -386,19 +386,15 @@ class AsyncRedisRateLimiter:
         # for every request) long before Redis is slow. So the loop waits longer than a thread.
         self._timeout = max(1.0, 4 * socket_timeout)
         self._breaker = breaker
-        self._loop: Any = None
         self._script: Any = None
 
-    def _script_for_this_loop(self) -> Any:
-        """The script on connections of the running loop: an asyncio connection belongs to
-        the loop that opened it (a host has one; tests run several)."""
-        import asyncio
+    def _loop_script(self) -> Any:
+        """The script over the event loop's connections (built at the first hit: the module
+        and hiredis load only where a host serves on a loop)."""
+        if self._script is None:
+            from funcmart.adapters.redis_loop import LoopScript
 
-        from funcmart.adapters.redis_loop import LoopScript
-
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop:
-            self._script, self._loop = LoopScript(self._url, _GCRA, self._timeout), loop
+            self._script = LoopScript(self._url, _GCRA, self._timeout)
         return self._script
 
     async def hit(
@@ -411,7 +407,7 @@ class AsyncRedisRateLimiter:
                 "Redis is unavailable", retry_after=self._breaker.retry_after
             )
         try:
-            call = self._script_for_this_loop()(
+            call = self._loop_script()(
                 keys=[f"ratelimit:{key}", *reads],
                 args=[repr(policy.interval_ms), policy.period_seconds * 1000],
             )

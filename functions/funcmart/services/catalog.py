@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -61,13 +62,7 @@ def cached_answer(text: str | None, product_id: str, principal: Principal | None
     active unless the caller is an admin. Anything else takes `get_product`'s path."""
     if not text or text[0] != "{":
         return False
-    read = _READ_ENTRIES.get(text)
-    if read is None:
-        read = _read_entry(text)
-        if len(_READ_ENTRIES) >= _READ_ENTRIES_MAX:
-            _READ_ENTRIES.clear()
-        _READ_ENTRIES[text] = read
-    entry_id, active = read
+    entry_id, active = _read_entry(text)
     if entry_id != product_id:
         return False
     return active or bool(principal and principal.is_admin)
@@ -75,10 +70,7 @@ def cached_answer(text: str | None, product_id: str, principal: Principal | None
 
 # An entry's text read once: the same bytes answer the same (a product's entry is the same
 # text until the product changes), so a hit checks a string instead of decoding JSON.
-_READ_ENTRIES: dict[str, tuple[str | None, bool]] = {}
-_READ_ENTRIES_MAX = 1024
-
-
+@functools.lru_cache(maxsize=1024)
 def _read_entry(text: str) -> tuple[str | None, bool]:
     """(the product's id, active) when `text` is exactly what get_product would answer for
     it; (None, False) for anything else."""

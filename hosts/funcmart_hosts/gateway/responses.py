@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 from collections.abc import Iterable
@@ -133,16 +134,9 @@ def safe_headers(headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
     return [(n, header_safe(v)) for n, v in headers if _is_token(n)]
 
 
+@functools.lru_cache(maxsize=1024)  # names come from the functions: a handful
 def _is_token(name: str) -> bool:
-    known = _TOKENS.get(name)
-    if known is None:
-        known = _TOKEN.fullmatch(name) is not None
-        if len(_TOKENS) < 1024:  # names come from the functions: a handful
-            _TOKENS[name] = known
-    return known
-
-
-_TOKENS: dict[str, bool] = {}
+    return _TOKEN.fullmatch(name) is not None
 
 
 def problem_response(
