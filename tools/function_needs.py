@@ -44,7 +44,7 @@ def container_graph(path: Path = BOOTSTRAP) -> dict[str, tuple[frozenset[str], f
         and any(_decorator_name(d) in DEPENDENCY_DECORATORS for d in n.decorator_list)
     ]
     names = {m.name for m in methods}
-    fields = set(Settings.model_fields)
+    fields = set(Settings.names())
     graph: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
     for method in methods:
         uses: set[str] = set()

@@ -38,9 +38,11 @@ import importlib.util
 import sys
 import threading
 from collections.abc import Mapping
-from importlib.abc import Loader
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # importlib.abc loads importlib.resources, which no function uses
+    from importlib.abc import Loader
 
 # Each deferred package, and the names the functions read from it by the submodule defining
 # them (the same objects its `__init__` re-exports). Any other name runs the `__init__`.

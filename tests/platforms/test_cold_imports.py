@@ -114,6 +114,26 @@ def test_a_function_builds_no_schema_of_another_resource(module: str) -> None:
     assert "funcmart.api.catalog" not in cold_start(module)["modules"]  # type: ignore[operator]
 
 
+@pytest.mark.parametrize(
+    "module", ["process_order", "fulfil_order", "handle_dead_letters", "reconcile_orders"]
+)
+def test_a_queue_or_scheduled_function_loads_no_validation_library(module: str) -> None:
+    # Settings are a plain dataclass: pydantic is for the HTTP functions' request schemas,
+    # and with it absent Powertools' batch module loads none of its parser's event models.
+    modules = cold_start(module)["modules"]
+    assert isinstance(modules, list)
+    assert [
+        m for m in modules if m.startswith(("pydantic", "aws_lambda_powertools.utilities.parser"))
+    ] == []
+
+
+@pytest.mark.parametrize("module", ["fulfil_order", "process_order"])
+def test_an_order_function_that_changes_no_stock_loads_no_redis_client(module: str) -> None:
+    # The product cache is looked up when an order first changes stock (a payment refused,
+    # a cancellation): shipping an order or taking its payment never needs Redis.
+    assert "redis.client" not in cold_start(module)["modules"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("module", ["health", "get_product"])
 def test_no_function_loads_boto3(module: str) -> None:
     assert "boto3" not in cold_start(module)["modules"]  # type: ignore[operator]

@@ -44,6 +44,11 @@ def test_the_event_signing_keys_are_read_but_never_shown():
         ("RATE_LIMIT", "10 per minute", "60/60s"),
         ("MAX_BODY_BYTES", "lots", "valid integer"),
         ("BATCH_CONCURRENCY", "0", "greater than or equal to 1"),
+        ("BATCH_CONCURRENCY", "101", "less than or equal to 100"),
+        ("HEALTH_TIMEOUT_SECONDS", "nan", "finite"),
+        ("HEALTH_TIMEOUT_SECONDS", "0", "greater than 0"),
+        ("FUNCMART_CLIENTS_AT_COLD_START", "maybe", "true or false"),
+        ("REDRIVE_METHOD", "move", "'move-task' or 'copy'"),
     ],
 )
 def test_a_misspelled_or_malformed_value_is_refused_naming_the_variable(name, value, says):
@@ -51,6 +56,29 @@ def test_a_misspelled_or_malformed_value_is_refused_naming_the_variable(name, va
         Settings.load({**BASE, name: value})
     assert name in str(refused.value)
     assert says in str(refused.value)
+
+
+def test_every_problem_is_named_at_once():
+    with pytest.raises(SettingsError) as refused:
+        Settings.load({"PUBLISHER": "kafka", "MAX_BODY_BYTES": "-1"})
+    assert str(refused.value).split("; ") == [
+        "TABLE_NAME is not set",
+        "MAX_BODY_BYTES='-1': must be greater than 0",
+        "PUBLISHER='kafka': must be 'sqs' or 'cloudevents'",
+    ]
+
+
+def test_arguments_are_checked_as_the_environment_is():
+    s = Settings.load(BASE, max_body_bytes=10, clients_at_cold_start=False, cache_ttl_seconds="7")
+    assert (s.max_body_bytes, s.clients_at_cold_start, s.cache_ttl_seconds) == (10, False, 7)
+    assert (
+        Settings.load({**BASE, "FUNCMART_CLIENTS_AT_COLD_START": "No"}).clients_at_cold_start
+        is False
+    )
+    with pytest.raises(SettingsError, match="MAX_BODY_BYTES"):
+        Settings.load(BASE, max_body_bytes=0)
+    with pytest.raises(SettingsError, match="PUBLISHER"):
+        Settings.load(BASE, publisher="kafka")
 
 
 def test_a_missing_table_is_refused():
