@@ -360,9 +360,7 @@ class Container:
             # FulfilOrder, the operators' resolve and cancel); those that do name it in
             # `ready`, so that its client is built at their cold start.
             publisher=_DeferredPublisher(self),
-            # Built on first use too: only a change of stock invalidates cached products, and
-            # FulfilOrder, or ProcessOrder taking a payment, never loads the Redis client.
-            cache=_DeferredCache(self),
+            cache=self.cache,
             clock=self.clock,
             ids=self.ids,
             metrics=self.metrics,
@@ -422,22 +420,6 @@ class _DeferredPublisher:
 
     def publish(self, event: Event) -> None:
         self._container.publisher.publish(event)
-
-
-class _DeferredCache:
-    """The container's product cache, looked up when it is used."""
-
-    def __init__(self, container: Container) -> None:
-        self._container = container
-
-    def get(self, product_id: str) -> dict[str, Any] | None:
-        return self._container.cache.get(product_id)
-
-    def put(self, product_id: str, value: dict[str, Any]) -> None:
-        self._container.cache.put(product_id, value)
-
-    def invalidate(self, *product_ids: str) -> None:
-        self._container.cache.invalidate(*product_ids)
 
 
 _OVERRIDABLE = {
