@@ -17,7 +17,7 @@ from __future__ import annotations
 import ast
 import functools
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from funcmart.domain.ratelimit import DEFAULT_LIMITS, parse_policy
 from funcmart.settings import Settings
@@ -31,10 +31,18 @@ CONTAINER = "Container"
 DEPENDENCY_DECORATORS = frozenset({"lazily", "cached_property"})
 
 
+class Needs(NamedTuple):
+    """What building one dependency of the Container takes."""
+
+    uses: frozenset[str]  # other dependencies, built with it
+    reads: frozenset[str]  # settings
+    later: frozenset[str]  # other dependencies looked up when first used (inside a lambda)
+
+
 @functools.cache
-def container_graph(path: Path = BOOTSTRAP) -> dict[str, tuple[frozenset[str], frozenset[str]]]:
-    """Each cached dependency of the Container: (the dependencies it uses, the settings it
-    reads), from the source of its method."""
+def container_graph(path: Path = BOOTSTRAP) -> dict[str, Needs]:
+    """Each cached dependency of the Container and what it needs, from the source of its
+    method."""
     tree = ast.parse(path.read_text())
     cls = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == CONTAINER)
     methods = [
@@ -45,18 +53,25 @@ def container_graph(path: Path = BOOTSTRAP) -> dict[str, tuple[frozenset[str], f
     ]
     names = {m.name for m in methods}
     fields = set(Settings.names())
-    graph: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+    graph: dict[str, Needs] = {}
     for method in methods:
         uses: set[str] = set()
         reads: set[str] = set()
+        later: set[str] = set()
+        deferred = {
+            id(node)
+            for lam in ast.walk(method)
+            if isinstance(lam, ast.Lambda)
+            for node in ast.walk(lam.body)
+        }
         for node in ast.walk(method):
             if not isinstance(node, ast.Attribute):
                 continue
             if _is_self(node.value) and node.attr in names and node.attr != method.name:
-                uses.add(node.attr)
+                (later if id(node) in deferred else uses).add(node.attr)
             elif node.attr in fields and _is_settings(node.value):
                 reads.add(node.attr)
-        graph[method.name] = (frozenset(uses), frozenset(reads))
+        graph[method.name] = Needs(frozenset(uses), frozenset(reads), frozenset(later - uses))
     return graph
 
 
@@ -114,8 +129,9 @@ def rate_limited(tpl: Template, fn: Function) -> bool:
     )
 
 
-def dependencies(tpl: Template, fn: Function) -> frozenset[str]:
-    """Every Container dependency the function builds at cold start."""
+def dependencies(tpl: Template, fn: Function, *, later: bool = False) -> frozenset[str]:
+    """Every Container dependency the function builds at cold start; with `later`, also
+    those it may build when first used."""
     graph = container_graph()
     todo = set(readied(fn))
     if rate_limited(tpl, fn):
@@ -128,14 +144,15 @@ def dependencies(tpl: Template, fn: Function) -> frozenset[str]:
         if name not in graph:
             raise ValueError(f"{fn.logical_id}: readies {name!r}, which the Container lacks")
         seen.add(name)
-        todo |= graph[name][0]
+        todo |= graph[name].uses | (graph[name].later if later else frozenset())
     return frozenset(seen)
 
 
 def settings_read(tpl: Template, fn: Function) -> frozenset[str]:
-    """The Settings fields the function's dependencies read when they are built."""
+    """The Settings fields the function's dependencies read when they are built, at cold
+    start or on first use."""
     graph = container_graph()
-    return frozenset(f for d in dependencies(tpl, fn) for f in graph[d][1])
+    return frozenset(f for d in dependencies(tpl, fn, later=True) for f in graph[d].reads)
 
 
 def uses_redis(tpl: Template, fn: Function) -> bool:

@@ -21,6 +21,8 @@ from funcmart.adapters import tracing
 from funcmart.settings import Settings, SettingsError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import redis
     from botocore.session import Session
 
@@ -360,7 +362,11 @@ class Container:
             # FulfilOrder, the operators' resolve and cancel); those that do name it in
             # `ready`, so that its client is built at their cold start.
             publisher=_DeferredPublisher(self),
-            cache=self.cache,
+            # Built on first use too: only a change of stock invalidates cached products, and
+            # FulfilOrder, or ProcessOrder taking a payment, never loads the Redis client. Any
+            # order function may change stock, so the cache is named (in a lambda: a use
+            # later, as tools/function_needs reads it) and every one's pod gets its secret.
+            cache=_DeferredCache(lambda: self.cache),
             clock=self.clock,
             ids=self.ids,
             metrics=self.metrics,
@@ -420,6 +426,22 @@ class _DeferredPublisher:
 
     def publish(self, event: Event) -> None:
         self._container.publisher.publish(event)
+
+
+class _DeferredCache:
+    """A product cache looked up when it is used."""
+
+    def __init__(self, cache: Callable[[], ProductCache]) -> None:
+        self._cache = cache
+
+    def get(self, product_id: str) -> dict[str, Any] | None:
+        return self._cache().get(product_id)
+
+    def put(self, product_id: str, value: dict[str, Any]) -> None:
+        self._cache().put(product_id, value)
+
+    def invalidate(self, *product_ids: str) -> None:
+        self._cache().invalidate(*product_ids)
 
 
 _OVERRIDABLE = {

@@ -35,7 +35,19 @@ def test_a_function_that_touches_no_redis_is_read_as_such(tpl: Template) -> None
     fn = tpl.functions["ListOrders"]
     assert "redis_client" in function_needs.dependencies(tpl, fn)
     assert function_needs.readied(fn) == {"orders"}
-    assert "redis_client" not in function_needs.container_graph()["orders"][0]
+    assert "redis_client" not in function_needs.container_graph()["orders"].uses
+
+
+@pytest.mark.usefixtures("handlers")  # every handler imported as the runtime imports it
+def test_a_dependency_looked_up_on_first_use_still_gets_its_settings(tpl: Template) -> None:
+    # FulfilOrder's cold start builds no product cache (nothing to invalidate when an order
+    # ships), but an order function may change stock: its pod gets the Redis URL.
+    fn = tpl.functions["FulfilOrder"]
+    assert "cache" in function_needs.container_graph()["order_ports"].later
+    assert "cache" not in built_at_cold_start("FulfilOrder")
+    assert "cache" not in function_needs.dependencies(tpl, fn)
+    assert "cache" in function_needs.dependencies(tpl, fn, later=True)
+    assert function_needs.uses_redis(tpl, fn)
 
 
 @pytest.mark.parametrize(
@@ -44,6 +56,5 @@ def test_a_function_that_touches_no_redis_is_read_as_such(tpl: Template) -> None
 def test_the_graph_reads_settings_through_self_settings_and_its_alias(
     name: str, setting: str
 ) -> None:
-    _, reads = function_needs.container_graph()[name]
-    assert setting in reads
-    assert "redis_url" in function_needs.container_graph()["redis_client"][0]
+    assert setting in function_needs.container_graph()[name].reads
+    assert "redis_url" in function_needs.container_graph()["redis_client"].uses

@@ -107,7 +107,7 @@ class World:
             for m in got:
                 self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
-    def pending(self, minutes_ago: int = 0) -> Order:
+    def pending(self, minutes_ago: int = 0, token: str = "tok_ok") -> Order:
         at = (datetime.now(UTC) - timedelta(minutes=minutes_ago)).isoformat(timespec="milliseconds")
         at = at.replace("+00:00", "Z")
         order = Order(
@@ -116,7 +116,7 @@ class World:
             lines=(OrderLine(PID, PRODUCT.name, PRODUCT.price, 2),),
             total=Money(1700, "EUR"),
             status=model.PENDING,
-            payment_token="tok_ok",
+            payment_token=token,
             created_at=at,
             updated_at=at,
             correlation_id="req-seed",
@@ -285,6 +285,27 @@ def test_order_function_answers_its_event(
     assert_calls_allowed(tpl, case.function, dynamodb_calls)
     if case.check is not None:
         case.check(body, world)
+
+
+def test_a_declined_payment_gives_the_stock_back_and_invalidates_the_cached_product(
+    handlers: dict[str, Handler], world: World, redis_client: Any
+) -> None:
+    from funcmart.adapters.redis_store import RedisProductCache
+
+    key = RedisProductCache.key(PID)
+    # GIVEN an order of 2 whose payment will be declined, and its product cached
+    world.reset()
+    world.pending(token="tok_decline")
+    redis_client.set(key, json.dumps(PRODUCT.to_dict()))
+    # WHEN ProcessOrder takes its OrderPlaced (its cold start built no product cache)
+    body = handlers["ProcessOrder"](load_event("process_order.json"), None)
+    # THEN the order failed, the stock is back, and the cached product was invalidated
+    assert body == {"batchItemFailures": []}
+    order = world.order()
+    assert order is not None
+    assert order.status == model.FAILED
+    assert world.stock() == PRODUCT.stock  # the 2 reserved when it was placed
+    assert redis_client.get(key) == RedisProductCache.TOMBSTONE
 
 
 def test_a_dead_letter_sooner_than_the_retry_budget_leaves_the_order_alone(

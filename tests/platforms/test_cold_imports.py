@@ -127,6 +127,13 @@ def test_a_queue_or_scheduled_function_loads_no_validation_library(module: str) 
     ] == []
 
 
+@pytest.mark.parametrize("module", ["fulfil_order", "process_order"])
+def test_an_order_consumer_loads_no_redis_client_at_cold_start(module: str) -> None:
+    # The product cache is looked up when an order first changes stock (a payment declined,
+    # a cancellation): shipping an order or taking its payment never needs Redis.
+    assert "redis.client" not in cold_start(module)["modules"]  # type: ignore[operator]
+
+
 @pytest.mark.parametrize("module", ["health", "get_product"])
 def test_no_function_loads_boto3(module: str) -> None:
     assert "boto3" not in cold_start(module)["modules"]  # type: ignore[operator]
