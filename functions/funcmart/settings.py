@@ -374,9 +374,9 @@ def coerce(name: str, type_: Any, raw: str) -> Any:
     kind = str(type_)
     try:
         if kind.startswith("int"):
-            return int(raw)
+            return _int(raw)
         if kind.startswith("float"):
-            return float(raw)
+            return _float(raw)
     except ValueError as exc:
         raise SettingsError(f"{name} must be a number, got {raw!r}") from exc
     if kind.startswith("Path"):
