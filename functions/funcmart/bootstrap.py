@@ -353,6 +353,10 @@ class Container:
     def order_ports(self) -> OrderPorts:
         from funcmart.services.orders import OrderPorts
 
+        # The Redis URL (on AWS read from its secret) is resolved now, though the product
+        # cache below is built on first use: a secret that cannot be read stops the cold
+        # start, not an order whose change is already saved when it invalidates the cache.
+        self.redis_url  # noqa: B018
         return OrderPorts(
             orders=self.orders,
             # Built on first use: most order functions never pay, and the provider's client

@@ -225,13 +225,14 @@ class Settings:
         values: dict[str, Any] = {}
         problems: list[str] = []
         for name, spec in specs.items():
-            if name in overrides:
+            given = name in overrides  # an argument is read as given, None included
+            if given:
                 raw = overrides[name]
             else:
                 raw = next((env[n] for n in spec.env if env.get(n)), None)
                 if raw is None and name == "metrics_backend" and on_lambda(env):
                     raw = "emf"
-            if raw is None:
+            if raw is None and not given:
                 if spec.required:
                     problems.append(f"{spec.env[0]} is not set")
                 continue
@@ -267,8 +268,10 @@ class _Spec:
     def read(self, raw: Any) -> Any:
         """`raw` (a string from the environment, or an argument's value) as this setting's
         type; ValueError saying what is wrong."""
-        if raw is None and self.optional:
-            return None
+        if raw is None:
+            if self.optional:
+                return None
+            raise ValueError("must be set")
         value = self._typed(raw)
         if self.check is not None:
             self.check(value)
@@ -297,12 +300,22 @@ def _bool(raw: Any) -> bool:
 
 
 def _int(raw: Any) -> int:
+    """A whole number, also when written with a fractional part of zero (`10.0`: what a
+    CloudFormation Number parameter passes on as it was typed)."""
     if isinstance(raw, int) and not isinstance(raw, bool):
         return raw
+    text = str(raw).strip()
     try:
-        return int(str(raw).strip())
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        number = float(text)
     except ValueError:
         raise ValueError("must be a valid integer") from None
+    if not number.is_integer():
+        raise ValueError("must be a whole number")
+    return int(number)
 
 
 def _float(raw: Any) -> float:

@@ -44,3 +44,20 @@ def test_a_secret_that_is_no_redis_url_stops_the_cold_start(secrets: Any) -> Non
     with pytest.raises(SettingsError, match="REDIS_URL_SECRET_ID") as refused:
         _ = container(REDIS_URL_SECRET_ID="funcmart/redis-url").redis_url
     assert "s3cret" not in str(refused.value)
+
+
+def test_an_order_function_reads_the_secret_at_cold_start_though_it_builds_no_redis_client(
+    secrets: Any,
+) -> None:
+    # GIVEN a Redis URL secret that is no Redis URL
+    secrets.create_secret(Name="funcmart/redis-url", SecretString="s3cret-password-only")
+    deps = container(REDIS_URL_SECRET_ID="funcmart/redis-url")
+    # WHEN an order function readies its ports (FulfilOrder's cold start)
+    # THEN the cold start stops, before any order is changed and its cache invalidated
+    with pytest.raises(SettingsError, match="REDIS_URL_SECRET_ID"):
+        deps.ready("order_ports")
+    # AND with a good secret the URL is read then, and the client is left to its first use
+    secrets.put_secret_value(SecretId="funcmart/redis-url", SecretString="redis://cache:6379/0")
+    good = container(REDIS_URL_SECRET_ID="funcmart/redis-url").ready("order_ports")
+    assert good.built("redis_url") == "redis://cache:6379/0"
+    assert good.built("redis_client") is None

@@ -45,6 +45,7 @@ def test_the_event_signing_keys_are_read_but_never_shown():
         ("MAX_BODY_BYTES", "lots", "valid integer"),
         ("BATCH_CONCURRENCY", "0", "greater than or equal to 1"),
         ("BATCH_CONCURRENCY", "101", "less than or equal to 100"),
+        ("BATCH_CONCURRENCY", "2.5", "whole number"),
         ("HEALTH_TIMEOUT_SECONDS", "nan", "finite"),
         ("HEALTH_TIMEOUT_SECONDS", "0", "greater than 0"),
         ("FUNCMART_CLIENTS_AT_COLD_START", "maybe", "true or false"),
@@ -79,6 +80,18 @@ def test_arguments_are_checked_as_the_environment_is():
         Settings.load(BASE, max_body_bytes=0)
     with pytest.raises(SettingsError, match="PUBLISHER"):
         Settings.load(BASE, publisher="kafka")
+
+
+def test_a_whole_number_may_be_written_with_a_zero_fraction():
+    # CloudFormation passes a Number parameter on as it was typed (RetryBackoffBaseSeconds=2.0)
+    s = Settings.load({**BASE, "RETRY_BACKOFF_BASE_SECONDS": "2.0", "MAX_BODY_BYTES": " 100 "})
+    assert (s.retry_backoff_base_seconds, s.max_body_bytes) == (2, 100)
+
+
+def test_none_given_for_a_setting_that_needs_a_value_is_refused():
+    with pytest.raises(SettingsError, match="METRICS_BACKEND=None: must be set"):
+        Settings.load(BASE, metrics_backend=None)
+    assert Settings.load(BASE, dead_letter_queue_url=None).dead_letter_queue_url is None
 
 
 def test_a_missing_table_is_refused():
