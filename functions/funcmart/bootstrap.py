@@ -423,7 +423,10 @@ class _DeferredPayments:
 
 
 class _DeferredPublisher:
-    """The container's publisher, looked up when an event is published."""
+    """The container's publisher, looked up when an event is published. It holds the
+    container, not a lambda naming the publisher as `_DeferredCache` does: tools/function_needs
+    would read that as a later use and give every order function's pod the signing key, where
+    only those that name the publisher in `ready` publish."""
 
     def __init__(self, container: Container) -> None:
         self._container = container
